@@ -1,0 +1,157 @@
+# libfutures - a plain Makefile.
+#
+#   make                 build/libfutures.a and build/libfutures.so
+#   make demo            build and run the gather demo
+#   make test            Criterion suites, exported-symbol and C++ header checks
+#   make check           test + suites under ASan/UBSan + stress programs under TSan
+#                        + an install into a scratch prefix used through pkg-config
+#   make install         PREFIX, DESTDIR, LIBDIR, INCLUDEDIR as usual
+#   make DEBUG=1 ...     error-checking mutexes and reference-count checks
+
+VERSION_MAJOR := 0
+VERSION_MINOR := 1
+VERSION_PATCH := 0
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+
+CC ?= cc
+CXX ?= c++
+CFLAGS ?= -O2 -g
+WERROR ?= -Werror
+DEBUG ?= 0
+
+# What the code needs, whatever CFLAGS the user passes.
+BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra $(WERROR) \
+               -Iinclude -DFUT_DEBUG=$(DEBUG) -pthread
+LIB_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden
+
+B := build
+LIB_SRC := $(wildcard lib/*.c)
+LIB_HDR := include/futures.h lib/internal.h
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_HDR := $(wildcard tests/unit/*.h)
+STRESS_SRC := $(wildcard tests/stress/*.c)
+SAMPLE_SRC := $(wildcard samples/*.c)
+
+STATIC := $(B)/libfutures.a
+SONAME := libfutures.so.$(VERSION_MAJOR)
+SHARED := $(B)/libfutures.so.$(VERSION)
+
+.PHONY: all test check install uninstall clean samples demo docs bench \
+        criterion unit asan tsan exports header-cxx install-test
+
+all: $(STATIC) $(SHARED) $(B)/libfutures.so
+
+# ---------------------------------------------------------------- library --
+
+$(B)/obj/%.o: lib/%.c $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) $(CFLAGS) -c $< -o $@
+
+LIB_OBJ := $(LIB_SRC:lib/%.c=$(B)/obj/%.o)
+
+$(STATIC): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared -pthread -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^
+
+$(B)/libfutures.so: $(SHARED)
+	ln -sf libfutures.so.$(VERSION) $(B)/$(SONAME)
+	ln -sf $(SONAME) $@
+
+# ---------------------------------------------------------------- samples --
+
+$(B)/samples/%: samples/%.c $(STATIC) include/futures.h
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $< $(STATIC) -o $@ -lm
+
+samples: $(SAMPLE_SRC:samples/%.c=$(B)/samples/%)
+
+demo: $(B)/samples/gather
+	$(B)/samples/gather
+
+# ------------------------------------------------------------------ tests --
+
+# Installs Criterion on a fresh Debian machine (we run as root there).
+criterion:
+	@echo '#include <criterion/criterion.h>' | $(CC) -E -x c - >/dev/null 2>&1 || \
+	  { echo "Criterion missing: installing libcriterion-dev"; \
+	    apt-get update -qq && apt-get install -y -qq libcriterion-dev; }
+
+$(B)/tests/unit: $(UNIT_SRC) $(UNIT_HDR) $(STATIC) | criterion
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -D_GNU_SOURCE -Ilib $(CFLAGS) $(UNIT_SRC) $(STATIC) -o $@ -lcriterion
+
+unit: $(B)/tests/unit
+	$(B)/tests/unit -j2
+
+exports: $(SHARED)
+	tests/exports.sh include/futures.h $(SHARED)
+
+header-cxx:
+	$(CXX) -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only -x c++ tests/header.cpp
+
+test: unit exports header-cxx
+
+# The same suites with AddressSanitizer and UBSan, in a tree of their own.
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+asan: | criterion
+	$(MAKE) --no-print-directory B=$(B)/asan CFLAGS="$(ASAN_FLAGS)" \
+	    LDFLAGS="-fsanitize=address,undefined" $(B)/asan/tests/unit
+	ASAN_OPTIONS=detect_leaks=1 $(B)/asan/tests/unit -j2
+
+# Stress programs (plain main, Criterion cannot run under TSan).
+TSAN_FLAGS := -O1 -g -fsanitize=thread
+STRESS_BIN = $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
+$(B)/stress/%: tests/stress/%.c $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -D_GNU_SOURCE -Ilib $(CFLAGS) $< $(STATIC) -o $@
+
+tsan:
+	$(MAKE) --no-print-directory B=$(B)/tsan CFLAGS="$(TSAN_FLAGS)" \
+	    $(STRESS_SRC:tests/stress/%.c=$(B)/tsan/stress/%)
+	@for t in $(STRESS_SRC:tests/stress/%.c=$(B)/tsan/stress/%); do \
+	    echo "== $$t"; TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $$t || exit 1; done
+
+# Installs into a scratch prefix and builds a program against it with pkg-config.
+install-test: all
+	rm -rf $(B)/stage
+	$(MAKE) --no-print-directory install PREFIX=$(abspath $(B)/stage)
+	$(CC) tests/install/app.c $$(PKG_CONFIG_PATH=$(B)/stage/lib/pkgconfig pkg-config --cflags --libs futures) \
+	    -o $(B)/stage/app
+	LD_LIBRARY_PATH=$(B)/stage/lib $(B)/stage/app
+	$(CC) tests/install/app.c \
+	    $$(PKG_CONFIG_PATH=$(B)/stage/lib/pkgconfig pkg-config --cflags futures) \
+	    $(B)/stage/lib/libfutures.a $$(PKG_CONFIG_PATH=$(B)/stage/lib/pkgconfig pkg-config --libs-only-other --static futures) \
+	    -o $(B)/stage/app-static
+	$(B)/stage/app-static
+
+check: test asan tsan install-test
+
+# ---------------------------------------------------------------- install --
+
+install: all
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 include/futures.h $(DESTDIR)$(INCLUDEDIR)/futures.h
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libfutures.a
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libfutures.so.$(VERSION)
+	ln -sf libfutures.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libfutures.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    futures.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/futures.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/futures.h $(DESTDIR)$(LIBDIR)/libfutures.a \
+	      $(DESTDIR)$(LIBDIR)/libfutures.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libfutures.so $(DESTDIR)$(PKGCONFIGDIR)/futures.pc
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,298 @@
+/*
+ * futures.h - libfutures, futures and a worker pool for C11 on POSIX threads.
+ *
+ * A pool runs submitted functions on worker threads and hands back a future
+ * for each one. A future settles exactly once: it succeeds with a value (a
+ * pointer of the user's, never freed by the library), fails with a positive
+ * error code, or is cancelled (failure with ECANCELED). Code can wait for a
+ * future, chain work onto it (future_then, future_catch), join many
+ * (when_all, when_any), or complete one by hand through a promise.
+ *
+ * Conventions that hold for every function below:
+ *  - Functions returning int return 0 or a positive errno value. Functions
+ *    returning a handle return NULL and set errno on failure. A call that
+ *    fails has consumed nothing: no callback will run and no reference was
+ *    taken.
+ *  - Every returned future_t * carries one reference that belongs to the
+ *    caller; drop it with future_release(). Functions that take futures
+ *    borrow them and never consume the caller's reference.
+ *  - Every function may be called from any thread at any time, including from
+ *    inside a task or callback.
+ *  - User callbacks never run inside the call that registered or triggered
+ *    them, and never with a library lock held.
+ */
+#ifndef FUTURES_H
+#define FUTURES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define FUTURES_API __attribute__((visibility("default")))
+#else
+#define FUTURES_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FUTURES_VERSION_MAJOR 0
+#define FUTURES_VERSION_MINOR 1
+#define FUTURES_VERSION_PATCH 0
+
+typedef struct pool pool_t;       /* a set of worker threads and their queue */
+typedef struct future future_t;   /* a reference-counted eventual outcome */
+typedef struct promise promise_t; /* the writing end of a future */
+
+/*
+ * A task. It starts with *result == NULL. Return 0 to succeed with *result
+ * as the future's value, or a positive error code to fail with it.
+ */
+typedef int (*task_fn)(void *arg, void **result);
+
+/* A continuation run on the value of a predecessor that succeeded. */
+typedef int (*then_fn)(void *value, void *arg, void **result);
+
+/* A continuation run on the error of a predecessor that failed. */
+typedef int (*catch_fn)(int error, void *arg, void **result);
+
+/* Modes for pool_shutdown(). */
+#define POOL_DRAIN 0  /* refuse new tasks, run every queued one */
+#define POOL_CANCEL 1 /* refuse new tasks, cancel every queued one */
+
+/* ---------------------------------------------------------------- pools -- */
+
+/**
+ * pool_create() - start a pool of @nthreads worker threads.
+ *
+ * @nthreads == 0 means one thread per online CPU. The pool keeps that many
+ * threads ready for tasks; while a task blocks in future_wait() the pool
+ * starts a stand-in thread so that its capacity never drops (see
+ * future_wait()). Stand-ins that stay idle for a while exit again.
+ * If some but not all threads could be started, the pool runs with the
+ * threads it got (at least one).
+ * Ownership: the pool is yours; end it with pool_destroy().
+ * Errors: NULL with errno ENOMEM, or EAGAIN when no thread could be started.
+ */
+FUTURES_API pool_t *pool_create(size_t nthreads);
+
+/**
+ * pool_submit() - queue fn(arg, &result) to run on one of @pool's threads.
+ *
+ * Returns the task's future, which settles with the task's outcome, or with
+ * ECANCELED if the task is cancelled before it starts. The task runs even if
+ * every reference to its future is released first (fire and forget).
+ * Ownership: the result is a new reference, yours; @arg stays yours.
+ * Errors: NULL with errno EINVAL (NULL @pool or @fn), ENOMEM, or ESHUTDOWN
+ * after pool_shutdown(); @fn will never run.
+ */
+FUTURES_API future_t *pool_submit(pool_t *pool, task_fn fn, void *arg);
+
+/**
+ * pool_shutdown() - stop @pool accepting tasks.
+ *
+ * POOL_DRAIN lets every queued task run; POOL_CANCEL cancels every queued
+ * task (its future fails with ECANCELED) while running tasks finish. Either
+ * way pool_submit() fails with ESHUTDOWN from now on. Continuations of tasks
+ * the pool accepted still run: on @pool while it drains, on the default pool
+ * once @pool no longer runs tasks. Returns at once; pool_destroy() waits.
+ * Calling it again, or with a NULL pool or on pool_default(), does nothing;
+ * an unknown @mode is treated as POOL_DRAIN.
+ */
+FUTURES_API void pool_shutdown(pool_t *pool, int mode);
+
+/**
+ * pool_destroy() - shut @pool down, wait for its threads, release it.
+ *
+ * Drains @pool first unless pool_shutdown() was called. Futures that came
+ * from the pool stay valid. Called from one of @pool's own tasks it cannot
+ * wait for itself: it shuts the pool down (drain) and returns, and the pool
+ * ends once its last task has finished.
+ * Does nothing for NULL or pool_default().
+ */
+FUTURES_API void pool_destroy(pool_t *pool);
+
+/**
+ * pool_default() - the process-wide pool, started on first use.
+ *
+ * It has one thread per online CPU and runs the continuations of futures
+ * that no pool ran (promises, when_all, when_any, future_resolved). It is
+ * never shut down: pool_shutdown() and pool_destroy() ignore it.
+ * Ownership: borrowed; never release it.
+ * Errors: NULL with errno ENOMEM or EAGAIN; a later call tries again.
+ */
+FUTURES_API pool_t *pool_default(void);
+
+/* -------------------------------------------------------------- futures -- */
+
+/**
+ * future_wait() - block until @f settles and return its outcome.
+ *
+ * Returns 0 and stores the value in *@value (when @value is not NULL) if @f
+ * succeeded, or returns its error (ECANCELED if it was cancelled). May be
+ * called any number of times from any number of threads: the outcome never
+ * changes. Called inside a pool task it does not deadlock, even on a pool of
+ * one thread: the pool starts a stand-in thread for the one that waits.
+ * Ownership: borrows @f.
+ * Errors: EINVAL for a NULL @f; EDEADLK when a task waits for its own future.
+ */
+FUTURES_API int future_wait(future_t *f, void **value);
+
+/**
+ * future_wait_for() - wait at most @timeout_ns nanoseconds for @f to settle.
+ *
+ * Returns true if @f has settled (then future_wait() returns at once), false
+ * on timeout, for a NULL @f, or when a task waits for its own future.
+ * The timeout is measured on CLOCK_MONOTONIC; 0 only polls.
+ */
+FUTURES_API bool future_wait_for(future_t *f, uint64_t timeout_ns);
+
+/**
+ * future_is_ready() - true if @f has settled (false for NULL). Never blocks.
+ */
+FUTURES_API bool future_is_ready(const future_t *f);
+
+/**
+ * future_then() - run @fn on @f's value once @f has succeeded.
+ *
+ * Returns a new future that settles with @fn's outcome, or with @f's error if
+ * @f failed or was cancelled (then @fn never runs). @fn runs on a pool
+ * thread, never inside this call: on the pool that ran @f, or on
+ * pool_default() for futures no pool ran. Any number of continuations may
+ * be attached to one future, before or after it settles; chains of any
+ * length never grow the stack.
+ * Ownership: borrows @f; the result is a new reference, yours.
+ * Errors: NULL with errno EINVAL (NULL @f or @fn) or ENOMEM; nothing was
+ * registered.
+ */
+FUTURES_API future_t *future_then(future_t *f, then_fn fn, void *arg);
+
+/**
+ * future_catch() - run @fn on @f's error once @f has failed.
+ *
+ * The mirror of future_then(): @fn runs only if @f failed or was cancelled
+ * (error ECANCELED) and may recover by returning 0 with a value. If @f
+ * succeeded, the result succeeds with @f's value and @fn never runs.
+ * Ownership, thread and errors as for future_then().
+ */
+FUTURES_API future_t *future_catch(future_t *f, catch_fn fn, void *arg);
+
+/**
+ * future_cancel() - ask @f to settle with ECANCELED.
+ *
+ * Returns true if @f was cancelled by this call: a task that had not started
+ * (it will never run), a continuation or combinator still waiting for its
+ * inputs (its callback will never run), or an unsettled promise's future.
+ * Returns false if @f has settled already, or is a task that is running:
+ * then the request is recorded, task_cancelled() turns true inside it, and
+ * the task's own return decides the outcome. Dependents see ECANCELED as an
+ * ordinary failure. Never runs a callback inside the call.
+ * Ownership: borrows @f. Errors: false for NULL.
+ */
+FUTURES_API bool future_cancel(future_t *f);
+
+/**
+ * task_cancelled() - inside a running task or callback: has its future been
+ * asked to cancel? False outside a task.
+ */
+FUTURES_API bool task_cancelled(void);
+
+/**
+ * future_retain() - add a reference to @f and return @f (NULL for NULL).
+ */
+FUTURES_API future_t *future_retain(future_t *f);
+
+/**
+ * future_release() - drop one reference to @f. NULL is a harmless no-op.
+ *
+ * The future's memory goes once it has settled and nothing refers to it;
+ * an unsettled task still runs. The value is the user's and is not freed.
+ */
+FUTURES_API void future_release(future_t *f);
+
+/**
+ * future_resolved() - a future that has already succeeded with @value.
+ * Errors: NULL with errno ENOMEM.
+ */
+FUTURES_API future_t *future_resolved(void *value);
+
+/**
+ * future_failed() - a future that has already failed with @error.
+ * Errors: NULL with errno EINVAL if @error is not positive, or ENOMEM.
+ */
+FUTURES_API future_t *future_failed(int error);
+
+/* ---------------------------------------------------------- combinators -- */
+
+/**
+ * when_all() - a future that settles once every one of @futures has.
+ *
+ * It succeeds with value NULL if every input succeeded, and otherwise fails
+ * with the error of the lowest-index input that failed; it never settles
+ * before the last input. Values stay in the inputs: read them with
+ * future_wait(). @n == 0 gives a future that has already succeeded.
+ * Inputs may repeat and may come from different pools or promises.
+ * Cancelling the result does not cancel the inputs.
+ * Ownership: borrows the array and the inputs (it keeps references of its
+ * own); the result is a new reference, yours.
+ * Errors: NULL with errno EINVAL (NULL @futures with @n > 0, or a NULL
+ * input) or ENOMEM.
+ */
+FUTURES_API future_t *when_all(future_t *const *futures, size_t n);
+
+/**
+ * when_any() - a future that settles as soon as one of @futures settles.
+ *
+ * It succeeds with the index i of the first input to settle, as
+ * (void *)(uintptr_t)i, whether that input succeeded or failed: inspect
+ * futures[i] for its outcome. Cancelling the result does not cancel the
+ * inputs. Ownership as for when_all().
+ * Errors: NULL with errno EINVAL (@n == 0, NULL @futures, or a NULL input)
+ * or ENOMEM.
+ */
+FUTURES_API future_t *when_any(future_t *const *futures, size_t n);
+
+/* ------------------------------------------------------------- promises -- */
+
+/**
+ * promise_create() - a promise: a future that any code settles by hand.
+ * Ownership: yours; end it with promise_release().
+ * Errors: NULL with errno ENOMEM.
+ */
+FUTURES_API promise_t *promise_create(void);
+
+/**
+ * promise_future() - the future of @p; each call returns a new reference.
+ * Errors: NULL with errno EINVAL for a NULL @p.
+ */
+FUTURES_API future_t *promise_future(promise_t *p);
+
+/**
+ * promise_resolve() - settle @p's future with success and @value.
+ * Continuations run on pool threads, never inside this call.
+ * Errors: EINVAL (NULL @p), EALREADY if the future has settled already
+ * (the first settlement wins, including a cancellation).
+ */
+FUTURES_API int promise_resolve(promise_t *p, void *value);
+
+/**
+ * promise_reject() - settle @p's future with failure @error.
+ * Errors: EINVAL (NULL @p, or @error not positive), EALREADY as above.
+ */
+FUTURES_API int promise_reject(promise_t *p, int error);
+
+/**
+ * promise_release() - give up @p. NULL is a harmless no-op.
+ *
+ * If its future has not settled, it fails with EPIPE (a broken promise), so
+ * no waiter hangs forever. References to the future stay valid.
+ */
+FUTURES_API void promise_release(promise_t *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FUTURES_H */

@@ -1,0 +1,299 @@
+/*
+ * future.c - the future: references, settling, running, waiting, cancelling.
+ *
+ * Every future, whatever made it, is a struct future at the start of its
+ * allocation; what differs (a task's function, a continuation's callback, a
+ * combinator's inputs) follows it and is reached through f->ops.
+ *
+ * The state machine is written out in internal.h. Its rules:
+ *  - state, error, value, watchers and nwaiters change only under the
+ *    future's stripe lock (stripe.c); state is also read without the lock,
+ *    with acquire order, to make the settled fast paths free;
+ *  - error and value are written before state becomes SETTLED (release), so
+ *    whoever sees SETTLED sees the outcome;
+ *  - once SETTLED, the watcher list belongs to the settling thread, which
+ *    hands it to fut__deliver() after dropping the lock.
+ *
+ * References: the caller's handle, a queued future's run-queue entry, and
+ * each armed set of watches on it (watch.c) each own one. The count never
+ * reaches zero on an unsettled future that anyone can still reach.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The future whose work this thread is running (for task_cancelled()). */
+static _Thread_local future_t *running;
+
+future_t *fut__running(void)
+{
+    return running;
+}
+
+future_t *fut__new(size_t size, const struct fut__ops *ops, int state, unsigned refs)
+{
+    future_t *f = fut__calloc(size);
+    if (!f)
+        return NULL;
+    f->ops = ops;
+    atomic_init(&f->refs, refs);
+    atomic_init(&f->state, state);
+    atomic_init(&f->cancel_requested, false);
+    return f;
+}
+
+/* Frees a future nobody refers to, or one that was never handed out. */
+void fut__free(future_t *f)
+{
+    if (f->exec)
+        f->exec->ops->release(f->exec);
+    fut__mem_free(f);
+}
+
+void fut__set_exec(future_t *f, struct fut__exec *exec)
+{
+    if (exec)
+        exec->ops->retain(exec);
+    f->exec = exec;
+}
+
+future_t *future_retain(future_t *f)
+{
+    if (f)
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return f;
+}
+
+void future_release(future_t *f)
+{
+    if (!f)
+        return;
+    unsigned old = atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel);
+    if (old == 1) {
+        if (FUT_DEBUG && !fut__is_settled(f))
+            fut__panic("last reference to an unsettled future released");
+        fut__free(f);
+    } else if (old == 0) {
+        fut__panic("future released more than retained");
+    }
+}
+
+/*
+ * Settles @f under its lock, which the caller holds, and returns the
+ * watchers to tell once the lock is dropped.
+ */
+static struct fut__watch *settle_locked(future_t *f, struct fut__stripe *s, int error, void *value)
+{
+    struct fut__watch *list = f->watchers;
+    f->watchers = NULL;
+    f->error = error;
+    f->value = error ? NULL : value;
+    atomic_store_explicit(&f->state, FUT_SETTLED, memory_order_release);
+    if (f->nwaiters)
+        pthread_cond_broadcast(&s->cond);
+    return list;
+}
+
+/*
+ * Settles @f with @error (0: success with @value) unless it has settled
+ * already. Returns true if this call settled it. The caller holds a
+ * reference to @f.
+ */
+bool fut__settle(future_t *f, int error, void *value)
+{
+    struct fut__stripe *s = fut__lock(f);
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) == FUT_SETTLED) {
+        fut__unlock(s);
+        return false;
+    }
+    struct fut__watch *list = settle_locked(f, s, error, value);
+    fut__unlock(s);
+    fut__deliver(list);
+    return true;
+}
+
+/*
+ * Moves a PENDING future whose inputs are ready to QUEUED and hands it to its
+ * executor, unless it was cancelled meanwhile. The run queue gets a
+ * reference of its own.
+ */
+void fut__enqueue(future_t *f)
+{
+    struct fut__stripe *s = fut__lock(f);
+    bool pending = atomic_load_explicit(&f->state, memory_order_relaxed) == FUT_PENDING;
+    if (pending)
+        atomic_store_explicit(&f->state, FUT_QUEUED, memory_order_relaxed);
+    fut__unlock(s);
+    if (pending)
+        fut__schedule(future_retain(f));
+}
+
+/*
+ * Runs a QUEUED future taken from a run queue, unless it was cancelled while
+ * it waited. The caller owns the queue's reference and drops it afterwards.
+ */
+void fut__run(future_t *f)
+{
+    struct fut__stripe *s = fut__lock(f);
+    bool queued = atomic_load_explicit(&f->state, memory_order_relaxed) == FUT_QUEUED;
+    if (queued)
+        atomic_store_explicit(&f->state, FUT_RUNNING, memory_order_relaxed);
+    fut__unlock(s);
+    if (!queued)
+        return;
+
+    future_t *outer = running; /* non-NULL when helping inside a wait */
+    void *result = NULL;
+    running = f;
+    int error = f->ops->run(f, &result);
+    running = outer;
+    fut__settle(f, error, result);
+}
+
+/* ------------------------------------------------------------- waiting -- */
+
+static bool passed(const struct timespec *deadline)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+/*
+ * One step of waiting for @f with its stripe @s locked. Returns false once
+ * @deadline (NULL: none) has passed.
+ */
+static bool wait_step(future_t *f, struct fut__stripe **s, enum fut__block how,
+                      const struct timespec *deadline)
+{
+    if (how == FUT_BLOCK_HELP) {
+        /* No stand-in thread could be started: run queued work here, and
+         * poll, since new work that @f needs would not wake this thread. */
+        fut__unlock(*s);
+        bool helped = fut__help_one();
+        *s = fut__lock(f);
+        if (!helped) {
+            struct timespec soon;
+            fut__deadline(&soon, 1000000);
+            pthread_cond_timedwait(&(*s)->cond, &(*s)->lock, &soon);
+        }
+        return !deadline || !passed(deadline);
+    }
+    if (!deadline) {
+        pthread_cond_wait(&(*s)->cond, &(*s)->lock);
+        return true;
+    }
+    return pthread_cond_timedwait(&(*s)->cond, &(*s)->lock, deadline) != ETIMEDOUT;
+}
+
+/*
+ * Blocks until @f settles or @deadline passes; returns whether it settled.
+ * A pool thread that blocks asks its pool for a stand-in first (sched.c).
+ */
+static bool block_on(future_t *f, const struct timespec *deadline)
+{
+    enum fut__block how = fut__block_begin();
+    struct fut__stripe *s = fut__lock(f);
+    f->nwaiters++;
+    while (atomic_load_explicit(&f->state, memory_order_relaxed) != FUT_SETTLED &&
+           wait_step(f, &s, how, deadline))
+        ;
+    f->nwaiters--;
+    bool settled = atomic_load_explicit(&f->state, memory_order_relaxed) == FUT_SETTLED;
+    fut__unlock(s);
+    fut__block_end(how);
+    return settled;
+}
+
+int future_wait(future_t *f, void **value)
+{
+    if (!f)
+        return EINVAL;
+    if (!fut__is_settled(f)) {
+        if (f == running)
+            return EDEADLK;
+        block_on(f, NULL);
+    }
+    if (value && f->error == 0)
+        *value = f->value;
+    return f->error;
+}
+
+bool future_wait_for(future_t *f, uint64_t timeout_ns)
+{
+    if (!f)
+        return false;
+    if (fut__is_settled(f))
+        return true;
+    if (f == running || timeout_ns == 0)
+        return false;
+    struct timespec deadline;
+    fut__deadline(&deadline, timeout_ns);
+    return block_on(f, &deadline);
+}
+
+bool future_is_ready(const future_t *f)
+{
+    return f && fut__is_settled(f);
+}
+
+/* ---------------------------------------------------------- cancelling -- */
+
+bool future_cancel(future_t *f)
+{
+    if (!f)
+        return false;
+    struct fut__stripe *s = fut__lock(f);
+    int state = atomic_load_explicit(&f->state, memory_order_relaxed);
+    if (state == FUT_SETTLED || state == FUT_RUNNING) {
+        if (state == FUT_RUNNING)
+            atomic_store(&f->cancel_requested, true);
+        fut__unlock(s);
+        return false;
+    }
+    /* A queued future stays in its run queue; the worker that takes it
+     * sees that it settled and drops it (fut__run). */
+    struct fut__watch *list = settle_locked(f, s, ECANCELED, NULL);
+    fut__unlock(s);
+    if (f->ops->detach)
+        f->ops->detach(f);
+    fut__deliver(list);
+    return true;
+}
+
+bool task_cancelled(void)
+{
+    return running && atomic_load(&running->cancel_requested);
+}
+
+/* ------------------------------------------------ already-settled futures -- */
+
+static const struct fut__ops settled_ops = {NULL, NULL};
+
+static future_t *settled_future(int error, void *value)
+{
+    future_t *f = fut__new(sizeof *f, &settled_ops, FUT_SETTLED, 1);
+    if (f) {
+        f->error = error;
+        f->value = value;
+    }
+    return f;
+}
+
+future_t *future_resolved(void *value)
+{
+    return settled_future(0, value);
+}
+
+future_t *future_failed(int error)
+{
+    if (error <= 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return settled_future(error, NULL);
+}

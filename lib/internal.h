@@ -1,0 +1,179 @@
+/*
+ * internal.h - what libfutures' source files share. Never installed.
+ *
+ * The pieces, and the file that owns each:
+ *   future.c       the future: references, states, settling, waiting, cancel
+ *   watch.c        watch lists: how one future learns that another settled
+ *   then.c         future_then / future_catch continuations
+ *   combinators.c  when_all / when_any
+ *   promise.c      promises
+ *   sched.c        pools: worker threads, the run queue, sleeping and waking
+ *   stripe.c       the striped locks and condition variables futures use
+ *   alloc.c        every allocation and thread start, with fault injection
+ *
+ * A future's life, written out (its state field; the lock is its stripe's):
+ *
+ *   PENDING --(inputs settle)--> QUEUED --(a worker takes it)--> RUNNING
+ *      |                           |                               |
+ *      +---------------------------+-------------------------------+--> SETTLED
+ *
+ * Tasks start QUEUED; continuations and combinators start PENDING; promises
+ * stay PENDING until settled by hand. Cancellation settles PENDING and QUEUED
+ * futures at once; a RUNNING one only gets its cancel_requested flag.
+ * SETTLED is final, and error == 0 means success.
+ */
+#ifndef FUTURES_INTERNAL_H
+#define FUTURES_INTERNAL_H
+
+#include "futures.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifndef FUT_DEBUG
+#define FUT_DEBUG 0
+#endif
+
+#define fut__container_of(ptr, type, member)                                   \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+enum fut__state { FUT_PENDING, FUT_QUEUED, FUT_RUNNING, FUT_SETTLED };
+
+/* ------------------------------------------------------------- executors -- */
+
+/*
+ * Something that runs futures: a pool today, an event loop later. schedule()
+ * takes over one reference to @f (QUEUED) and must eventually run it with
+ * fut__run() or settle it; it never fails and never runs @f inside the call.
+ */
+struct fut__exec;
+struct fut__exec_ops {
+    void (*schedule)(struct fut__exec *exec, future_t *f);
+    void (*retain)(struct fut__exec *exec);
+    void (*release)(struct fut__exec *exec);
+};
+struct fut__exec {
+    const struct fut__exec_ops *ops;
+};
+
+/* ---------------------------------------------------------------- watches -- */
+
+/*
+ * How one future (the owner: a continuation, when_all, when_any) learns that
+ * its inputs settled. The owner embeds a fut__inputs and one fut__watch per
+ * input; each watch is a node in its input's (the target's) list.
+ *
+ * Lifetimes are counted in pins: one per watch that has not ended, one for
+ * the thread arming the set, one for each fut__inputs_detach() in progress.
+ * While any pin remains, the set holds a reference to every target and one
+ * to the owner, so a watch's memory and its target are always valid to
+ * whoever holds a pin. A watch ends exactly once: when its target settles
+ * (then notify() runs) or when fut__inputs_detach() unlinks it first. The
+ * last pin to go releases the targets and the owner.
+ *
+ * notify() is internal code, never a user callback. Notifications pass
+ * through a per-thread queue, so a settlement that causes another inside a
+ * notification never deepens the stack.
+ */
+struct fut__inputs;
+struct fut__watch {
+    struct fut__watch *prev, *next; /* target's list, then the queue */
+    future_t *target;
+    struct fut__inputs *set;
+    bool linked; /* put in target's list; under target's stripe lock */
+};
+
+struct fut__inputs {
+    future_t *owner;
+    void (*notify)(struct fut__inputs *in, size_t index);
+    atomic_uint pins;
+    size_t n;
+    struct fut__watch *w; /* n watches, embedded in the owner */
+};
+
+void fut__inputs_init(struct fut__inputs *in, future_t *owner,
+                      struct fut__watch *w, future_t *const *targets, size_t n,
+                      void (*notify)(struct fut__inputs *, size_t));
+void fut__inputs_arm(struct fut__inputs *in);
+void fut__inputs_detach(struct fut__inputs *in);
+void fut__deliver(struct fut__watch *list);
+
+/* ---------------------------------------------------------------- futures -- */
+
+struct fut__ops {
+    /* Runs a QUEUED future's work; returns its error, 0 with *result. */
+    int (*run)(future_t *f, void **result);
+    /* After a PENDING future settled early (cancelled, when_any decided):
+     * let go of the inputs it still watches. */
+    void (*detach)(future_t *f);
+};
+
+struct future {
+    const struct fut__ops *ops;
+    atomic_uint refs;
+    atomic_int state;            /* enum fut__state */
+    atomic_bool cancel_requested;
+    unsigned nwaiters;           /* threads blocked on it; stripe lock */
+    int error;                   /* valid once SETTLED */
+    void *value;                 /* valid once SETTLED */
+    struct fut__watch *watchers; /* stripe lock; owned by the settler after */
+    struct fut__exec *exec;      /* runs it and its continuations, or NULL */
+    future_t *next;              /* run-queue link, owned by the executor */
+};
+
+future_t *fut__new(size_t size, const struct fut__ops *ops, int state, unsigned refs);
+void fut__free(future_t *f);
+bool fut__settle(future_t *f, int error, void *value);
+void fut__enqueue(future_t *f);
+void fut__run(future_t *f);
+void fut__set_exec(future_t *f, struct fut__exec *exec);
+
+static inline bool fut__is_settled(const future_t *f)
+{
+    return atomic_load_explicit(&((future_t *)f)->state, memory_order_acquire) == FUT_SETTLED;
+}
+
+/* ---------------------------------------------------------------- stripes -- */
+
+/* A future's lock and condition variable, shared with others by hashing. */
+struct fut__stripe {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC */
+};
+
+struct fut__stripe *fut__lock(const future_t *f);
+void fut__unlock(struct fut__stripe *s);
+int fut__mutex_init(pthread_mutex_t *m);
+int fut__cond_init(pthread_cond_t *c);
+void fut__deadline(struct timespec *ts, uint64_t ns_from_now);
+
+/* -------------------------------------------------------------- scheduler -- */
+
+void fut__schedule(future_t *f);
+
+/* How a thread that is about to block in future_wait() should wait. */
+enum fut__block { FUT_BLOCK_PLAIN, FUT_BLOCK_COMPENSATED, FUT_BLOCK_HELP };
+enum fut__block fut__block_begin(void);
+void fut__block_end(enum fut__block how);
+bool fut__help_one(void);
+
+/* --------------------------------------------------- allocation, threads -- */
+
+void *fut__calloc(size_t size);
+void fut__mem_free(void *p);
+int fut__thread_start(void *(*fn)(void *), void *arg);
+_Noreturn void fut__panic(const char *msg);
+
+/*
+ * Fault injection for tests: the @nth call from now (1 = the next one) of the
+ * site fails, and when @persistent every call after it too. 0 turns it off.
+ */
+enum fut__fault_site { FUT_FAULT_ALLOC, FUT_FAULT_THREAD, FUT_FAULT_NSITES };
+void fut__fault_set(enum fut__fault_site site, long nth, bool persistent);
+
+/* Thread-local: the future whose callback this thread is running, or NULL. */
+future_t *fut__running(void);
+
+#endif /* FUTURES_INTERNAL_H */

@@ -1,0 +1,55 @@
+/*
+ * promise.c - futures settled by hand.
+ *
+ * A promise is its future's allocation seen from the writing side: the
+ * promise handle owns one of the future's references, promise_future()
+ * hands out more, and promise_release() drops the promise's own after
+ * breaking the promise if it was never kept. The first settlement wins,
+ * whether it comes from promise_resolve(), promise_reject(), future_cancel()
+ * or the release.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+struct promise {
+    future_t future;
+};
+
+static const struct fut__ops promise_ops = {NULL, NULL};
+
+promise_t *promise_create(void)
+{
+    return (promise_t *)fut__new(sizeof(struct promise), &promise_ops, FUT_PENDING, 1);
+}
+
+future_t *promise_future(promise_t *p)
+{
+    if (!p) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return future_retain(&p->future);
+}
+
+int promise_resolve(promise_t *p, void *value)
+{
+    if (!p)
+        return EINVAL;
+    return fut__settle(&p->future, 0, value) ? 0 : EALREADY;
+}
+
+int promise_reject(promise_t *p, int error)
+{
+    if (!p || error <= 0)
+        return EINVAL;
+    return fut__settle(&p->future, error, NULL) ? 0 : EALREADY;
+}
+
+void promise_release(promise_t *p)
+{
+    if (!p)
+        return;
+    fut__settle(&p->future, EPIPE, NULL);
+    future_release(&p->future);
+}

@@ -1,0 +1,155 @@
+/*
+ * watch.c - how a future learns that its inputs settled.
+ *
+ * The protocol (pins, and who ends a watch) is described in internal.h. This
+ * file also owns the per-thread notification queue: fut__deliver() appends
+ * a settled future's watchers to it, and only the outermost call on a thread
+ * drains it. A notification that settles another future therefore queues
+ * that future's watchers instead of recursing into them, so a chain of any
+ * length is told in constant stack.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+struct notify_queue {
+    struct fut__watch *head, *tail;
+    bool draining;
+};
+
+static _Thread_local struct notify_queue queue;
+
+/* Links @w into its target's list, or returns false if the target has
+ * settled already. */
+static bool link_watch(struct fut__watch *w)
+{
+    future_t *t = w->target;
+    struct fut__stripe *s = fut__lock(t);
+    bool settled = atomic_load_explicit(&t->state, memory_order_relaxed) == FUT_SETTLED;
+    if (!settled) {
+        w->prev = NULL;
+        w->next = t->watchers;
+        if (t->watchers)
+            t->watchers->prev = w;
+        t->watchers = w;
+        w->linked = true;
+    }
+    fut__unlock(s);
+    return !settled;
+}
+
+/* Unlinks @w if it is still in its unsettled target's list. */
+static bool unlink_watch(struct fut__watch *w)
+{
+    future_t *t = w->target;
+    struct fut__stripe *s = fut__lock(t);
+    bool unlinked = w->linked &&
+                    atomic_load_explicit(&t->state, memory_order_relaxed) != FUT_SETTLED;
+    if (unlinked) {
+        if (w->prev)
+            w->prev->next = w->next;
+        else
+            t->watchers = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+        w->linked = false;
+    }
+    fut__unlock(s);
+    return unlinked;
+}
+
+static void unpin(struct fut__inputs *in)
+{
+    if (atomic_fetch_sub_explicit(&in->pins, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < in->n; i++)
+        future_release(in->w[i].target);
+    future_release(in->owner);
+}
+
+void fut__inputs_init(struct fut__inputs *in, future_t *owner,
+                      struct fut__watch *w, future_t *const *targets, size_t n,
+                      void (*notify)(struct fut__inputs *, size_t))
+{
+    in->owner = future_retain(owner);
+    in->notify = notify;
+    in->n = n;
+    in->w = w;
+    atomic_init(&in->pins, (unsigned)n + 1);
+    for (size_t i = 0; i < n; i++) {
+        w[i].target = future_retain(targets[i]);
+        w[i].set = in;
+        w[i].linked = false;
+    }
+}
+
+/*
+ * Puts every watch in its target's list. A target that has settled already
+ * is told at once, through the queue as usual. Once the owner has settled
+ * (when_any decided, or a cancel) the remaining watches end unlinked.
+ */
+void fut__inputs_arm(struct fut__inputs *in)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        if (fut__is_settled(in->owner))
+            unpin(in);
+        else if (!link_watch(&in->w[i])) {
+            in->w[i].next = NULL;
+            fut__deliver(&in->w[i]);
+        }
+    }
+    unpin(in);
+}
+
+/* Ends every watch whose target has not settled yet; the others end in
+ * their notifications. Safe to call at any time, from any thread. */
+void fut__inputs_detach(struct fut__inputs *in)
+{
+    unsigned pins = atomic_load(&in->pins);
+    do {
+        if (pins == 0)
+            return; /* every watch has ended already */
+    } while (!atomic_compare_exchange_weak(&in->pins, &pins, pins + 1));
+
+    for (size_t i = 0; i < in->n; i++) {
+        if (unlink_watch(&in->w[i]))
+            unpin(in);
+    }
+    unpin(in);
+}
+
+/*
+ * Tells every watch in @list (a settled target's list, newest first) that
+ * its target settled, oldest first.
+ */
+void fut__deliver(struct fut__watch *list)
+{
+    if (!list)
+        return;
+    struct fut__watch *first = NULL, *last = list;
+    while (list) {
+        struct fut__watch *next = list->next;
+        list->next = first;
+        first = list;
+        list = next;
+    }
+    if (queue.tail)
+        queue.tail->next = first;
+    else
+        queue.head = first;
+    queue.tail = last;
+
+    if (queue.draining)
+        return;
+    queue.draining = true;
+    struct fut__watch *w;
+    while ((w = queue.head) != NULL) {
+        queue.head = w->next;
+        if (!queue.head)
+            queue.tail = NULL;
+        struct fut__inputs *in = w->set;
+        in->notify(in, (size_t)(w - in->w));
+        unpin(in);
+    }
+    queue.draining = false;
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# exports.sh HEADER LIBRARY - the shared library exports exactly the
+# functions the public header declares with FUTURES_API, nothing more.
+set -eu
+header=$1 lib=$2
+want=$(sed -n 's/^FUTURES_API[^(]*[ *]\([a-z_][a-z0-9_]*\)(.*/\1/p' "$header" | sort)
+have=$(nm -D --defined-only "$lib" | awk '$2 == "T" { print $3 }' | sort)
+if [ "$want" != "$have" ]; then
+    echo "exports differ from the header (< header, > library):"
+    diff <(echo "$want") <(echo "$have") 2>/dev/null || \
+        { echo "header:"; echo "$want"; echo "library:"; echo "$have"; }
+    exit 1
+fi
+echo "exports: $(echo "$want" | wc -l) functions, all declared in $header"
