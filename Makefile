@@ -3,8 +3,8 @@
 #   make                 build/libfutures.a and build/libfutures.so
 #   make demo            build and run the gather demo
 #   make test            Criterion suites, exported-symbol and C++ header checks
-#   make check           test + suites under ASan/UBSan + stress programs under TSan
-#                        + an install into a scratch prefix used through pkg-config
+#   make check           test + the suites under ASan/UBSan + stress programs under
+#                        TSan and valgrind + an install used through pkg-config
 #   make install         PREFIX, DESTDIR, LIBDIR, INCLUDEDIR as usual
 #   make DEBUG=1 ...     error-checking mutexes and reference-count checks
 
@@ -43,7 +43,7 @@ SONAME := libfutures.so.$(VERSION_MAJOR)
 SHARED := $(B)/libfutures.so.$(VERSION)
 
 .PHONY: all test check install uninstall clean samples demo docs bench \
-        criterion unit asan tsan exports header-cxx install-test
+        criterion unit asan tsan valgrind exports header-cxx install-test
 
 all: $(STATIC) $(SHARED) $(B)/libfutures.so
 
@@ -105,9 +105,12 @@ ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-s
 asan: | criterion
 	$(MAKE) --no-print-directory B=$(B)/asan CFLAGS="$(ASAN_FLAGS)" \
 	    LDFLAGS="-fsanitize=address,undefined" $(B)/asan/tests/unit
-	ASAN_OPTIONS=detect_leaks=1 $(B)/asan/tests/unit -j2
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
+	    $(B)/asan/tests/unit -j2
 
-# Stress programs (plain main, Criterion cannot run under TSan).
+# Stress programs (plain main, Criterion cannot run under TSan), several runs
+# since races hide; STRESS_SCALE=k makes each run k times longer.
+STRESS_RUNS ?= 3
 TSAN_FLAGS := -O1 -g -fsanitize=thread
 STRESS_BIN = $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
 $(B)/stress/%: tests/stress/%.c $(STATIC)
@@ -117,8 +120,16 @@ $(B)/stress/%: tests/stress/%.c $(STATIC)
 tsan:
 	$(MAKE) --no-print-directory B=$(B)/tsan CFLAGS="$(TSAN_FLAGS)" \
 	    $(STRESS_SRC:tests/stress/%.c=$(B)/tsan/stress/%)
-	@for t in $(STRESS_SRC:tests/stress/%.c=$(B)/tsan/stress/%); do \
-	    echo "== $$t"; TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $$t || exit 1; done
+	@for i in $$(seq $(STRESS_RUNS)); do \
+	  for t in $(STRESS_SRC:tests/stress/%.c=$(B)/tsan/stress/%); do \
+	    echo "== tsan $$t (run $$i of $(STRESS_RUNS))"; \
+	    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $$t || exit 1; done; done
+
+# The stress programs, unsanitised, under valgrind's memcheck.
+valgrind: $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
+	@for t in $^; do echo "== valgrind $$t"; \
+	    valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 \
+	        --suppressions=tests/valgrind.supp $$t || exit 1; done
 
 # Installs into a scratch prefix and builds a program against it with pkg-config.
 install-test: all
@@ -133,7 +144,7 @@ install-test: all
 	    -o $(B)/stage/app-static
 	$(B)/stage/app-static
 
-check: test asan tsan install-test
+check: test asan tsan valgrind install-test
 
 # ---------------------------------------------------------------- install --
 

@@ -58,27 +58,20 @@ void fut__mem_free(void *p)
 }
 
 /*
- * Starts a detached thread with every signal blocked, so that signals go to
- * the application's own threads (as libuv's threadpool does). Returns 0 or
- * the error of pthread_create().
+ * Starts a thread with every signal blocked, so that signals go to the
+ * application's own threads (as libuv's threadpool does). Returns 0 or the
+ * error of pthread_create().
  */
-int fut__thread_start(void *(*fn)(void *), void *arg)
+int fut__thread_start(pthread_t *tid, void *(*fn)(void *), void *arg)
 {
     if (fault_hit(FUT_FAULT_THREAD))
         return EAGAIN;
 
-    pthread_attr_t attr;
     sigset_t all, old;
-    pthread_t tid;
-
-    if (pthread_attr_init(&attr))
-        return ENOMEM;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&tid, &attr, fn, arg);
+    int rc = pthread_create(tid, NULL, fn, arg);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
     return rc;
 }
 

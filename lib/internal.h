@@ -163,7 +163,7 @@ bool fut__help_one(void);
 
 void *fut__calloc(size_t size);
 void fut__mem_free(void *p);
-int fut__thread_start(void *(*fn)(void *), void *arg);
+int fut__thread_start(pthread_t *tid, void *(*fn)(void *), void *arg);
 _Noreturn void fut__panic(const char *msg);
 
 /*

@@ -8,8 +8,9 @@
  * Design. One FIFO run queue per pool, linked through the futures' next
  * fields and guarded by the pool's mutex; idle workers sleep on one
  * condition variable and a submission wakes one of them only if one is
- * idle. Workers are detached threads; the pool counts the live ones and
- * pool_destroy() waits for that count to reach zero.
+ * idle. A worker that exits puts itself on the pool's exited list, and
+ * whoever next starts a thread, or pool_destroy(), joins it: pool_destroy()
+ * returns only once every thread has ended.
  *
  * Capacity. A pool keeps ncore threads able to run tasks. A worker that
  * blocks in future_wait() no longer counts (nblocked), and if that leaves
@@ -29,7 +30,9 @@
  * once they find no work.
  *
  * References to a pool: its creator's, one per live worker, one per future
- * whose exec it is. The memory goes with the last.
+ * whose exec it is. The memory goes with the last. A pool destroyed from
+ * one of its own tasks cannot join that thread: its workers then detach
+ * themselves as they exit, and their references keep the pool alive.
  *
  * Lock order: a pool lock may be taken with no other lock held, and a
  * worker never holds it while running a future.
@@ -47,6 +50,12 @@ enum pool_state { POOL_OPEN, POOL_DRAINING, POOL_CANCELLED, POOL_STOPPED };
 #define MAX_THREADS 4096
 #define DEFAULT_IDLE_NS (10 * UINT64_C(1000000000))
 
+struct worker {
+    pthread_t thread;
+    pool_t *pool;
+    struct worker *next; /* on the pool's exited list */
+};
+
 struct pool {
     struct fut__exec exec;
     atomic_uint refs;
@@ -61,6 +70,8 @@ struct pool {
     size_t nidle;         /* threads waiting for work */
     size_t nblocked;      /* threads blocked in future_wait() */
     unsigned next_id;     /* for thread names */
+    struct worker *exited; /* ended, not joined yet */
+    bool detach_exits;    /* destroyed from inside: nobody will join */
     uint64_t idle_ns;     /* how long a surplus thread lingers */
 };
 
@@ -165,7 +176,8 @@ static bool wait_for_work_locked(pool_t *p)
 
 static void *worker_main(void *arg)
 {
-    pool_t *p = arg;
+    struct worker *self = arg;
+    pool_t *p = self->pool;
     current_pool = p;
 
     lock(p);
@@ -183,6 +195,13 @@ static void *worker_main(void *arg)
             break;
         }
     }
+    if (p->detach_exits) {
+        pthread_detach(pthread_self());
+        fut__mem_free(self);
+    } else {
+        self->next = p->exited;
+        p->exited = self;
+    }
     if (--p->nlive == 0)
         pthread_cond_broadcast(&p->ended);
     unlock(p);
@@ -190,15 +209,42 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Starts one more worker; the pool lock is held. Returns 0 or an errno. */
+/* Joins the threads on @list, which have ended or are about to. */
+static void join_all(struct worker *list)
+{
+    while (list) {
+        struct worker *next = list->next;
+        pthread_join(list->thread, NULL);
+        fut__mem_free(list);
+        list = next;
+    }
+}
+
+static struct worker *take_exited_locked(pool_t *p)
+{
+    struct worker *list = p->exited;
+    p->exited = NULL;
+    return list;
+}
+
+/*
+ * Starts one more worker; the pool lock is held. Returns 0 or an errno.
+ * Joins retired threads on the way: they have ended, so it cannot block.
+ */
 static int start_worker_locked(pool_t *p)
 {
+    join_all(take_exited_locked(p));
+    struct worker *w = fut__calloc(sizeof *w);
+    if (!w)
+        return ENOMEM;
+    w->pool = p;
     pool_retain(p); /* the worker's */
     p->nlive++;
-    int rc = fut__thread_start(worker_main, p);
+    int rc = fut__thread_start(&w->thread, worker_main, w);
     if (rc) {
         p->nlive--;
         atomic_fetch_sub(&p->refs, 1); /* the creator's remains */
+        fut__mem_free(w);
     }
     return rc;
 }
@@ -323,8 +369,9 @@ pool_t *pool_create(size_t nthreads)
         ;
     if (p->nlive > 0 && p->nlive < p->ncore)
         p->ncore = p->nlive; /* run with the threads we got */
+    bool none = p->nlive == 0;
     unlock(p);
-    if (p->nlive == 0) {
+    if (none) {
         pool_free(p);
         errno = rc;
         return NULL;
@@ -393,16 +440,24 @@ void pool_destroy(pool_t *pool)
     if (!pool || pool->is_default)
         return;
     pool_shutdown(pool, POOL_DRAIN);
-    if (current_pool != pool) {
+    struct worker *ended;
+    if (current_pool == pool) {
+        lock(pool);
+        pool->detach_exits = true; /* this thread cannot join itself */
+        ended = take_exited_locked(pool);
+        unlock(pool);
+    } else {
         /* A task of another pool may be the one waiting: count it as
          * blocked there, so that pool keeps its capacity. */
         enum fut__block how = fut__block_begin();
         lock(pool);
         while (pool->nlive > 0)
             pthread_cond_wait(&pool->ended, &pool->lock);
+        ended = take_exited_locked(pool);
         unlock(pool);
         fut__block_end(how);
     }
+    join_all(ended);
     pool_release(pool); /* the creator's */
 }
 

@@ -1,0 +1,138 @@
+/*
+ * helpers.h - gates and counters for the unit tests.
+ *
+ * Interleavings are forced, never slept into: a task that must be running
+ * posts `started` and then waits at a gate the test opens; saturate() fills
+ * every thread of a pool with such tasks, so anything submitted afterwards
+ * is known to be queued (libuv's saturate_threadpool()).
+ */
+#ifndef TEST_HELPERS_H
+#define TEST_HELPERS_H
+
+#include <futures.h>
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+/* LeakSanitizer reports do not fail a Criterion test by themselves. */
+#define expect_no_leaks() cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "leaks")
+/* From the sanitizer runtime; GCC ships no header for it. */
+size_t __sanitizer_get_current_allocated_bytes(void);
+static inline size_t allocated_bytes(void)
+{
+    return __sanitizer_get_current_allocated_bytes();
+}
+#else
+#include <malloc.h>
+#define expect_no_leaks() ((void)0)
+/* Bytes in use in the main arena: the test thread's own allocations. */
+static inline size_t allocated_bytes(void)
+{
+    return mallinfo2().uordblks;
+}
+#endif
+
+#define U2P(n) ((void *)(uintptr_t)(n))
+#define P2U(p) ((uintptr_t)(p))
+
+struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool open;
+    sem_t started; /* posted by each task that reaches the gate */
+};
+
+static inline void gate_init(struct gate *g)
+{
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    g->open = false;
+    sem_init(&g->started, 0, 0);
+}
+
+static inline void gate_open(struct gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->open = true;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static inline void gate_pass(struct gate *g)
+{
+    sem_post(&g->started);
+    pthread_mutex_lock(&g->lock);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static inline void gate_await_started(struct gate *g, int n)
+{
+    while (n-- > 0)
+        sem_wait(&g->started);
+}
+
+static inline void gate_destroy(struct gate *g)
+{
+    sem_destroy(&g->started);
+    pthread_cond_destroy(&g->cond);
+    pthread_mutex_destroy(&g->lock);
+}
+
+/* A task that waits at the gate given as its argument, then succeeds. */
+static inline int gated_task(void *arg, void **result)
+{
+    gate_pass(arg);
+    *result = arg;
+    return 0;
+}
+
+/* Occupies all @n threads of @pool with gated tasks; returns once they run. */
+static inline future_t **saturate(pool_t *pool, int n, struct gate *g)
+{
+    future_t **fs = calloc((size_t)n, sizeof *fs);
+    for (int i = 0; i < n; i++) {
+        fs[i] = pool_submit(pool, gated_task, g);
+        cr_assert_not_null(fs[i]);
+    }
+    gate_await_started(g, n);
+    return fs;
+}
+
+static inline void release_all(future_t **fs, int n)
+{
+    for (int i = 0; i < n; i++)
+        future_release(fs[i]);
+    free(fs);
+}
+
+/* A task that counts its runs in the atomic_int its argument points to. */
+static inline int count_task(void *arg, void **result)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+    *result = arg;
+    return 0;
+}
+
+/* A task that fails with the error its argument encodes. */
+static inline int fail_task(void *arg, void **result)
+{
+    (void)result;
+    return (int)P2U(arg);
+}
+
+/* A task that succeeds with its argument as value. */
+static inline int value_task(void *arg, void **result)
+{
+    *result = arg;
+    return 0;
+}
+
+#endif
