@@ -59,10 +59,10 @@ typedef int (*then_fn)(void *value, void *arg, void **result);
 typedef int (*catch_fn)(int error, void *arg, void **result);
 
 /* Modes for pool_shutdown(). */
-#define POOL_DRAIN 0  /* refuse new tasks, run every queued one */
+#define POOL_DRAIN  0 /* refuse new tasks, run every queued one */
 #define POOL_CANCEL 1 /* refuse new tasks, cancel every queued one */
 
-/* ---------------------------------------------------------------- pools -- */
+/* --------------------------------------------------------------- pools -- */
 
 /**
  * pool_create() - start a pool of @nthreads worker threads.
@@ -125,7 +125,7 @@ FUTURES_API void pool_destroy(pool_t *pool);
  */
 FUTURES_API pool_t *pool_default(void);
 
-/* -------------------------------------------------------------- futures -- */
+/* ------------------------------------------------------------- futures -- */
 
 /**
  * future_wait() - block until @f settles and return its outcome.
@@ -224,7 +224,7 @@ FUTURES_API future_t *future_resolved(void *value);
  */
 FUTURES_API future_t *future_failed(int error);
 
-/* ---------------------------------------------------------- combinators -- */
+/* --------------------------------------------------------- combinators -- */
 
 /**
  * when_all() - a future that settles once every one of @futures has.
@@ -254,7 +254,7 @@ FUTURES_API future_t *when_all(future_t *const *futures, size_t n);
  */
 FUTURES_API future_t *when_any(future_t *const *futures, size_t n);
 
-/* ------------------------------------------------------------- promises -- */
+/* ------------------------------------------------------------ promises -- */
 
 /**
  * promise_create() - a promise: a future that any code settles by hand.

@@ -23,7 +23,7 @@ struct combinator {
     atomic_size_t remaining; /* when_all: inputs not settled yet */
     atomic_bool decided;     /* when_any: an input has won */
     struct fut__inputs in;
-    int *errors;             /* when_all: each input's error */
+    int *errors; /* when_all: each input's error */
     struct fut__watch watches[];
 };
 
@@ -61,7 +61,8 @@ static void any_input_settled(struct fut__inputs *in, size_t index)
 }
 
 /* Checks the arguments and allocates a combinator over @n inputs. */
-static struct combinator *combinator_new(future_t *const *fs, size_t n, bool all)
+static struct combinator *combinator_new(future_t *const *fs, size_t n,
+                                         bool all)
 {
     if (!fs) {
         errno = EINVAL;
@@ -74,12 +75,13 @@ static struct combinator *combinator_new(future_t *const *fs, size_t n, bool all
         }
     }
     size_t per_input = sizeof(struct fut__watch) + (all ? sizeof(int) : 0);
-    if (n >= UINT_MAX || n > (SIZE_MAX - sizeof(struct combinator)) / per_input) {
+    if (n >= UINT_MAX ||
+        n > (SIZE_MAX - sizeof(struct combinator)) / per_input) {
         errno = ENOMEM;
         return NULL;
     }
-    struct combinator *c = (struct combinator *)fut__new(sizeof *c + n * per_input,
-                                                         &combinator_ops, FUT_PENDING, 1);
+    struct combinator *c = (struct combinator *)fut__new(
+        sizeof *c + n * per_input, &combinator_ops, FUT_PENDING, 1);
     if (!c)
         return NULL;
     atomic_init(&c->remaining, n);

@@ -33,7 +33,8 @@ future_t *fut__running(void)
     return running;
 }
 
-future_t *fut__new(size_t size, const struct fut__ops *ops, int state, unsigned refs)
+future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
+                   unsigned refs)
 {
     future_t *f = fut__calloc(size);
     if (!f)
@@ -85,7 +86,8 @@ void future_release(future_t *f)
  * Settles @f under its lock, which the caller holds, and returns the
  * watchers to tell once the lock is dropped.
  */
-static struct fut__watch *settle_locked(future_t *f, struct fut__stripe *s, int error, void *value)
+static struct fut__watch *settle_locked(future_t *f, struct fut__stripe *s,
+                                        int error, void *value)
 {
     struct fut__watch *list = f->watchers;
     f->watchers = NULL;
@@ -105,7 +107,7 @@ static struct fut__watch *settle_locked(future_t *f, struct fut__stripe *s, int 
 bool fut__settle(future_t *f, int error, void *value)
 {
     struct fut__stripe *s = fut__lock(f);
-    if (atomic_load_explicit(&f->state, memory_order_relaxed) == FUT_SETTLED) {
+    if (fut__state(f) == FUT_SETTLED) {
         fut__unlock(s);
         return false;
     }
@@ -123,9 +125,9 @@ bool fut__settle(future_t *f, int error, void *value)
 void fut__enqueue(future_t *f)
 {
     struct fut__stripe *s = fut__lock(f);
-    bool pending = atomic_load_explicit(&f->state, memory_order_relaxed) == FUT_PENDING;
+    bool pending = fut__state(f) == FUT_PENDING;
     if (pending)
-        atomic_store_explicit(&f->state, FUT_QUEUED, memory_order_relaxed);
+        fut__set_state(f, FUT_QUEUED);
     fut__unlock(s);
     if (pending)
         fut__schedule(future_retain(f));
@@ -138,9 +140,9 @@ void fut__enqueue(future_t *f)
 void fut__run(future_t *f)
 {
     struct fut__stripe *s = fut__lock(f);
-    bool queued = atomic_load_explicit(&f->state, memory_order_relaxed) == FUT_QUEUED;
+    bool queued = fut__state(f) == FUT_QUEUED;
     if (queued)
-        atomic_store_explicit(&f->state, FUT_RUNNING, memory_order_relaxed);
+        fut__set_state(f, FUT_RUNNING);
     fut__unlock(s);
     if (!queued)
         return;
@@ -187,7 +189,8 @@ static bool wait_step(future_t *f, struct fut__stripe **s, enum fut__block how,
         pthread_cond_wait(&(*s)->cond, &(*s)->lock);
         return true;
     }
-    return pthread_cond_timedwait(&(*s)->cond, &(*s)->lock, deadline) != ETIMEDOUT;
+    return pthread_cond_timedwait(&(*s)->cond, &(*s)->lock, deadline) !=
+           ETIMEDOUT;
 }
 
 /*
@@ -199,11 +202,10 @@ static bool block_on(future_t *f, const struct timespec *deadline)
     enum fut__block how = fut__block_begin();
     struct fut__stripe *s = fut__lock(f);
     f->nwaiters++;
-    while (atomic_load_explicit(&f->state, memory_order_relaxed) != FUT_SETTLED &&
-           wait_step(f, &s, how, deadline))
+    while (fut__state(f) != FUT_SETTLED && wait_step(f, &s, how, deadline))
         ;
     f->nwaiters--;
-    bool settled = atomic_load_explicit(&f->state, memory_order_relaxed) == FUT_SETTLED;
+    bool settled = fut__state(f) == FUT_SETTLED;
     fut__unlock(s);
     fut__block_end(how);
     return settled;
@@ -248,7 +250,7 @@ bool future_cancel(future_t *f)
     if (!f)
         return false;
     struct fut__stripe *s = fut__lock(f);
-    int state = atomic_load_explicit(&f->state, memory_order_relaxed);
+    int state = fut__state(f);
     if (state == FUT_SETTLED || state == FUT_RUNNING) {
         if (state == FUT_RUNNING)
             atomic_store(&f->cancel_requested, true);
@@ -270,7 +272,7 @@ bool task_cancelled(void)
     return running && atomic_load(&running->cancel_requested);
 }
 
-/* ------------------------------------------------ already-settled futures -- */
+/* --------------------------------------------- already-settled futures -- */
 
 static const struct fut__ops settled_ops = {NULL, NULL};
 

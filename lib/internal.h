@@ -36,12 +36,12 @@
 #define FUT_DEBUG 0
 #endif
 
-#define fut__container_of(ptr, type, member)                                   \
+#define fut__container_of(ptr, type, member) \
     ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 enum fut__state { FUT_PENDING, FUT_QUEUED, FUT_RUNNING, FUT_SETTLED };
 
-/* ------------------------------------------------------------- executors -- */
+/* ----------------------------------------------------------- executors -- */
 
 /*
  * Something that runs futures: a pool today, an event loop later. schedule()
@@ -58,7 +58,7 @@ struct fut__exec {
     const struct fut__exec_ops *ops;
 };
 
-/* ---------------------------------------------------------------- watches -- */
+/* ------------------------------------------------------------- watches -- */
 
 /*
  * How one future (the owner: a continuation, when_all, when_any) learns that
@@ -100,7 +100,7 @@ void fut__inputs_arm(struct fut__inputs *in);
 void fut__inputs_detach(struct fut__inputs *in);
 void fut__deliver(struct fut__watch *list);
 
-/* ---------------------------------------------------------------- futures -- */
+/* ------------------------------------------------------------- futures -- */
 
 struct fut__ops {
     /* Runs a QUEUED future's work; returns its error, 0 with *result. */
@@ -113,7 +113,7 @@ struct fut__ops {
 struct future {
     const struct fut__ops *ops;
     atomic_uint refs;
-    atomic_int state;            /* enum fut__state */
+    atomic_int state; /* enum fut__state */
     atomic_bool cancel_requested;
     unsigned nwaiters;           /* threads blocked on it; stripe lock */
     int error;                   /* valid once SETTLED */
@@ -123,19 +123,32 @@ struct future {
     future_t *next;              /* run-queue link, owned by the executor */
 };
 
-future_t *fut__new(size_t size, const struct fut__ops *ops, int state, unsigned refs);
+future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
+                   unsigned refs);
 void fut__free(future_t *f);
 bool fut__settle(future_t *f, int error, void *value);
 void fut__enqueue(future_t *f);
 void fut__run(future_t *f);
 void fut__set_exec(future_t *f, struct fut__exec *exec);
 
-static inline bool fut__is_settled(const future_t *f)
+/* The state, for code holding the future's stripe lock. */
+static inline int fut__state(const future_t *f)
 {
-    return atomic_load_explicit(&((future_t *)f)->state, memory_order_acquire) == FUT_SETTLED;
+    return atomic_load_explicit(&((future_t *)f)->state, memory_order_relaxed);
 }
 
-/* ---------------------------------------------------------------- stripes -- */
+static inline void fut__set_state(future_t *f, int state)
+{
+    atomic_store_explicit(&f->state, state, memory_order_relaxed);
+}
+
+static inline bool fut__is_settled(const future_t *f)
+{
+    return atomic_load_explicit(&((future_t *)f)->state,
+                                memory_order_acquire) == FUT_SETTLED;
+}
+
+/* ------------------------------------------------------------- stripes -- */
 
 /* A future's lock and condition variable, shared with others by hashing. */
 struct fut__stripe {
@@ -149,7 +162,7 @@ int fut__mutex_init(pthread_mutex_t *m);
 int fut__cond_init(pthread_cond_t *c);
 void fut__deadline(struct timespec *ts, uint64_t ns_from_now);
 
-/* -------------------------------------------------------------- scheduler -- */
+/* ----------------------------------------------------------- scheduler -- */
 
 void fut__schedule(future_t *f);
 
@@ -159,7 +172,7 @@ enum fut__block fut__block_begin(void);
 void fut__block_end(enum fut__block how);
 bool fut__help_one(void);
 
-/* --------------------------------------------------- allocation, threads -- */
+/* ------------------------------------------------- allocation, threads -- */
 
 void *fut__calloc(size_t size);
 void fut__mem_free(void *p);

@@ -20,7 +20,8 @@ static const struct fut__ops promise_ops = {NULL, NULL};
 
 promise_t *promise_create(void)
 {
-    return (promise_t *)fut__new(sizeof(struct promise), &promise_ops, FUT_PENDING, 1);
+    return (promise_t *)fut__new(sizeof(struct promise), &promise_ops,
+                                 FUT_PENDING, 1);
 }
 
 future_t *promise_future(promise_t *p)

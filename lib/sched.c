@@ -22,7 +22,8 @@
  * States, under the pool lock:
  *
  *   OPEN --pool_shutdown(DRAIN)--> DRAINING --queue empty, all idle--> STOPPED
- *     \--pool_shutdown(CANCEL)--> CANCELLED (queue emptied, running tasks finish)
+ *     \--pool_shutdown(CANCEL)--> CANCELLED (queue emptied, running tasks
+ * finish)
  *
  * OPEN accepts submissions; OPEN and DRAINING accept continuations; in
  * CANCELLED and STOPPED continuations go to the default pool instead, so
@@ -47,7 +48,7 @@
 
 enum pool_state { POOL_OPEN, POOL_DRAINING, POOL_CANCELLED, POOL_STOPPED };
 
-#define MAX_THREADS 4096
+#define MAX_THREADS     4096
 #define DEFAULT_IDLE_NS (10 * UINT64_C(1000000000))
 
 struct worker {
@@ -63,16 +64,16 @@ struct pool {
     pthread_cond_t work;  /* idle workers wait here */
     pthread_cond_t ended; /* pool_destroy() waits here for nlive == 0 */
     future_t *head, *tail;
-    int state;            /* enum pool_state */
+    int state; /* enum pool_state */
     bool is_default;
-    size_t ncore;         /* threads the pool keeps able to run tasks */
-    size_t nlive;         /* threads alive */
-    size_t nidle;         /* threads waiting for work */
-    size_t nblocked;      /* threads blocked in future_wait() */
-    unsigned next_id;     /* for thread names */
+    size_t ncore;          /* threads the pool keeps able to run tasks */
+    size_t nlive;          /* threads alive */
+    size_t nidle;          /* threads waiting for work */
+    size_t nblocked;       /* threads blocked in future_wait() */
+    unsigned next_id;      /* for thread names */
     struct worker *exited; /* ended, not joined yet */
-    bool detach_exits;    /* destroyed from inside: nobody will join */
-    uint64_t idle_ns;     /* how long a surplus thread lingers */
+    bool detach_exits;     /* destroyed from inside: nobody will join */
+    uint64_t idle_ns;      /* how long a surplus thread lingers */
 };
 
 static _Thread_local pool_t *current_pool; /* the pool this thread works for */
@@ -80,7 +81,7 @@ static _Thread_local pool_t *current_pool; /* the pool this thread works for */
 static _Atomic(pool_t *) default_pool;
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* ------------------------------------------------------------ references -- */
+/* ---------------------------------------------------------- references -- */
 
 static void pool_free(pool_t *p)
 {
@@ -113,7 +114,7 @@ static void unlock(pool_t *p)
         fut__panic("pool unlock failed");
 }
 
-/* -------------------------------------------------------------- the queue -- */
+/* ----------------------------------------------------------- the queue -- */
 
 static void push_locked(pool_t *p, future_t *f)
 {
@@ -138,7 +139,7 @@ static future_t *pop_locked(pool_t *p)
     return f;
 }
 
-/* ------------------------------------------------------------ the workers -- */
+/* --------------------------------------------------------- the workers -- */
 
 static int start_worker_locked(pool_t *p);
 
@@ -249,7 +250,7 @@ static int start_worker_locked(pool_t *p)
     return rc;
 }
 
-/* ----------------------------------------------------- the executor side -- */
+/* --------------------------------------------------- the executor side -- */
 
 static pool_t *pool_of(struct fut__exec *exec)
 {
@@ -296,7 +297,8 @@ static void exec_schedule(struct fut__exec *exec, future_t *f)
         schedule_on_default(f);
 }
 
-static const struct fut__exec_ops pool_exec_ops = {exec_schedule, exec_retain, exec_release};
+static const struct fut__exec_ops pool_exec_ops = {exec_schedule, exec_retain,
+                                                   exec_release};
 
 /* Hands a QUEUED future, with the run queue's reference, to its executor. */
 void fut__schedule(future_t *f)
@@ -307,7 +309,7 @@ void fut__schedule(future_t *f)
         schedule_on_default(f);
 }
 
-/* ---------------------------------------------------------------- tasks -- */
+/* --------------------------------------------------------------- tasks -- */
 
 struct task {
     future_t base;
@@ -323,7 +325,7 @@ static int run_task(future_t *f, void **result)
 
 static const struct fut__ops task_ops = {run_task, NULL};
 
-/* --------------------------------------------------------- the public API -- */
+/* ------------------------------------------------------ the public API -- */
 
 static size_t online_cpus(void)
 {
@@ -386,7 +388,8 @@ future_t *pool_submit(pool_t *pool, task_fn fn, void *arg)
         return NULL;
     }
     /* Two references: the caller's and the run queue's. */
-    struct task *t = (struct task *)fut__new(sizeof *t, &task_ops, FUT_QUEUED, 2);
+    struct task *t =
+        (struct task *)fut__new(sizeof *t, &task_ops, FUT_QUEUED, 2);
     if (!t)
         return NULL;
     t->fn = fn;
@@ -479,7 +482,7 @@ pool_t *pool_default(void)
     return p;
 }
 
-/* ------------------------------------------------- blocking inside a task -- */
+/* ---------------------------------------------- blocking inside a task -- */
 
 enum fut__block fut__block_begin(void)
 {
@@ -490,7 +493,8 @@ enum fut__block fut__block_begin(void)
     lock(p);
     p->nblocked++;
     bool runs = p->state == POOL_OPEN || p->state == POOL_DRAINING;
-    if (runs && p->nlive - p->nblocked < p->ncore && start_worker_locked(p) != 0) {
+    if (runs && p->nlive - p->nblocked < p->ncore &&
+        start_worker_locked(p) != 0) {
         p->nblocked--;
         how = FUT_BLOCK_HELP;
     }

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#define STRIPE_BITS 7
+#define STRIPE_BITS  7
 #define STRIPE_COUNT (1u << STRIPE_BITS)
 
 struct padded_stripe {
@@ -52,7 +52,8 @@ int fut__cond_init(pthread_cond_t *c)
 static void stripes_init(void)
 {
     for (unsigned i = 0; i < STRIPE_COUNT; i++) {
-        if (fut__mutex_init(&stripes[i].s.lock) || fut__cond_init(&stripes[i].s.cond))
+        if (fut__mutex_init(&stripes[i].s.lock) ||
+            fut__cond_init(&stripes[i].s.cond))
             fut__panic("cannot initialise the future locks");
     }
 }

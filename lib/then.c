@@ -24,7 +24,7 @@ struct continuation {
         catch_fn catch_;
     } fn;
     void *arg;
-    int in_error;   /* the predecessor's outcome, copied when it settles */
+    int in_error; /* the predecessor's outcome, copied when it settles */
     void *in_value;
     struct fut__inputs in;
     struct fut__watch watch;
@@ -48,7 +48,8 @@ static void detach_continuation(future_t *f)
     fut__inputs_detach(&of(f)->in);
 }
 
-static const struct fut__ops continuation_ops = {run_continuation, detach_continuation};
+static const struct fut__ops continuation_ops = {run_continuation,
+                                                 detach_continuation};
 
 static void predecessor_settled(struct fut__inputs *in, size_t index)
 {
@@ -64,14 +65,15 @@ static void predecessor_settled(struct fut__inputs *in, size_t index)
 }
 
 /* Registers @then, or @catch_ when @catches. */
-static future_t *continue_with(future_t *f, bool catches, then_fn then, catch_fn catch_, void *arg)
+static future_t *continue_with(future_t *f, bool catches, then_fn then,
+                               catch_fn catch_, void *arg)
 {
     if (!f || (catches ? !catch_ : !then)) {
         errno = EINVAL;
         return NULL;
     }
-    struct continuation *c = (struct continuation *)fut__new(sizeof *c, &continuation_ops,
-                                                             FUT_PENDING, 1);
+    struct continuation *c = (struct continuation *)fut__new(
+        sizeof *c, &continuation_ops, FUT_PENDING, 1);
     if (!c)
         return NULL;
     c->catches = catches;

@@ -25,7 +25,7 @@ static bool link_watch(struct fut__watch *w)
 {
     future_t *t = w->target;
     struct fut__stripe *s = fut__lock(t);
-    bool settled = atomic_load_explicit(&t->state, memory_order_relaxed) == FUT_SETTLED;
+    bool settled = fut__state(t) == FUT_SETTLED;
     if (!settled) {
         w->prev = NULL;
         w->next = t->watchers;
@@ -43,8 +43,7 @@ static bool unlink_watch(struct fut__watch *w)
 {
     future_t *t = w->target;
     struct fut__stripe *s = fut__lock(t);
-    bool unlinked = w->linked &&
-                    atomic_load_explicit(&t->state, memory_order_relaxed) != FUT_SETTLED;
+    bool unlinked = w->linked && fut__state(t) != FUT_SETTLED;
     if (unlinked) {
         if (w->prev)
             w->prev->next = w->next;

@@ -27,7 +27,10 @@ struct job {
 };
 
 static struct job jobs[NJOBS] = {
-    {"weather", 1.0, 21}, {"news", 0.5, 7}, {"stocks", 0.75, 99}, {"mail", 0.25, 3},
+    {"weather", 1.0, 21},
+    {"news", 0.5, 7},
+    {"stocks", 0.75, 99},
+    {"mail", 0.25, 3},
 };
 static double scale = 1.0;
 
@@ -40,7 +43,8 @@ static double now(void)
 
 static void block_for(double seconds)
 {
-    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    struct timespec ts = {(time_t)seconds,
+                          (long)((seconds - (double)(time_t)seconds) * 1e9)};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
         ;
 }
@@ -111,7 +115,7 @@ int main(int argc, char **argv)
     printf("together (pool of %d, when_all):\n", NJOBS);
     double together = run_together(pool);
     pool_destroy(pool);
-    printf("one by one: %.2f s, together: %.2f s (%.1fx faster)\n", sync, together,
-           sync / together);
+    printf("one by one: %.2f s, together: %.2f s (%.1fx faster)\n", sync,
+           together, sync / together);
     return 0;
 }

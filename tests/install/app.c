@@ -1,4 +1,5 @@
-/* Built against an installed libfutures through pkg-config (make install-test). */
+/* Built against an installed libfutures through pkg-config (make install-test).
+ */
 #include <futures.h>
 #include <stdint.h>
 #include <stdio.h>

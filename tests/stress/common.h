@@ -13,14 +13,15 @@
 #define U2P(n) ((void *)(uintptr_t)(n))
 #define P2U(p) ((uintptr_t)(p))
 
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                      \
-            fputc('\n', stderr);                                               \
-            exit(1);                                                           \
-        }                                                                      \
+#define CHECK(cond, ...)                                                     \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, \
+                    #cond);                                                  \
+            fprintf(stderr, __VA_ARGS__);                                    \
+            fputc('\n', stderr);                                             \
+            exit(1);                                                         \
+        }                                                                    \
     } while (0)
 
 /* Rounds scale with STRESS_SCALE (default 1) for longer soaks. */
@@ -40,11 +41,14 @@ static inline uint32_t next_random(uint32_t *state)
     return *state;
 }
 
-static inline void run_threads(int n, void *(*fn)(void *), void *args, size_t arg_size)
+static inline void run_threads(int n, void *(*fn)(void *), void *args,
+                               size_t arg_size)
 {
     pthread_t *t = calloc((size_t)n, sizeof *t);
     for (int i = 0; i < n; i++)
-        CHECK(pthread_create(&t[i], NULL, fn, (char *)args + (size_t)i * arg_size) == 0, "thread");
+        CHECK(pthread_create(&t[i], NULL, fn,
+                             (char *)args + (size_t)i * arg_size) == 0,
+              "thread");
     for (int i = 0; i < n; i++)
         pthread_join(t[i], NULL);
     free(t);

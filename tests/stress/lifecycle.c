@@ -34,7 +34,8 @@ static void *feed(void *arg)
 {
     struct feeder *fd = arg;
     for (int i = 0; i < 300; i++) {
-        future_t *f = pool_submit(fd->pool, i % 7 ? count : wait_inside, fd->ran);
+        future_t *f =
+            pool_submit(fd->pool, i % 7 ? count : wait_inside, fd->ran);
         if (!f) {
             CHECK(errno == ESHUTDOWN, "errno %d", errno);
             fd->refused++;
@@ -82,7 +83,8 @@ int main(void)
             fd[i] = (struct feeder){pool, &ran, 0, 0, 0, 0};
             pthread_create(&t[i], NULL, feed, &fd[i]);
         }
-        struct stopper st = {pool, round % 2 ? POOL_CANCEL : POOL_DRAIN, &ran, round * 17 % 600};
+        struct stopper st = {pool, round % 2 ? POOL_CANCEL : POOL_DRAIN, &ran,
+                             round * 17 % 600};
         pthread_create(&s, NULL, stop, &st);
         for (int i = 0; i < 4; i++) {
             pthread_join(t[i], NULL);
@@ -93,10 +95,11 @@ int main(void)
         }
         pthread_join(s, NULL);
         pool_destroy(pool);
-        CHECK(accepted == completed + cancelled, "lost: %ld != %ld + %ld", accepted, completed,
-              cancelled);
+        CHECK(accepted == completed + cancelled, "lost: %ld != %ld + %ld",
+              accepted, completed, cancelled);
     }
-    printf("lifecycle: %ld pools, %ld accepted = %ld ran + %ld cancelled, %ld refused\n", n,
-           accepted, completed, cancelled, refused);
+    printf("lifecycle: %ld pools, %ld accepted = %ld ran + %ld cancelled, %ld "
+           "refused\n",
+           n, accepted, completed, cancelled, refused);
     return 0;
 }

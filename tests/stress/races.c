@@ -47,8 +47,8 @@ static void cancel_while_starting(long n)
         future_t *f = pool_submit(pool, task, U2P(i));
         bool cancelled = future_cancel(f);
         int rc = future_wait(f, NULL);
-        CHECK(cancelled ? rc == ECANCELED : rc == 0, "round %ld: cancelled %d rc %d", i,
-              cancelled, rc);
+        CHECK(cancelled ? rc == ECANCELED : rc == 0,
+              "round %ld: cancelled %d rc %d", i, cancelled, rc);
         future_release(f);
     }
 }
@@ -78,7 +78,8 @@ static void *settle_all(void *arg)
     struct settle_arg *a = arg;
     for (long i = 0; i < a->n; i++) {
         pthread_barrier_wait(a->barrier);
-        int rc = (i & 1) ? promise_resolve(a->promises[i], U2P(i)) : promise_reject(a->promises[i], EIO);
+        int rc = (i & 1) ? promise_resolve(a->promises[i], U2P(i))
+                         : promise_reject(a->promises[i], EIO);
         CHECK(rc == 0 || rc == EALREADY, "rc %d", rc);
         if (rc == 0)
             atomic_fetch_add(a->wins, 1);
@@ -105,7 +106,8 @@ static void promise_from_eight_threads(long n)
     for (int t = 0; t < T; t++)
         args[t] = (struct settle_arg){ps, n, &wins, &barrier};
     run_threads(T, settle_all, args, sizeof args[0]);
-    CHECK(atomic_load(&wins) == n, "%ld winners for %ld promises", atomic_load(&wins), n);
+    CHECK(atomic_load(&wins) == n, "%ld winners for %ld promises",
+          atomic_load(&wins), n);
     for (long i = 0; i < n; i++) {
         int rc = future_wait(gs[i], NULL);
         CHECK(rc == ((i & 1) ? 0 : EIO), "promise %ld: %d", i, rc);
@@ -129,7 +131,8 @@ static void combinators_while_settling(long n)
         void *v;
         CHECK(future_wait(all, NULL) == 0, "when_all round %ld", i);
         int rc = future_wait(any, &v);
-        CHECK(rc == ECANCELED || (rc == 0 && P2U(v) < 4), "when_any round %ld: %d", i, rc);
+        CHECK(rc == ECANCELED || (rc == 0 && P2U(v) < 4),
+              "when_any round %ld: %d", i, rc);
         future_release(all);
         future_release(any);
         for (int k = 0; k < 4; k++)
@@ -146,10 +149,18 @@ static void *mixed(void *arg)
 {
     struct worker_arg *a = arg;
     switch (a->id % 4) {
-    case 0: register_while_completing(a->n); break;
-    case 1: cancel_while_starting(a->n); break;
-    case 2: release_after_wait(a->n); break;
-    default: combinators_while_settling(a->n / 4); break;
+    case 0:
+        register_while_completing(a->n);
+        break;
+    case 1:
+        cancel_while_starting(a->n);
+        break;
+    case 2:
+        release_after_wait(a->n);
+        break;
+    default:
+        combinators_while_settling(a->n / 4);
+        break;
     }
     return NULL;
 }
@@ -167,7 +178,8 @@ int main(void)
     promise_from_eight_threads(n / 4);
 
     pool_destroy(pool);
-    printf("races: %ld rounds per thread, %ld tasks and %ld continuations ran\n", n,
-           atomic_load(&task_runs), atomic_load(&then_runs));
+    printf(
+        "races: %ld rounds per thread, %ld tasks and %ld continuations ran\n",
+        n, atomic_load(&task_runs), atomic_load(&then_runs));
     return 0;
 }

@@ -137,7 +137,8 @@ Test(cancel, dependents_see_an_ordinary_ecanceled_failure, .timeout = 30)
     future_t *then = future_then(f, count_then, &runs);
     future_t *caught = future_catch(f, recover, NULL);
     future_t *all = when_all(&f, 1);
-    cr_assert(future_cancel(f), "an unsettled promise's future can be cancelled");
+    cr_assert(future_cancel(f),
+              "an unsettled promise's future can be cancelled");
     cr_assert_eq(promise_resolve(p, NULL), EALREADY);
     cr_assert_eq(future_wait(then, NULL), ECANCELED);
     void *v;
@@ -182,7 +183,8 @@ Test(cancel, many_cancelled_continuations_are_let_go, .timeout = 60)
         future_release(g);
     }
     size_t grown = allocated_bytes() - before;
-    cr_assert_lt(grown, 1u << 20, "100k cancelled continuations kept %zu bytes", grown);
+    cr_assert_lt(grown, 1u << 20, "100k cancelled continuations kept %zu bytes",
+                 grown);
     promise_resolve(p, NULL);
     future_t *last = future_then(f, count_then, &runs);
     cr_assert_eq(future_wait(last, NULL), 0);

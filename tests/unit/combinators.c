@@ -43,7 +43,8 @@ Test(when_all, bad_arguments_are_einval)
     expect_no_leaks();
 }
 
-Test(when_all, succeeds_with_null_and_leaves_values_in_the_inputs, .timeout = 30)
+Test(when_all, succeeds_with_null_and_leaves_values_in_the_inputs,
+     .timeout = 30)
 {
     pool_t *pool = pool_create(2);
     future_t *fs[16];
@@ -196,7 +197,8 @@ Test(when_any, repeated_over_a_pending_future_keeps_memory_flat)
         future_release(fast);
     }
     size_t grown = allocated_bytes() - before;
-    cr_assert_lt(grown, 1u << 20, "when_any left %zu bytes on the pending input", grown);
+    cr_assert_lt(grown, 1u << 20,
+                 "when_any left %zu bytes on the pending input", grown);
     future_release(slow);
     promise_release(p);
     expect_no_leaks();

@@ -21,7 +21,8 @@
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
 /* LeakSanitizer reports do not fail a Criterion test by themselves. */
-#define expect_no_leaks() cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "leaks")
+#define expect_no_leaks() \
+    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "leaks")
 /* From the sanitizer runtime; GCC ships no header for it. */
 size_t __sanitizer_get_current_allocated_bytes(void);
 static inline size_t allocated_bytes(void)

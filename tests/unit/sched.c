@@ -94,7 +94,8 @@ Test(pool, drain_runs_every_queued_task, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(pool, cancel_cancels_queued_tasks_and_lets_running_ones_finish, .timeout = 30)
+Test(pool, cancel_cancels_queued_tasks_and_lets_running_ones_finish,
+     .timeout = 30)
 {
     enum { N = 200 };
     struct gate g;
@@ -107,7 +108,8 @@ Test(pool, cancel_cancels_queued_tasks_and_lets_running_ones_finish, .timeout = 
         fs[i] = pool_submit(pool, count_task, &runs);
     pool_shutdown(pool, POOL_CANCEL);
     for (int i = 0; i < N; i++)
-        cr_assert_eq(future_wait(fs[i], NULL), ECANCELED, "settled by the shutdown");
+        cr_assert_eq(future_wait(fs[i], NULL), ECANCELED,
+                     "settled by the shutdown");
     cr_assert_not(future_is_ready(busy[0]), "running tasks go on");
     gate_open(&g);
     pool_destroy(pool);
@@ -153,7 +155,8 @@ Test(pool, continuations_of_accepted_tasks_run_during_a_drain, .timeout = 30)
     pool_shutdown(pool, POOL_DRAIN);
     gate_open(&g);
     pool_destroy(pool);
-    cr_assert_eq(atomic_load(&runs), 3, "every continuation ran before destroy returned");
+    cr_assert_eq(atomic_load(&runs), 3,
+                 "every continuation ran before destroy returned");
     void *v;
     cr_assert_eq(future_wait(g3, &v), 0);
     cr_assert_eq(v, U2P(12));

@@ -94,16 +94,16 @@ static void lowest_index_case(const int *order, const int *errs, int expect)
 
 Test(spec_when_all, fails_with_lowest_index_error, .timeout = 30)
 {
-    const int errs[NP] = { 0, 11, 22, 33 };
-    const int back[NP] = { 3, 2, 1, 0 };
-    const int fwd[NP] = { 0, 1, 2, 3 };
-    const int mixed[NP] = { 2, 0, 3, 1 };
+    const int errs[NP] = {0, 11, 22, 33};
+    const int back[NP] = {3, 2, 1, 0};
+    const int fwd[NP] = {0, 1, 2, 3};
+    const int mixed[NP] = {2, 0, 3, 1};
     lowest_index_case(back, errs, 11);
     lowest_index_case(fwd, errs, 11);
     lowest_index_case(mixed, errs, 11);
-    const int errs2[NP] = { 0, 0, 0, 44 };
+    const int errs2[NP] = {0, 0, 0, 44};
     lowest_index_case(back, errs2, 44);
-    const int errs3[NP] = { 55, 0, 66, 0 };
+    const int errs3[NP] = {55, 0, 66, 0};
     lowest_index_case(back, errs3, 55);
 }
 
@@ -125,7 +125,7 @@ Test(spec_when_all, lowest_index_cancellation_counts_as_failure, .timeout = 30)
 
 Test(spec_when_all, zero_inputs_already_succeeded)
 {
-    future_t *dummy[1] = { NULL };
+    future_t *dummy[1] = {NULL};
     future_t *w = when_all(dummy, 0);
     cr_assert_not_null(w);
     cr_assert(future_is_ready(w));
@@ -151,7 +151,7 @@ Test(spec_when_all, repeated_inputs_from_pools_and_promises, .timeout = 30)
     cr_assert_not_null(fb);
     promise_t *pr = spec_promise();
     future_t *pf = spec_pfuture(pr);
-    future_t *in[7] = { fa, pf, fb, fa, pf, fa, fb };
+    future_t *in[7] = {fa, pf, fb, fa, pf, fa, fb};
     future_t *w = when_all(in, 7);
     cr_assert_not_null(w);
     spec_sem_wait(&ba.started);
@@ -202,7 +202,7 @@ Test(spec_when_all, bad_input_is_einval)
 {
     future_t *ok = future_resolved(NULL);
     cr_assert_not_null(ok);
-    future_t *in[3] = { ok, NULL, ok };
+    future_t *in[3] = {ok, NULL, ok};
     errno = 0;
     cr_assert_null(when_all(in, 3));
     cr_assert_eq(errno, EINVAL);
@@ -283,7 +283,7 @@ Test(spec_when_any, settles_while_other_tasks_still_run, .timeout = 30)
     spec_sem_wait(&b.started);
     future_t *fast = pool_submit(p, spec_value_task, NULL);
     cr_assert_not_null(fast);
-    future_t *in[3] = { slow, slow, fast };
+    future_t *in[3] = {slow, slow, fast};
     future_t *w = when_any(in, 3);
     cr_assert_not_null(w);
     spec_expect_value(w, (void *)(uintptr_t)2);
@@ -302,7 +302,7 @@ Test(spec_when_any, already_settled_input_wins, .timeout = 30)
     set_init(&s);
     future_t *done = future_failed(EBUSY);
     cr_assert_not_null(done);
-    future_t *in[3] = { s.f[0], done, s.f[1] };
+    future_t *in[3] = {s.f[0], done, s.f[1]};
     future_t *w = when_any(in, 3);
     cr_assert_not_null(w);
     spec_expect_value(w, (void *)(uintptr_t)1);
@@ -315,7 +315,7 @@ Test(spec_when_any, bad_input_is_einval)
 {
     future_t *ok = future_resolved(NULL);
     cr_assert_not_null(ok);
-    future_t *in[2] = { ok, NULL };
+    future_t *in[2] = {ok, NULL};
     errno = 0;
     cr_assert_null(when_any(in, 0));
     cr_assert_eq(errno, EINVAL);

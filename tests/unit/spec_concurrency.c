@@ -26,9 +26,9 @@ static void run_threads(struct shared *s, void *(*fn)(void *), void *args,
 {
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++)
-        cr_assert_eq(pthread_create(&t[i], NULL, fn,
-                                    (char *)args + (size_t)i * argsize),
-                     0);
+        cr_assert_eq(
+            pthread_create(&t[i], NULL, fn, (char *)args + (size_t)i * argsize),
+            0);
     spec_gate_open(&s->go);
     for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
@@ -82,7 +82,7 @@ Test(spec_concurrency, many_threads_submit_and_wait, .timeout = 60)
     shared_init(&s, 3);
     struct targ a[THREADS];
     for (int i = 0; i < THREADS; i++)
-        a[i] = (struct targ){ &s, i };
+        a[i] = (struct targ){&s, i};
     run_threads(&s, submit_wait_thread, a, sizeof a[0]);
     pool_destroy(s.pool);
     cr_assert_eq(atomic_load(&s.errors), 0);
@@ -119,7 +119,7 @@ Test(spec_concurrency, fire_and_forget_from_many_threads, .timeout = 60)
     shared_init(&s, 2);
     struct targ a[THREADS];
     for (int i = 0; i < THREADS; i++)
-        a[i] = (struct targ){ &s, i };
+        a[i] = (struct targ){&s, i};
     run_threads(&s, fire_forget_thread, a, sizeof a[0]);
     pool_destroy(s.pool);
     cr_assert_eq(atomic_load(&s.errors), 0);
@@ -153,8 +153,8 @@ static void *chain_thread(void *arg)
     spec_gate_wait(&s->go);
     for (int i = 0; i < CHAIN_ROUNDS; i++) {
         promise_t *pr = promise_create();
-        future_t *t = pool_submit(s->pool, spec_value_task,
-                                  (void *)(uintptr_t)10);
+        future_t *t =
+            pool_submit(s->pool, spec_value_task, (void *)(uintptr_t)10);
         if (!pr || !t) {
             atomic_fetch_add(&s->errors, 1);
             promise_release(pr);
@@ -164,7 +164,7 @@ static void *chain_thread(void *arg)
         future_t *pf = promise_future(pr);
         future_t *g1 = future_then(pf, chain_add_then, s);
         future_t *g2 = future_then(t, chain_add_then, s);
-        future_t *in[2] = { g1, g2 };
+        future_t *in[2] = {g1, g2};
         future_t *all = when_all(in, 2);
         future_t *any = when_any(in, 2);
         future_t *bad = future_failed(EIO + (i % 5));
@@ -189,7 +189,7 @@ static void *chain_thread(void *arg)
         if (future_wait(rec, &v) != 0 ||
             v != (void *)(uintptr_t)(EIO + (i % 5)))
             atomic_fetch_add(&s->errors, 1);
-        future_t *fs[] = { t, g1, g2, all, any, bad, rec };
+        future_t *fs[] = {t, g1, g2, all, any, bad, rec};
         spec_release_all(fs, sizeof fs / sizeof fs[0]);
         promise_release(pr);
     }
@@ -202,7 +202,7 @@ Test(spec_concurrency, many_threads_chain_and_release, .timeout = 60)
     shared_init(&s, 3);
     struct targ a[THREADS];
     for (int i = 0; i < THREADS; i++)
-        a[i] = (struct targ){ &s, i };
+        a[i] = (struct targ){&s, i};
     run_threads(&s, chain_thread, a, sizeof a[0]);
     pool_destroy(s.pool);
     cr_assert_eq(atomic_load(&s.errors), 0);
@@ -242,8 +242,7 @@ Test(spec_concurrency, continuations_attached_while_settling, .timeout = 60)
         for (int i = 0; i < THREADS; i++) {
             a[i].s = &s;
             a[i].f = f;
-            cr_assert_eq(pthread_create(&t[i], NULL, attach_thread, &a[i]),
-                         0);
+            cr_assert_eq(pthread_create(&t[i], NULL, attach_thread, &a[i]), 0);
         }
         spec_gate_open(&s.go);
         cr_assert_eq(promise_resolve(pr, (void *)(uintptr_t)round), 0);
@@ -321,7 +320,7 @@ Test(spec_concurrency, cancel_races_with_running, .timeout = 60)
     pthread_t t[CANCELLERS];
     struct canceller c[CANCELLERS];
     for (int i = 0; i < CANCELLERS; i++) {
-        c[i] = (struct canceller){ st, i };
+        c[i] = (struct canceller){st, i};
         cr_assert_eq(pthread_create(&t[i], NULL, cancel_thread, &c[i]), 0);
     }
     spec_gate_open(&st->go);
@@ -398,7 +397,7 @@ Test(spec_concurrency, shared_future_waited_retained_released, .timeout = 60)
     struct wr_arg a[THREADS];
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        a[i] = (struct wr_arg){ &s, future_retain(f), &b };
+        a[i] = (struct wr_arg){&s, future_retain(f), &b};
         cr_assert_eq(pthread_create(&t[i], NULL, wait_release_thread, &a[i]),
                      0);
     }

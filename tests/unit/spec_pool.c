@@ -128,7 +128,8 @@ Test(spec_pool, shutdown_drain_runs_every_queued_task, .timeout = 30)
     future_t *late = pool_submit(p, spec_count_task, &n);
     cr_assert_null(late);
     cr_assert_eq(errno, ESHUTDOWN);
-    cr_assert_eq(atomic_load(&n), 0, "queued tasks ran while the pool was busy");
+    cr_assert_eq(atomic_load(&n), 0,
+                 "queued tasks ran while the pool was busy");
 
     spec_gate_open(&b.gate);
     pool_destroy(p);
@@ -331,8 +332,7 @@ static int plus_hundred_then(void *value, void *arg, void **result)
     return 0;
 }
 
-Test(spec_pool, continuations_of_accepted_tasks_run_during_drain,
-     .timeout = 30)
+Test(spec_pool, continuations_of_accepted_tasks_run_during_drain, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     spec_blocker_t b;
@@ -482,12 +482,11 @@ static int id_catch(int error, void *arg, void **result)
     return error;
 }
 
-Test(spec_ownership, combinators_and_chains_borrow_their_inputs,
-     .timeout = 30)
+Test(spec_ownership, combinators_and_chains_borrow_their_inputs, .timeout = 30)
 {
     promise_t *pr = spec_promise();
     future_t *f = spec_pfuture(pr);
-    future_t *inputs[3] = { f, f, f };
+    future_t *inputs[3] = {f, f, f};
 
     future_t *t = future_then(f, id_then, NULL);
     future_t *c = future_catch(f, id_catch, NULL);
@@ -545,4 +544,78 @@ Test(spec_ownership, library_never_frees_values, .timeout = 30)
     cr_assert_eq(*v, 1234);
     *v = 1;
     free(v);
+}
+
+Test(spec_pool, cancel_shutdown_moves_continuations_to_default, .timeout = 30)
+{
+    pool_t *p = spec_pool(1);
+    spec_blocker_t b;
+    spec_blocker_init(&b);
+    future_t *run[1];
+    spec_saturate(p, &b, run, 1);
+    atomic_int n;
+    atomic_init(&n, 0);
+    future_t *g = future_then(run[0], spec_count_then, &n);
+    cr_assert_not_null(g);
+    pool_shutdown(p, POOL_CANCEL);
+    spec_gate_open(&b.gate);
+    pool_destroy(p);
+    spec_expect_value(g, &b);
+    cr_assert_eq(atomic_load(&n), 1);
+    future_release(g);
+    future_release(run[0]);
+    spec_blocker_destroy(&b);
+}
+
+struct self_destroy {
+    pool_t *pool;
+    sem_t started;
+    spec_gate_t go;
+    int submit_errno;
+};
+
+static int self_destroy_task(void *arg, void **result)
+{
+    struct self_destroy *s = arg;
+    sem_post(&s->started);
+    spec_gate_wait(&s->go);
+    pool_destroy(s->pool); /* must return: it cannot wait for itself */
+    errno = 0;
+    future_t *f = pool_submit(s->pool, spec_value_task, NULL);
+    s->submit_errno = f ? 0 : errno;
+    future_release(f);
+    *result = s;
+    return 0;
+}
+
+Test(spec_pool, destroy_from_own_task_drains_and_returns, .timeout = 30)
+{
+    pool_t *p = spec_pool(1);
+    struct self_destroy s;
+    s.pool = p;
+    s.submit_errno = -1;
+    sem_init(&s.started, 0, 0);
+    spec_gate_init(&s.go);
+    atomic_int n;
+    atomic_init(&n, 0);
+    future_t *t = pool_submit(p, self_destroy_task, &s);
+    cr_assert_not_null(t);
+    spec_sem_wait(&s.started);
+    future_t *q[4];
+    for (int i = 0; i < 4; i++) {
+        q[i] = pool_submit(p, spec_count_task, &n); /* queued behind it */
+        cr_assert_not_null(q[i]);
+    }
+    /* from here on the test no longer touches the pool: it ends by itself
+     * once its last task has finished, and must not be destroyed again */
+    spec_gate_open(&s.go);
+    spec_expect_value(t, &s);
+    cr_assert_eq(s.submit_errno, ESHUTDOWN);
+    for (int i = 0; i < 4; i++)
+        spec_expect_value(q[i], &n);
+    cr_assert_eq(atomic_load(&n), 4);
+    spec_release_all(q, 4);
+    future_release(t);
+    sem_destroy(&s.started);
+    spec_gate_destroy(&s.go);
 }

@@ -197,12 +197,11 @@ static int settle_inside_task(void *arg, void **result)
     return 0;
 }
 
-Test(spec_promise, callbacks_never_run_inside_resolve_or_reject,
-     .timeout = 30)
+Test(spec_promise, callbacks_never_run_inside_resolve_or_reject, .timeout = 30)
 {
     promise_t *ok = spec_promise(), *bad = spec_promise();
     future_t *fo = spec_pfuture(ok), *fb = spec_pfuture(bad);
-    struct cb_probe po = { 0 }, pb = { 0 };
+    struct cb_probe po = {0}, pb = {0};
     future_t *go = future_then(fo, probe_then, &po);
     future_t *gb = future_catch(fb, probe_catch, &pb);
     cr_assert_not_null(go);
@@ -226,12 +225,12 @@ Test(spec_promise, callbacks_never_run_inside_resolve_or_reject,
     pool_t *p = spec_pool(1);
     promise_t *ok2 = spec_promise(), *bad2 = spec_promise();
     future_t *fo2 = spec_pfuture(ok2), *fb2 = spec_pfuture(bad2);
-    struct cb_probe qo = { 0 }, qb = { 0 };
+    struct cb_probe qo = {0}, qb = {0};
     future_t *go2 = future_then(fo2, probe_then, &qo);
     future_t *gb2 = future_catch(fb2, probe_catch, &qb);
     cr_assert_not_null(go2);
     cr_assert_not_null(gb2);
-    struct settle_inside so = { ok2, 0, -1 }, sb = { bad2, EIO, -1 };
+    struct settle_inside so = {ok2, 0, -1}, sb = {bad2, EIO, -1};
     future_t *t1 = pool_submit(p, settle_inside_task, &so);
     future_t *t2 = pool_submit(p, settle_inside_task, &sb);
     cr_assert_not_null(t1);
@@ -246,7 +245,7 @@ Test(spec_promise, callbacks_never_run_inside_resolve_or_reject,
     cr_assert_eq(atomic_load(&qb.inside), 0, "catch ran inside reject");
     pool_destroy(p);
 
-    future_t *fs[] = { fo, fb, go, gb, fo2, fb2, go2, gb2, t1, t2 };
+    future_t *fs[] = {fo, fb, go, gb, fo2, fb2, go2, gb2, t1, t2};
     spec_release_all(fs, sizeof fs / sizeof fs[0]);
     promise_release(ok);
     promise_release(bad);
@@ -286,7 +285,7 @@ Test(spec_promise, concurrent_settles_exactly_one_wins, .timeout = 30)
         pthread_t t[RACERS];
         struct racer r[RACERS];
         for (int i = 0; i < RACERS; i++) {
-            r[i] = (struct racer){ pr, &go, i, -1 };
+            r[i] = (struct racer){pr, &go, i, -1};
             cr_assert_eq(pthread_create(&t[i], NULL, racer_thread, &r[i]), 0);
         }
         spec_gate_open(&go);

@@ -58,7 +58,7 @@ static void many_waiters(bool succeed)
     pthread_t t[WAITERS];
     struct waiter_arg a[WAITERS];
     for (int i = 0; i < WAITERS; i++) {
-        a[i] = (struct waiter_arg){ f, &ready, -2, NULL };
+        a[i] = (struct waiter_arg){f, &ready, -2, NULL};
         cr_assert_eq(pthread_create(&t[i], NULL, waiter_thread, &a[i]), 0);
     }
     spec_sem_wait_n(&ready, WAITERS);
@@ -187,7 +187,7 @@ static int nested_task(void *arg, void **result)
 Test(spec_wait, inside_task_single_thread, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
-    struct nest n = { p, 1 };
+    struct nest n = {p, 1};
     future_t *f = pool_submit(p, nested_task, &n);
     cr_assert_not_null(f);
     spec_expect_value(f, (void *)(uintptr_t)1001);
@@ -198,7 +198,7 @@ Test(spec_wait, inside_task_single_thread, .timeout = 30)
 Test(spec_wait, inside_task_nested_single_thread, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
-    struct nest n = { p, 6 };
+    struct nest n = {p, 6};
     future_t *f = pool_submit(p, nested_task, &n);
     cr_assert_not_null(f);
     spec_expect_value(f, (void *)(uintptr_t)1006);
@@ -310,4 +310,74 @@ Test(spec_wait, task_waiting_for_itself_is_edeadlk, .timeout = 30)
     future_release(s.self);
     pool_destroy(p);
     spec_gate_destroy(&s.have_self);
+}
+
+/* A continuation callback on a one-thread pool waits for a task it queues
+ * behind itself on that pool. */
+static int wait_in_callback_then(void *value, void *arg, void **result)
+{
+    pool_t *p = arg;
+    future_t *f = pool_submit(p, spec_value_task, value);
+    if (!f)
+        return errno;
+    int rc = future_wait(f, result);
+    future_release(f);
+    return rc;
+}
+
+Test(spec_wait, inside_continuation_single_thread, .timeout = 30)
+{
+    pool_t *p = spec_pool(1);
+    int obj = 0;
+    future_t *f = pool_submit(p, spec_value_task, &obj);
+    cr_assert_not_null(f);
+    future_t *g = future_then(f, wait_in_callback_then, p);
+    cr_assert_not_null(g);
+    spec_expect_value(g, &obj);
+    future_release(g);
+    future_release(f);
+    pool_destroy(p);
+}
+
+struct crowd {
+    sem_t started;
+    future_t *gate_future;
+};
+
+static int crowd_task(void *arg, void **result)
+{
+    struct crowd *c = arg;
+    sem_post(&c->started);
+    return future_wait(c->gate_future, result);
+}
+
+Test(spec_wait, more_waiting_tasks_than_threads, .timeout = 30)
+{
+    enum { NT = 2, K = 12 };
+    pool_t *p = spec_pool(NT);
+    promise_t *pr = spec_promise();
+    struct crowd c;
+    sem_init(&c.started, 0, 0);
+    c.gate_future = spec_pfuture(pr);
+    future_t *f[K];
+    for (int i = 0; i < K; i++) {
+        f[i] = pool_submit(p, crowd_task, &c);
+        cr_assert_not_null(f[i]);
+    }
+    /* every one of them starts although each one blocks its thread */
+    spec_sem_wait_n(&c.started, K);
+    /* and the pool still runs new work */
+    int obj = 0;
+    future_t *extra = pool_submit(p, spec_value_task, &obj);
+    cr_assert_not_null(extra);
+    spec_expect_value(extra, &obj);
+    cr_assert_eq(promise_resolve(pr, &c), 0);
+    for (int i = 0; i < K; i++)
+        spec_expect_value(f[i], &c);
+    spec_release_all(f, K);
+    future_release(extra);
+    future_release(c.gate_future);
+    promise_release(pr);
+    pool_destroy(p);
+    sem_destroy(&c.started);
 }

@@ -202,7 +202,8 @@ Test(then, never_runs_inside_the_registering_call, .timeout = 30)
     future_t *g = future_then(f, record_thread, &w);
     cr_assert_eq(future_wait(g, NULL), 0);
     cr_assert(atomic_load(&w.ran));
-    cr_assert_not(pthread_equal(w.thread, pthread_self()), "ran on the caller's thread");
+    cr_assert_not(pthread_equal(w.thread, pthread_self()),
+                  "ran on the caller's thread");
     future_release(f);
     future_release(g);
 }
