@@ -70,7 +70,7 @@ $(B)/libfutures.so: $(SHARED)
 
 $(B)/samples/%: samples/%.c $(STATIC) include/futures.h
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $< $(STATIC) -o $@ -lm
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) $< $(STATIC) -o $@ -lm
 
 samples: $(SAMPLE_SRC:samples/%.c=$(B)/samples/%)
 
@@ -85,9 +85,11 @@ criterion:
 	  { echo "Criterion missing: installing libcriterion-dev"; \
 	    apt-get update -qq && apt-get install -y -qq libcriterion-dev; }
 
-$(B)/tests/unit: $(UNIT_SRC) $(UNIT_HDR) $(STATIC) | criterion
+# The suites run the samples too (tests/unit/samples.c), from this tree.
+$(B)/tests/unit: $(UNIT_SRC) $(UNIT_HDR) $(STATIC) samples | criterion
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -D_GNU_SOURCE -Ilib $(CFLAGS) $(UNIT_SRC) $(STATIC) -o $@ -lcriterion
+	$(CC) $(BASE_CFLAGS) -D_GNU_SOURCE -Ilib -DSAMPLES_DIR='"$(B)/samples"' \
+	    $(CFLAGS) $(UNIT_SRC) $(STATIC) -o $@ -lcriterion
 
 unit: $(B)/tests/unit
 	$(B)/tests/unit -j2

@@ -291,6 +291,54 @@ FUTURES_API int promise_reject(promise_t *p, int error);
  */
 FUTURES_API void promise_release(promise_t *p);
 
+/* --------------------------------------------------------------- tracing -- */
+
+/**
+ * futures_trace_start() - record a timeline of everything that runs.
+ *
+ * From now on every task and callback records its pool, its thread, its
+ * name and when it started and finished; so do spans marked with
+ * futures_trace_begin(). futures_trace_stop() writes the record to @path as
+ * Chrome trace-event JSON, which Perfetto and chrome://tracing open as a
+ * timeline (tools/trace2svg.py draws it as an SVG). Setting
+ * FUTURES_TRACE=path in the environment starts a trace when the program
+ * starts and writes it when the program exits.
+ * While no trace runs, tracing costs one relaxed atomic load per task.
+ * Errors: EINVAL (NULL @path), EALREADY (a trace is running), ENOMEM.
+ */
+FUTURES_API int futures_trace_start(const char *path);
+
+/**
+ * futures_trace_stop() - stop recording and write the trace file.
+ *
+ * Tasks still running are not in it. Errors: EINVAL (no trace running), or
+ * the errno of opening or writing the file (the trace is stopped anyway).
+ */
+FUTURES_API int futures_trace_stop(void);
+
+/**
+ * futures_trace_name() - name the running task's event in the trace.
+ *
+ * Called inside a task or callback; elsewhere it names the next span that
+ * futures_trace_begin() opens without a name. @name is copied (its first 47
+ * bytes). Without it an event is named after its kind: task, then or catch.
+ * Does nothing when no trace runs or @name is NULL.
+ */
+FUTURES_API void futures_trace_name(const char *name);
+
+/**
+ * futures_trace_begin() - open a span on the calling thread.
+ *
+ * For work that runs outside any pool (a sequential baseline, the main
+ * thread's own waiting), so it appears on the same timeline. The span ends
+ * at futures_trace_end(); spans do not nest (a second begin restarts the
+ * span). @name is copied; NULL means "span". Does nothing when no trace runs.
+ */
+FUTURES_API void futures_trace_begin(const char *name);
+
+/** futures_trace_end() - close the calling thread's open span, if any. */
+FUTURES_API void futures_trace_end(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -150,7 +150,9 @@ void fut__run(future_t *f)
     future_t *outer = running; /* non-NULL when helping inside a wait */
     void *result = NULL;
     running = f;
+    uint64_t traced = fut__trace_enter();
     int error = f->ops->run(f, &result);
+    fut__trace_leave(traced, f->ops->kind, error);
     running = outer;
     fut__settle(f, error, result);
 }
@@ -274,7 +276,7 @@ bool task_cancelled(void)
 
 /* --------------------------------------------- already-settled futures -- */
 
-static const struct fut__ops settled_ops = {NULL, NULL};
+static const struct fut__ops settled_ops = {"settled", NULL, NULL};
 
 static future_t *settled_future(int error, void *value)
 {

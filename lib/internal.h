@@ -10,6 +10,7 @@
  *   sched.c        pools: worker threads, the run queue, sleeping and waking
  *   stripe.c       the striped locks and condition variables futures use
  *   alloc.c        every allocation and thread start, with fault injection
+ *   trace.c        the optional timeline of what ran where and when
  *
  * A future's life, written out (its state field; the lock is its stripe's):
  *
@@ -103,6 +104,7 @@ void fut__deliver(struct fut__watch *list);
 /* ------------------------------------------------------------- futures -- */
 
 struct fut__ops {
+    const char *kind; /* for traces: "task", "then", ... */
     /* Runs a QUEUED future's work; returns its error, 0 with *result. */
     int (*run)(future_t *f, void **result);
     /* After a PENDING future settled early (cancelled, when_any decided):
@@ -188,5 +190,13 @@ void fut__fault_set(enum fut__fault_site site, long nth, bool persistent);
 
 /* Thread-local: the future whose callback this thread is running, or NULL. */
 future_t *fut__running(void);
+
+/* ---------------------------------------------------------------- tracing */
+
+/* Brackets one run: enter returns 0 when no trace runs, else a start time
+ * that leave needs. */
+uint64_t fut__trace_enter(void);
+void fut__trace_leave(uint64_t start, const char *kind, int error);
+unsigned fut__pool_id_of_thread(void); /* 0 outside pools */
 
 #endif /* FUTURES_INTERNAL_H */

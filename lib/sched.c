@@ -70,6 +70,7 @@ struct pool {
     size_t nlive;          /* threads alive */
     size_t nidle;          /* threads waiting for work */
     size_t nblocked;       /* threads blocked in future_wait() */
+    unsigned id;           /* for thread names and traces */
     unsigned next_id;      /* for thread names */
     struct worker *exited; /* ended, not joined yet */
     bool detach_exits;     /* destroyed from inside: nobody will join */
@@ -79,6 +80,7 @@ struct pool {
 static _Thread_local pool_t *current_pool; /* the pool this thread works for */
 
 static _Atomic(pool_t *) default_pool;
+static atomic_uint pool_ids;
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---------------------------------------------------------- references -- */
@@ -183,7 +185,7 @@ static void *worker_main(void *arg)
 
     lock(p);
     char name[16];
-    snprintf(name, sizeof name, "futures-%u", p->next_id++);
+    snprintf(name, sizeof name, "futures-%u.%u", p->id, p->next_id++);
     pthread_setname_np(pthread_self(), name);
     for (;;) {
         future_t *f = pop_locked(p);
@@ -323,7 +325,7 @@ static int run_task(future_t *f, void **result)
     return t->fn(t->arg, result);
 }
 
-static const struct fut__ops task_ops = {run_task, NULL};
+static const struct fut__ops task_ops = {"task", run_task, NULL};
 
 /* ------------------------------------------------------ the public API -- */
 
@@ -350,6 +352,7 @@ static pool_t *pool_alloc(size_t nthreads)
         return NULL;
     }
     p->exec.ops = &pool_exec_ops;
+    p->id = atomic_fetch_add(&pool_ids, 1) + 1;
     atomic_init(&p->refs, 1);
     p->ncore = nthreads;
     p->idle_ns = DEFAULT_IDLE_NS;
@@ -510,6 +513,11 @@ void fut__block_end(enum fut__block how)
     lock(p);
     p->nblocked--;
     unlock(p);
+}
+
+unsigned fut__pool_id_of_thread(void)
+{
+    return current_pool ? current_pool->id : 0;
 }
 
 /* Runs one task queued on this thread's pool; returns false if none was. */

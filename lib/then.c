@@ -48,8 +48,10 @@ static void detach_continuation(future_t *f)
     fut__inputs_detach(&of(f)->in);
 }
 
-static const struct fut__ops continuation_ops = {run_continuation,
-                                                 detach_continuation};
+static const struct fut__ops then_ops = {"then", run_continuation,
+                                         detach_continuation};
+static const struct fut__ops catch_ops = {"catch", run_continuation,
+                                          detach_continuation};
 
 static void predecessor_settled(struct fut__inputs *in, size_t index)
 {
@@ -73,7 +75,7 @@ static future_t *continue_with(future_t *f, bool catches, then_fn then,
         return NULL;
     }
     struct continuation *c = (struct continuation *)fut__new(
-        sizeof *c, &continuation_ops, FUT_PENDING, 1);
+        sizeof *c, catches ? &catch_ops : &then_ops, FUT_PENDING, 1);
     if (!c)
         return NULL;
     c->catches = catches;
