@@ -68,7 +68,7 @@ $(B)/libfutures.so: $(SHARED)
 
 # ---------------------------------------------------------------- samples --
 
-$(B)/samples/%: samples/%.c $(STATIC) include/futures.h
+$(B)/samples/%: samples/%.c samples/sample.h $(STATIC) include/futures.h
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) $< $(STATIC) -o $@ -lm
 
@@ -130,7 +130,7 @@ tsan:
 # The stress programs, unsanitised, under valgrind's memcheck.
 valgrind: $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
 	@for t in $^; do echo "== valgrind $$t"; \
-	    valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 \
+	    STRESS_LIGHT=1 valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 \
 	        --suppressions=tests/valgrind.supp $$t || exit 1; done
 
 # Installs into a scratch prefix and builds a program against it with pkg-config.

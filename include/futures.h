@@ -74,7 +74,8 @@ typedef int (*catch_fn)(int error, void *arg, void **result);
  * If some but not all threads could be started, the pool runs with the
  * threads it got (at least one).
  * Ownership: the pool is yours; end it with pool_destroy().
- * Errors: NULL with errno ENOMEM, or EAGAIN when no thread could be started.
+ * Errors: NULL with errno EINVAL (@nthreads above 4096), ENOMEM, or EAGAIN
+ * when no thread could be started.
  */
 FUTURES_API pool_t *pool_create(size_t nthreads);
 
@@ -124,6 +125,51 @@ FUTURES_API void pool_destroy(pool_t *pool);
  * Errors: NULL with errno ENOMEM or EAGAIN; a later call tries again.
  */
 FUTURES_API pool_t *pool_default(void);
+
+/**
+ * pool_submit_blocking() - queue a job that blocks (I/O, sleeps, locks).
+ *
+ * The same contract as pool_submit(), but the job runs on one of the pool's
+ * blocking threads, which it starts on demand beyond its CPU-sized core, so
+ * a thousand sleeping jobs overlap instead of queueing behind two threads.
+ * At most pool_set_blocking_limit() such threads run (512 unless set); past
+ * the limit, or when a thread cannot be started, jobs queue and never fail.
+ * Blocking threads idle for the pool's idle timeout (10 s) exit.
+ * Continuations of the job run on the pool's core threads.
+ * Ownership and errors as for pool_submit().
+ */
+FUTURES_API future_t *pool_submit_blocking(pool_t *pool, task_fn fn, void *arg);
+
+/**
+ * pool_set_blocking_limit() - cap the threads that run blocking jobs.
+ *
+ * Threads already running above a lowered limit finish their job first.
+ * Errors: EINVAL (NULL @pool, or @limit == 0 or above 65536).
+ */
+FUTURES_API int pool_set_blocking_limit(pool_t *pool, size_t limit);
+
+/**
+ * pool_set_idle_timeout() - how long a thread beyond the pool's core (a
+ * blocking thread, or a stand-in for a waiting task) stays idle before it
+ * exits. Errors: EINVAL (NULL @pool).
+ */
+FUTURES_API int pool_set_idle_timeout(pool_t *pool, uint64_t ns);
+
+/* A snapshot of a pool, from pool_stats(). */
+struct pool_stats {
+    size_t threads;          /* threads alive, of every kind */
+    size_t peak_threads;     /* the most alive at once */
+    size_t blocking_threads; /* of which run blocking jobs */
+    size_t queued;           /* tasks and jobs waiting for a thread */
+    size_t running;          /* tasks and jobs running now */
+    uint64_t completed;      /* tasks and jobs that have run */
+};
+
+/**
+ * pool_stats() - fill *@out with a snapshot of @pool's threads and work.
+ * Errors: EINVAL (NULL @pool or @out).
+ */
+FUTURES_API int pool_stats(pool_t *pool, struct pool_stats *out);
 
 /* ------------------------------------------------------------- futures -- */
 
@@ -254,6 +300,86 @@ FUTURES_API future_t *when_all(future_t *const *futures, size_t n);
  */
 FUTURES_API future_t *when_any(future_t *const *futures, size_t n);
 
+/* ----------------------------------------------------------------- time -- */
+
+/**
+ * future_delay() - a future that succeeds (value NULL) after @ns nanoseconds.
+ *
+ * The analogue of asyncio.sleep(): nothing blocks while it runs, and one
+ * timer thread for the whole process serves every delay. Cancelling it
+ * removes the timer. Deadlines are on CLOCK_MONOTONIC.
+ * Ownership: a new reference, yours.
+ * Errors: NULL with errno ENOMEM, or EAGAIN if the timer thread cannot start.
+ */
+FUTURES_API future_t *future_delay(uint64_t ns);
+
+/**
+ * future_timeout() - @f's outcome, or ETIMEDOUT after @ns nanoseconds.
+ *
+ * The analogue of asyncio.wait_for(): the result settles with @f's outcome
+ * if @f settles in time; otherwise it fails with ETIMEDOUT at the deadline
+ * and asks @f to cancel (future_cancel()). Ownership: borrows @f; the
+ * result is a new reference, yours.
+ * Errors: NULL with errno EINVAL (NULL @f), ENOMEM or EAGAIN.
+ */
+FUTURES_API future_t *future_timeout(future_t *f, uint64_t ns);
+
+/* ----------------------------------------------------------- event loops -- */
+
+typedef struct loop loop_t; /* a single-threaded executor, as asyncio's */
+
+/**
+ * loop_create() - an event loop: callbacks scheduled on it run one at a
+ * time on the thread that calls loop_run(), in the order they became ready.
+ * Ownership: yours; end it with loop_destroy().
+ * Errors: NULL with errno ENOMEM.
+ */
+FUTURES_API loop_t *loop_create(void);
+
+/**
+ * loop_run() - run @loop's callbacks on this thread until nothing is
+ * pending (no queued callback, and no continuation sent to it that is
+ * still waiting for its predecessor) or loop_stop() is called.
+ * Errors: EINVAL (NULL @loop), EBUSY (already running on a thread).
+ */
+FUTURES_API int loop_run(loop_t *loop);
+
+/**
+ * loop_stop() - make loop_run() return after the callback running now.
+ * Safe from any thread, and from a callback. Does nothing for NULL.
+ */
+FUTURES_API void loop_stop(loop_t *loop);
+
+/**
+ * loop_destroy() - free @loop. Callbacks still queued or pending on it are
+ * cancelled (their futures fail with ECANCELED); so are continuations sent
+ * to it later. Must not be called while loop_run() runs. NULL is a no-op.
+ */
+FUTURES_API void loop_destroy(loop_t *loop);
+
+/**
+ * loop_submit() - queue a small, non-blocking task on @loop.
+ * Ownership as for pool_submit(). Errors: NULL with errno EINVAL (NULL
+ * @loop or @fn), ENOMEM, or ESHUTDOWN after loop_destroy() began.
+ */
+FUTURES_API future_t *loop_submit(loop_t *loop, task_fn fn, void *arg);
+
+/**
+ * future_then_on() - future_then(), with @fn run on @loop's thread.
+ *
+ * Futures from pools, promises and timers complete onto a loop safely from
+ * any thread; this is how a program with its own main loop receives
+ * results without locks. A future_wait() on the loop's thread for a future
+ * that only the loop can run fails with EDEADLK instead of hanging.
+ * Errors: as future_then(), and EINVAL for a NULL @loop.
+ */
+FUTURES_API future_t *future_then_on(future_t *f, loop_t *loop, then_fn fn,
+                                     void *arg);
+
+/** future_catch_on() - future_catch(), with @fn run on @loop's thread. */
+FUTURES_API future_t *future_catch_on(future_t *f, loop_t *loop, catch_fn fn,
+                                      void *arg);
+
 /* ------------------------------------------------------------ promises -- */
 
 /**
@@ -319,8 +445,8 @@ FUTURES_API int futures_trace_stop(void);
 /**
  * futures_trace_name() - name the running task's event in the trace.
  *
- * Called inside a task or callback; elsewhere it names the next span that
- * futures_trace_begin() opens without a name. @name is copied (its first 47
+ * Called inside a task or callback; elsewhere it renames the thread's open
+ * span, or names the next one futures_trace_begin() opens without a name. @name is copied (its first 47
  * bytes). Without it an event is named after its kind: task, then or catch.
  * Does nothing when no trace runs or @name is NULL.
  */

@@ -25,12 +25,25 @@
 #include <string.h>
 #include <time.h>
 
-/* The future whose work this thread is running (for task_cancelled()). */
-static _Thread_local future_t *running;
+/*
+ * The futures whose work this thread is running, innermost first: more
+ * than one only while a waiter runs queued work itself (FUT_BLOCK_HELP).
+ */
+struct frame {
+    future_t *f;
+    struct frame *outer;
+};
 
-future_t *fut__running(void)
+static _Thread_local struct frame *running;
+
+/* Would waiting for @f here wait for this thread's own stack to unwind? */
+static bool waits_for_itself(const future_t *f)
 {
-    return running;
+    for (const struct frame *fr = running; fr; fr = fr->outer) {
+        if (fr->f == f)
+            return true;
+    }
+    return fut__would_deadlock(f);
 }
 
 future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
@@ -99,6 +112,14 @@ static struct fut__watch *settle_locked(future_t *f, struct fut__stripe *s,
     return list;
 }
 
+/* What follows a settlement, once the lock is dropped. */
+static void after_settle(future_t *f, struct fut__watch *list)
+{
+    if (f->tracked)
+        f->exec->ops->pending_done(f->exec);
+    fut__deliver(list);
+}
+
 /*
  * Settles @f with @error (0: success with @value) unless it has settled
  * already. Returns true if this call settled it. The caller holds a
@@ -113,7 +134,7 @@ bool fut__settle(future_t *f, int error, void *value)
     }
     struct fut__watch *list = settle_locked(f, s, error, value);
     fut__unlock(s);
-    fut__deliver(list);
+    after_settle(f, list);
     return true;
 }
 
@@ -147,13 +168,13 @@ void fut__run(future_t *f)
     if (!queued)
         return;
 
-    future_t *outer = running; /* non-NULL when helping inside a wait */
+    struct frame frame = {f, running};
     void *result = NULL;
-    running = f;
+    running = &frame;
     uint64_t traced = fut__trace_enter();
     int error = f->ops->run(f, &result);
     fut__trace_leave(traced, f->ops->kind, error);
-    running = outer;
+    running = frame.outer;
     fut__settle(f, error, result);
 }
 
@@ -171,15 +192,23 @@ static bool passed(const struct timespec *deadline)
  * One step of waiting for @f with its stripe @s locked. Returns false once
  * @deadline (NULL: none) has passed.
  */
-static bool wait_step(future_t *f, struct fut__stripe **s, enum fut__block how,
+static bool wait_step(future_t *f, struct fut__stripe **s, enum fut__block *how,
                       const struct timespec *deadline)
 {
-    if (how == FUT_BLOCK_HELP) {
-        /* No stand-in thread could be started: run queued work here, and
-         * poll, since new work that @f needs would not wake this thread. */
+    if (*how == FUT_BLOCK_HELP) {
+        /* No stand-in thread could be started. Try again, and meanwhile run
+         * queued work here, polling, since new work that @f needs would
+         * not wake this thread. A helped task that waits for one of ours
+         * gets EDEADLK (waits_for_itself) rather than hanging. */
         fut__unlock(*s);
-        bool helped = fut__help_one();
+        bool helped = false;
+        if (fut__block_retry())
+            *how = FUT_BLOCK_COMPENSATED;
+        else
+            helped = fut__help_one();
         *s = fut__lock(f);
+        if (*how != FUT_BLOCK_HELP)
+            return true;
         if (!helped) {
             struct timespec soon;
             fut__deadline(&soon, 1000000);
@@ -204,7 +233,7 @@ static bool block_on(future_t *f, const struct timespec *deadline)
     enum fut__block how = fut__block_begin();
     struct fut__stripe *s = fut__lock(f);
     f->nwaiters++;
-    while (fut__state(f) != FUT_SETTLED && wait_step(f, &s, how, deadline))
+    while (fut__state(f) != FUT_SETTLED && wait_step(f, &s, &how, deadline))
         ;
     f->nwaiters--;
     bool settled = fut__state(f) == FUT_SETTLED;
@@ -218,7 +247,7 @@ int future_wait(future_t *f, void **value)
     if (!f)
         return EINVAL;
     if (!fut__is_settled(f)) {
-        if (f == running)
+        if (waits_for_itself(f))
             return EDEADLK;
         block_on(f, NULL);
     }
@@ -233,7 +262,7 @@ bool future_wait_for(future_t *f, uint64_t timeout_ns)
         return false;
     if (fut__is_settled(f))
         return true;
-    if (f == running || timeout_ns == 0)
+    if (timeout_ns == 0 || waits_for_itself(f))
         return false;
     struct timespec deadline;
     fut__deadline(&deadline, timeout_ns);
@@ -265,13 +294,13 @@ bool future_cancel(future_t *f)
     fut__unlock(s);
     if (f->ops->detach)
         f->ops->detach(f);
-    fut__deliver(list);
+    after_settle(f, list);
     return true;
 }
 
 bool task_cancelled(void)
 {
-    return running && atomic_load(&running->cancel_requested);
+    return running && atomic_load(&running->f->cancel_requested);
 }
 
 /* --------------------------------------------- already-settled futures -- */

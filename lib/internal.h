@@ -7,7 +7,10 @@
  *   then.c         future_then / future_catch continuations
  *   combinators.c  when_all / when_any
  *   promise.c      promises
- *   sched.c        pools: worker threads, the run queue, sleeping and waking
+ *   pool.c         pools' public face: create, submit, shut down, stats
+ *   sched.c        pools' threads: run queues, sleeping, waking, exiting
+ *   loop.c         event loops: single-threaded executors
+ *   timer.c        future_delay, future_timeout: one timer thread
  *   stripe.c       the striped locks and condition variables futures use
  *   alloc.c        every allocation and thread start, with fault injection
  *   trace.c        the optional timeline of what ran where and when
@@ -54,6 +57,10 @@ struct fut__exec_ops {
     void (*schedule)(struct fut__exec *exec, future_t *f);
     void (*retain)(struct fut__exec *exec);
     void (*release)(struct fut__exec *exec);
+    /* Optional (NULL for pools): told when a continuation that will run on
+     * this executor is registered, and when it settles, however it does. */
+    void (*pending_add)(struct fut__exec *exec);
+    void (*pending_done)(struct fut__exec *exec);
 };
 struct fut__exec {
     const struct fut__exec_ops *ops;
@@ -117,9 +124,10 @@ struct future {
     atomic_uint refs;
     atomic_int state; /* enum fut__state */
     atomic_bool cancel_requested;
-    unsigned nwaiters;           /* threads blocked on it; stripe lock */
-    int error;                   /* valid once SETTLED */
-    void *value;                 /* valid once SETTLED */
+    bool tracked;      /* tell exec->ops->pending_done when it settles */
+    unsigned nwaiters; /* threads blocked on it; stripe lock */
+    int error;         /* valid once SETTLED */
+    void *value;       /* valid once SETTLED */
     struct fut__watch *watchers; /* stripe lock; owned by the settler after */
     struct fut__exec *exec;      /* runs it and its continuations, or NULL */
     future_t *next;              /* run-queue link, owned by the executor */
@@ -132,6 +140,7 @@ bool fut__settle(future_t *f, int error, void *value);
 void fut__enqueue(future_t *f);
 void fut__run(future_t *f);
 void fut__set_exec(future_t *f, struct fut__exec *exec);
+future_t *fut__task_new(task_fn fn, void *arg, struct fut__exec *exec);
 
 /* The state, for code holding the future's stripe lock. */
 static inline int fut__state(const future_t *f)
@@ -166,11 +175,74 @@ void fut__deadline(struct timespec *ts, uint64_t ns_from_now);
 
 /* ----------------------------------------------------------- scheduler -- */
 
+/* A FIFO of QUEUED futures, linked through their next fields. */
+struct fut__queue {
+    future_t *head, *tail;
+    size_t len;
+};
+
+void fut__queue_push(struct fut__queue *q, future_t *f);
+future_t *fut__queue_pop(struct fut__queue *q);
+
+enum fut__pool_state {
+    FUT_POOL_OPEN,      /* accepts submissions and continuations */
+    FUT_POOL_DRAINING,  /* accepts continuations, runs what is queued */
+    FUT_POOL_CANCELLED, /* queue cancelled; running work finishes */
+    FUT_POOL_STOPPED    /* drained; threads exit */
+};
+
+struct fut__worker;
+
+/* A pool; sched.c runs it, pool.c is its public face. */
+struct pool {
+    struct fut__exec exec;
+    atomic_uint refs; /* creator, live threads, futures it runs */
+    pthread_mutex_t lock;
+    pthread_cond_t work;          /* idle core threads wait here */
+    pthread_cond_t blocking_work; /* idle blocking threads wait here */
+    pthread_cond_t ended;         /* pool_destroy() waits for the last */
+    struct fut__queue tasks;      /* for the core threads */
+    struct fut__queue jobs;       /* for the blocking threads */
+    int state;                    /* enum fut__pool_state */
+    bool is_default;
+    bool detach_exits; /* destroyed from inside: nobody will join */
+    unsigned id;       /* for thread names and traces */
+    unsigned next_thread;
+    size_t ncore;    /* core threads kept able to run tasks */
+    size_t nlive;    /* core threads alive, stand-ins included */
+    size_t nidle;    /* core threads waiting for work */
+    size_t nblocked; /* core threads blocked in future_wait() */
+    size_t nb_live, nb_idle, nb_limit; /* blocking threads */
+    size_t nrunning, peak;
+    uint64_t completed;
+    uint64_t idle_ns;           /* how long a thread beyond the core lingers */
+    struct fut__worker *exited; /* ended, not joined yet */
+};
+
+extern const struct fut__exec_ops fut__pool_exec_ops;
+
+void fut__pool_lock(pool_t *p);
+void fut__pool_unlock(pool_t *p);
+void fut__pool_retain(pool_t *p);
+void fut__pool_release(pool_t *p);
+void fut__pool_free(pool_t *p);
+int fut__start_core_locked(pool_t *p);
+void fut__push_task_locked(pool_t *p, future_t *f);
+void fut__push_job_locked(pool_t *p, future_t *f);
+void fut__maybe_stop_locked(pool_t *p);
+struct fut__worker *fut__take_exited_locked(pool_t *p);
+void fut__join_all(struct fut__worker *list);
+bool fut__on_pool_thread(const pool_t *p);
+
+/* Loops (loop.c). */
+struct fut__exec *fut__loop_exec(loop_t *loop);
+bool fut__would_deadlock(const future_t *f); /* on its own loop's thread */
 void fut__schedule(future_t *f);
 
 /* How a thread that is about to block in future_wait() should wait. */
 enum fut__block { FUT_BLOCK_PLAIN, FUT_BLOCK_COMPENSATED, FUT_BLOCK_HELP };
 enum fut__block fut__block_begin(void);
+bool fut__block_retry(void); /* from FUT_BLOCK_HELP to COMPENSATED? */
 void fut__block_end(enum fut__block how);
 bool fut__help_one(void);
 
@@ -187,9 +259,6 @@ _Noreturn void fut__panic(const char *msg);
  */
 enum fut__fault_site { FUT_FAULT_ALLOC, FUT_FAULT_THREAD, FUT_FAULT_NSITES };
 void fut__fault_set(enum fut__fault_site site, long nth, bool persistent);
-
-/* Thread-local: the future whose callback this thread is running, or NULL. */
-future_t *fut__running(void);
 
 /* ---------------------------------------------------------------- tracing */
 

@@ -1,42 +1,38 @@
 /*
- * sched.c - pools: worker threads, their run queue, sleeping and waking.
+ * sched.c - a pool's threads: run queues, sleeping, waking, exiting.
  *
- * This is the whole scheduler; the rest of the library sees only
- * fut__schedule(), the executor interface and the fut__block_* calls, so it
- * can be replaced without touching futures or combinators.
+ * The rest of the library sees only fut__schedule(), the executor
+ * interface and the fut__block_* calls, so this file can be replaced
+ * without touching futures or combinators. pool.c is the public face.
  *
- * Design. One FIFO run queue per pool, linked through the futures' next
- * fields and guarded by the pool's mutex; idle workers sleep on one
- * condition variable and a submission wakes one of them only if one is
- * idle. A worker that exits puts itself on the pool's exited list, and
- * whoever next starts a thread, or pool_destroy(), joins it: pool_destroy()
- * returns only once every thread has ended.
+ * Two queues, both FIFO, linked through the futures' next fields and
+ * guarded by the pool's mutex: tasks, for the core threads, and jobs
+ * (pool_submit_blocking), for the blocking threads. A submission wakes an
+ * idle thread of the right kind only if there is one.
  *
- * Capacity. A pool keeps ncore threads able to run tasks. A worker that
+ * Core threads. A pool keeps ncore of them able to run tasks. One that
  * blocks in future_wait() no longer counts (nblocked), and if that leaves
- * fewer than ncore the pool starts a stand-in thread, so a task waiting on
- * work queued behind it never deadlocks, even with one thread. Threads beyond
- * ncore that stay idle for idle_ns exit. If no stand-in can be started, the
- * waiter runs queued tasks itself (FUT_BLOCK_HELP).
+ * fewer than ncore the pool starts a stand-in, so a task waiting for work
+ * queued behind it never deadlocks, even with one thread. Core threads
+ * beyond ncore that stay idle for idle_ns exit. If no stand-in can be
+ * started, the waiter runs queued tasks itself (FUT_BLOCK_HELP).
  *
- * States, under the pool lock:
+ * Blocking threads start on demand, one per job that finds no idle one, up
+ * to nb_limit, and exit after idle_ns without work. If none is alive and
+ * none can be started, the core threads run the jobs, so a job is never
+ * stranded.
  *
- *   OPEN --pool_shutdown(DRAIN)--> DRAINING --queue empty, all idle--> STOPPED
- *     \--pool_shutdown(CANCEL)--> CANCELLED (queue emptied, running tasks
- * finish)
+ * The pool's states are in internal.h. A draining pool stops when both
+ * queues are empty and nothing runs (nrunning == 0); in CANCELLED and
+ * STOPPED, threads exit once they find no work.
  *
- * OPEN accepts submissions; OPEN and DRAINING accept continuations; in
- * CANCELLED and STOPPED continuations go to the default pool instead, so
- * nothing scheduled is ever dropped. Workers exit in CANCELLED and STOPPED
- * once they find no work.
- *
- * References to a pool: its creator's, one per live worker, one per future
- * whose exec it is. The memory goes with the last. A pool destroyed from
- * one of its own tasks cannot join that thread: its workers then detach
+ * Threads. A thread that exits puts itself on the exited list, and whoever
+ * next starts a thread, or pool_destroy(), joins it. A pool destroyed from
+ * one of its own threads cannot join that one: its threads then detach
  * themselves as they exit, and their references keep the pool alive.
  *
- * Lock order: a pool lock may be taken with no other lock held, and a
- * worker never holds it while running a future.
+ * Lock order: a pool lock is taken with no other lock held, and no thread
+ * holds it while running a future.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "internal.h"
@@ -44,215 +40,268 @@
 #include <errno.h>
 #include <stdio.h>
 #include <time.h>
-#include <unistd.h>
 
-enum pool_state { POOL_OPEN, POOL_DRAINING, POOL_CANCELLED, POOL_STOPPED };
-
-#define MAX_THREADS     4096
-#define DEFAULT_IDLE_NS (10 * UINT64_C(1000000000))
-
-struct worker {
+struct fut__worker {
     pthread_t thread;
     pool_t *pool;
-    struct worker *next; /* on the pool's exited list */
+    bool blocking;
+    struct fut__worker *next; /* on the pool's exited list */
 };
 
-struct pool {
-    struct fut__exec exec;
-    atomic_uint refs;
-    pthread_mutex_t lock;
-    pthread_cond_t work;  /* idle workers wait here */
-    pthread_cond_t ended; /* pool_destroy() waits here for nlive == 0 */
-    future_t *head, *tail;
-    int state; /* enum pool_state */
-    bool is_default;
-    size_t ncore;          /* threads the pool keeps able to run tasks */
-    size_t nlive;          /* threads alive */
-    size_t nidle;          /* threads waiting for work */
-    size_t nblocked;       /* threads blocked in future_wait() */
-    unsigned id;           /* for thread names and traces */
-    unsigned next_id;      /* for thread names */
-    struct worker *exited; /* ended, not joined yet */
-    bool detach_exits;     /* destroyed from inside: nobody will join */
-    uint64_t idle_ns;      /* how long a surplus thread lingers */
-};
-
-static _Thread_local pool_t *current_pool; /* the pool this thread works for */
+static _Thread_local struct fut__worker *self; /* NULL off pool threads */
 
 static _Atomic(pool_t *) default_pool;
-static atomic_uint pool_ids;
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* ---------------------------------------------------------- references -- */
+/* ---------------------------------------------------- locks, references -- */
 
-static void pool_free(pool_t *p)
-{
-    pthread_cond_destroy(&p->ended);
-    pthread_cond_destroy(&p->work);
-    pthread_mutex_destroy(&p->lock);
-    fut__mem_free(p);
-}
-
-static void pool_retain(pool_t *p)
-{
-    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
-}
-
-static void pool_release(pool_t *p)
-{
-    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
-        pool_free(p);
-}
-
-static void lock(pool_t *p)
+void fut__pool_lock(pool_t *p)
 {
     if (pthread_mutex_lock(&p->lock))
         fut__panic("pool lock failed");
 }
 
-static void unlock(pool_t *p)
+void fut__pool_unlock(pool_t *p)
 {
     if (pthread_mutex_unlock(&p->lock))
         fut__panic("pool unlock failed");
 }
 
-/* ----------------------------------------------------------- the queue -- */
-
-static void push_locked(pool_t *p, future_t *f)
+void fut__pool_retain(pool_t *p)
 {
-    f->next = NULL;
-    if (p->tail)
-        p->tail->next = f;
-    else
-        p->head = f;
-    p->tail = f;
-    if (p->nidle)
-        pthread_cond_signal(&p->work);
+    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
 }
 
-static future_t *pop_locked(pool_t *p)
+void fut__pool_release(pool_t *p)
 {
-    future_t *f = p->head;
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+        fut__pool_free(p);
+}
+
+bool fut__on_pool_thread(const pool_t *p)
+{
+    return self && self->pool == p;
+}
+
+/* --------------------------------------------------------------- queues -- */
+
+void fut__queue_push(struct fut__queue *q, future_t *f)
+{
+    f->next = NULL;
+    if (q->tail)
+        q->tail->next = f;
+    else
+        q->head = f;
+    q->tail = f;
+    q->len++;
+}
+
+future_t *fut__queue_pop(struct fut__queue *q)
+{
+    future_t *f = q->head;
     if (f) {
-        p->head = f->next;
-        if (!p->head)
-            p->tail = NULL;
+        q->head = f->next;
+        if (!q->head)
+            q->tail = NULL;
+        q->len--;
     }
     return f;
 }
 
-/* --------------------------------------------------------- the workers -- */
+static int start_thread_locked(pool_t *p, bool blocking);
 
-static int start_worker_locked(pool_t *p);
+void fut__push_task_locked(pool_t *p, future_t *f)
+{
+    fut__queue_push(&p->tasks, f);
+    if (p->nidle)
+        pthread_cond_signal(&p->work);
+}
 
-/* Threads beyond ncore that are able to run tasks. */
-static bool surplus_locked(const pool_t *p)
+void fut__push_job_locked(pool_t *p, future_t *f)
+{
+    fut__queue_push(&p->jobs, f);
+    if (p->jobs.len > p->nb_idle && p->nb_live < p->nb_limit)
+        start_thread_locked(p, true); /* on failure the job waits */
+    if (p->nb_idle)
+        pthread_cond_signal(&p->blocking_work);
+    else if (p->nb_live == 0 && p->nidle)
+        pthread_cond_signal(&p->work); /* a core thread will run it */
+}
+
+/* --------------------------------------------------------- the threads -- */
+
+void fut__maybe_stop_locked(pool_t *p)
+{
+    if (p->state == FUT_POOL_DRAINING && !p->tasks.len && !p->jobs.len &&
+        !p->nrunning) {
+        p->state = FUT_POOL_STOPPED;
+        pthread_cond_broadcast(&p->work);
+        pthread_cond_broadcast(&p->blocking_work);
+    }
+}
+
+static bool winding_down(const pool_t *p)
+{
+    return p->state == FUT_POOL_CANCELLED || p->state == FUT_POOL_STOPPED;
+}
+
+/* Core threads beyond ncore that are able to run tasks. */
+static bool core_surplus(const pool_t *p)
 {
     return p->nlive - p->nblocked > p->ncore;
 }
 
-/*
- * Waits for work with the lock held. Returns false when this thread should
- * exit: the pool has stopped, or it is surplus and stayed idle for idle_ns.
- */
-static bool wait_for_work_locked(pool_t *p)
+/* The next future for this thread, or NULL; the lock is held. */
+static future_t *next_work_locked(pool_t *p, bool blocking)
 {
-    if (p->state == POOL_DRAINING && p->nidle + 1 == p->nlive) {
-        p->state = POOL_STOPPED; /* nothing queued, nobody running */
-        pthread_cond_broadcast(&p->work);
-    }
-    if (p->state == POOL_CANCELLED || p->state == POOL_STOPPED)
-        return false;
-
-    int rc = 0;
-    p->nidle++;
-    if (surplus_locked(p)) {
-        struct timespec deadline;
-        fut__deadline(&deadline, p->idle_ns);
-        rc = pthread_cond_timedwait(&p->work, &p->lock, &deadline);
-    } else {
-        pthread_cond_wait(&p->work, &p->lock);
-    }
-    p->nidle--;
-    return !(rc == ETIMEDOUT && !p->head && surplus_locked(p));
+    if (blocking)
+        return fut__queue_pop(&p->jobs);
+    future_t *f = fut__queue_pop(&p->tasks);
+    if (!f && p->nb_live == 0)
+        f = fut__queue_pop(&p->jobs); /* no blocking thread could start */
+    return f;
 }
 
-static void *worker_main(void *arg)
+/* Waits on @cond until woken, or for idle_ns when @timed; true on time-out. */
+static bool idle_wait_locked(pool_t *p, pthread_cond_t *cond, bool timed)
 {
-    struct worker *self = arg;
-    pool_t *p = self->pool;
-    current_pool = p;
-
-    lock(p);
-    char name[16];
-    snprintf(name, sizeof name, "futures-%u.%u", p->id, p->next_id++);
-    pthread_setname_np(pthread_self(), name);
-    for (;;) {
-        future_t *f = pop_locked(p);
-        if (f) {
-            unlock(p);
-            fut__run(f);
-            future_release(f); /* the run queue's reference */
-            lock(p);
-        } else if (!wait_for_work_locked(p)) {
-            break;
-        }
+    if (!timed) {
+        pthread_cond_wait(cond, &p->lock);
+        return false;
     }
+    struct timespec deadline;
+    fut__deadline(&deadline, p->idle_ns);
+    return pthread_cond_timedwait(cond, &p->lock, &deadline) == ETIMEDOUT;
+}
+
+/*
+ * With the lock held and no work found: waits for work, or returns false
+ * when this thread should exit (the pool is winding down, or the thread is
+ * beyond what the pool keeps and stayed idle for idle_ns).
+ */
+static bool wait_for_work_locked(pool_t *p, bool blocking)
+{
+    fut__maybe_stop_locked(p);
+    if (winding_down(p))
+        return false;
+    if (blocking) {
+        if (p->nb_live > p->nb_limit)
+            return false;
+        p->nb_idle++;
+        bool timed_out = idle_wait_locked(p, &p->blocking_work, true);
+        p->nb_idle--;
+        return !(timed_out && !p->jobs.len);
+    }
+    p->nidle++;
+    bool timed_out = idle_wait_locked(p, &p->work, core_surplus(p));
+    p->nidle--;
+    return !(timed_out && !p->tasks.len && core_surplus(p));
+}
+
+static void run_locked(pool_t *p, future_t *f)
+{
+    p->nrunning++;
+    fut__pool_unlock(p);
+    fut__run(f);
+    future_release(f); /* the run queue's reference */
+    fut__pool_lock(p);
+    p->nrunning--;
+    p->completed++;
+}
+
+static void exit_locked(pool_t *p, struct fut__worker *w)
+{
+    if (w->blocking)
+        p->nb_live--;
+    else
+        p->nlive--;
     if (p->detach_exits) {
         pthread_detach(pthread_self());
-        fut__mem_free(self);
+        fut__mem_free(w);
     } else {
-        self->next = p->exited;
-        p->exited = self;
+        w->next = p->exited;
+        p->exited = w;
     }
-    if (--p->nlive == 0)
+    if (p->nlive + p->nb_live == 0)
         pthread_cond_broadcast(&p->ended);
-    unlock(p);
-    pool_release(p);
+}
+
+static void *thread_main(void *arg)
+{
+    struct fut__worker *w = arg;
+    pool_t *p = w->pool;
+    self = w;
+
+    fut__pool_lock(p);
+    char name[16];
+    snprintf(name, sizeof name, "futures-%u%c%u", p->id,
+             w->blocking ? 'b' : '.', p->next_thread++);
+    pthread_setname_np(pthread_self(), name);
+    for (;;) {
+        future_t *f = next_work_locked(p, w->blocking);
+        if (f)
+            run_locked(p, f);
+        else if (!wait_for_work_locked(p, w->blocking))
+            break;
+    }
+    exit_locked(p, w);
+    fut__pool_unlock(p);
+    fut__pool_release(p); /* the thread's */
     return NULL;
 }
 
 /* Joins the threads on @list, which have ended or are about to. */
-static void join_all(struct worker *list)
+void fut__join_all(struct fut__worker *list)
 {
     while (list) {
-        struct worker *next = list->next;
+        struct fut__worker *next = list->next;
         pthread_join(list->thread, NULL);
         fut__mem_free(list);
         list = next;
     }
 }
 
-static struct worker *take_exited_locked(pool_t *p)
+struct fut__worker *fut__take_exited_locked(pool_t *p)
 {
-    struct worker *list = p->exited;
+    struct fut__worker *list = p->exited;
     p->exited = NULL;
     return list;
 }
 
 /*
- * Starts one more worker; the pool lock is held. Returns 0 or an errno.
- * Joins retired threads on the way: they have ended, so it cannot block.
+ * Starts one more thread; the pool lock is held. Returns 0 or an errno.
+ * Joins exited threads on the way: they have ended, so it cannot block.
  */
-static int start_worker_locked(pool_t *p)
+static int start_thread_locked(pool_t *p, bool blocking)
 {
-    join_all(take_exited_locked(p));
-    struct worker *w = fut__calloc(sizeof *w);
+    fut__join_all(fut__take_exited_locked(p));
+    struct fut__worker *w = fut__calloc(sizeof *w);
     if (!w)
         return ENOMEM;
     w->pool = p;
-    pool_retain(p); /* the worker's */
-    p->nlive++;
-    int rc = fut__thread_start(&w->thread, worker_main, w);
+    w->blocking = blocking;
+    fut__pool_retain(p); /* the thread's */
+    int rc = fut__thread_start(&w->thread, thread_main, w);
     if (rc) {
-        p->nlive--;
-        atomic_fetch_sub(&p->refs, 1); /* the creator's remains */
+        atomic_fetch_sub(&p->refs, 1); /* the caller's remains */
         fut__mem_free(w);
+        return rc;
     }
-    return rc;
+    if (blocking)
+        p->nb_live++;
+    else
+        p->nlive++;
+    if (p->nlive + p->nb_live > p->peak)
+        p->peak = p->nlive + p->nb_live;
+    return 0;
 }
 
-/* --------------------------------------------------- the executor side -- */
+int fut__start_core_locked(pool_t *p)
+{
+    return start_thread_locked(p, false);
+}
+
+/* ------------------------------------------------------- the executor -- */
 
 static pool_t *pool_of(struct fut__exec *exec)
 {
@@ -261,35 +310,38 @@ static pool_t *pool_of(struct fut__exec *exec)
 
 static void exec_retain(struct fut__exec *exec)
 {
-    pool_retain(pool_of(exec));
+    fut__pool_retain(pool_of(exec));
 }
 
 static void exec_release(struct fut__exec *exec)
 {
-    pool_release(pool_of(exec));
+    fut__pool_release(pool_of(exec));
 }
 
 /* Queues @f on @p if @p still runs tasks; returns false if it does not. */
 static bool try_push(pool_t *p, future_t *f)
 {
-    lock(p);
-    bool runs = p->state == POOL_OPEN || p->state == POOL_DRAINING;
+    fut__pool_lock(p);
+    bool runs = p->state == FUT_POOL_OPEN || p->state == FUT_POOL_DRAINING;
     if (runs)
-        push_locked(p, f);
-    unlock(p);
+        fut__push_task_locked(p, f);
+    fut__pool_unlock(p);
     return runs;
 }
 
 /*
- * The default pool takes what a shut-down pool cannot run. If even it cannot
- * be started, the future fails with the reason rather than being lost.
+ * The default pool takes what a shut-down pool cannot run; it is never shut
+ * down itself. If it cannot be started, the future fails with the reason
+ * rather than being lost.
  */
 static void schedule_on_default(future_t *f)
 {
     pool_t *d = pool_default();
-    if (d && try_push(d, f))
+    if (d) {
+        try_push(d, f);
         return;
-    fut__settle(f, d ? ESHUTDOWN : errno, NULL);
+    }
+    fut__settle(f, errno, NULL);
     future_release(f); /* the run queue's reference */
 }
 
@@ -299,8 +351,8 @@ static void exec_schedule(struct fut__exec *exec, future_t *f)
         schedule_on_default(f);
 }
 
-static const struct fut__exec_ops pool_exec_ops = {exec_schedule, exec_retain,
-                                                   exec_release};
+const struct fut__exec_ops fut__pool_exec_ops = {exec_schedule, exec_retain,
+                                                 exec_release, NULL, NULL};
 
 /* Hands a QUEUED future, with the run queue's reference, to its executor. */
 void fut__schedule(future_t *f)
@@ -309,162 +361,6 @@ void fut__schedule(future_t *f)
         f->exec->ops->schedule(f->exec, f);
     else
         schedule_on_default(f);
-}
-
-/* --------------------------------------------------------------- tasks -- */
-
-struct task {
-    future_t base;
-    task_fn fn;
-    void *arg;
-};
-
-static int run_task(future_t *f, void **result)
-{
-    struct task *t = fut__container_of(f, struct task, base);
-    return t->fn(t->arg, result);
-}
-
-static const struct fut__ops task_ops = {"task", run_task, NULL};
-
-/* ------------------------------------------------------ the public API -- */
-
-static size_t online_cpus(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (size_t)n : 1;
-}
-
-static pool_t *pool_alloc(size_t nthreads)
-{
-    pool_t *p = fut__calloc(sizeof *p);
-    if (!p)
-        return NULL;
-    if (fut__mutex_init(&p->lock)) {
-        fut__mem_free(p);
-        errno = ENOMEM;
-        return NULL;
-    }
-    if (fut__cond_init(&p->work) || fut__cond_init(&p->ended)) {
-        pthread_mutex_destroy(&p->lock);
-        fut__mem_free(p);
-        errno = ENOMEM;
-        return NULL;
-    }
-    p->exec.ops = &pool_exec_ops;
-    p->id = atomic_fetch_add(&pool_ids, 1) + 1;
-    atomic_init(&p->refs, 1);
-    p->ncore = nthreads;
-    p->idle_ns = DEFAULT_IDLE_NS;
-    return p;
-}
-
-pool_t *pool_create(size_t nthreads)
-{
-    if (nthreads > MAX_THREADS) {
-        errno = EINVAL;
-        return NULL;
-    }
-    pool_t *p = pool_alloc(nthreads ? nthreads : online_cpus());
-    if (!p)
-        return NULL;
-    lock(p);
-    int rc = 0;
-    while (p->nlive < p->ncore && (rc = start_worker_locked(p)) == 0)
-        ;
-    if (p->nlive > 0 && p->nlive < p->ncore)
-        p->ncore = p->nlive; /* run with the threads we got */
-    bool none = p->nlive == 0;
-    unlock(p);
-    if (none) {
-        pool_free(p);
-        errno = rc;
-        return NULL;
-    }
-    return p;
-}
-
-future_t *pool_submit(pool_t *pool, task_fn fn, void *arg)
-{
-    if (!pool || !fn) {
-        errno = EINVAL;
-        return NULL;
-    }
-    /* Two references: the caller's and the run queue's. */
-    struct task *t =
-        (struct task *)fut__new(sizeof *t, &task_ops, FUT_QUEUED, 2);
-    if (!t)
-        return NULL;
-    t->fn = fn;
-    t->arg = arg;
-    fut__set_exec(&t->base, &pool->exec);
-    future_t *f = &t->base;
-    lock(pool);
-    bool open = pool->state == POOL_OPEN;
-    if (open)
-        push_locked(pool, f);
-    unlock(pool);
-    if (!open) {
-        fut__free(f); /* never seen by anyone */
-        errno = ESHUTDOWN;
-        return NULL;
-    }
-    return f;
-}
-
-/* Settles every future in the list @f with ECANCELED. */
-static void cancel_all(future_t *f)
-{
-    while (f) {
-        future_t *next = f->next;
-        future_cancel(f);
-        future_release(f); /* the run queue's reference */
-        f = next;
-    }
-}
-
-void pool_shutdown(pool_t *pool, int mode)
-{
-    if (!pool || pool->is_default)
-        return;
-    future_t *cancelled = NULL;
-    lock(pool);
-    if (pool->state == POOL_OPEN) {
-        pool->state = mode == POOL_CANCEL ? POOL_CANCELLED : POOL_DRAINING;
-        if (mode == POOL_CANCEL) {
-            cancelled = pool->head;
-            pool->head = pool->tail = NULL;
-        }
-        pthread_cond_broadcast(&pool->work);
-    }
-    unlock(pool);
-    cancel_all(cancelled);
-}
-
-void pool_destroy(pool_t *pool)
-{
-    if (!pool || pool->is_default)
-        return;
-    pool_shutdown(pool, POOL_DRAIN);
-    struct worker *ended;
-    if (current_pool == pool) {
-        lock(pool);
-        pool->detach_exits = true; /* this thread cannot join itself */
-        ended = take_exited_locked(pool);
-        unlock(pool);
-    } else {
-        /* A task of another pool may be the one waiting: count it as
-         * blocked there, so that pool keeps its capacity. */
-        enum fut__block how = fut__block_begin();
-        lock(pool);
-        while (pool->nlive > 0)
-            pthread_cond_wait(&pool->ended, &pool->lock);
-        ended = take_exited_locked(pool);
-        unlock(pool);
-        fut__block_end(how);
-    }
-    join_all(ended);
-    pool_release(pool); /* the creator's */
 }
 
 pool_t *pool_default(void)
@@ -485,51 +381,58 @@ pool_t *pool_default(void)
     return p;
 }
 
-/* ---------------------------------------------- blocking inside a task -- */
+/* --------------------------------------------- blocking inside a task -- */
+
+/* Counts this core thread as blocked and keeps the pool's capacity with a
+ * stand-in; false if one was needed and could not be started. */
+static bool compensate(pool_t *p)
+{
+    fut__pool_lock(p);
+    p->nblocked++;
+    bool runs = p->state == FUT_POOL_OPEN || p->state == FUT_POOL_DRAINING;
+    bool ok = !(runs && p->nlive - p->nblocked < p->ncore &&
+                start_thread_locked(p, false) != 0);
+    if (!ok)
+        p->nblocked--;
+    fut__pool_unlock(p);
+    return ok;
+}
 
 enum fut__block fut__block_begin(void)
 {
-    pool_t *p = current_pool;
-    if (!p)
-        return FUT_BLOCK_PLAIN;
-    enum fut__block how = FUT_BLOCK_COMPENSATED;
-    lock(p);
-    p->nblocked++;
-    bool runs = p->state == POOL_OPEN || p->state == POOL_DRAINING;
-    if (runs && p->nlive - p->nblocked < p->ncore &&
-        start_worker_locked(p) != 0) {
-        p->nblocked--;
-        how = FUT_BLOCK_HELP;
-    }
-    unlock(p);
-    return how;
+    if (!self || self->blocking)
+        return FUT_BLOCK_PLAIN; /* blocking threads may block */
+    return compensate(self->pool) ? FUT_BLOCK_COMPENSATED : FUT_BLOCK_HELP;
+}
+
+bool fut__block_retry(void)
+{
+    return compensate(self->pool);
 }
 
 void fut__block_end(enum fut__block how)
 {
     if (how != FUT_BLOCK_COMPENSATED)
         return;
-    pool_t *p = current_pool;
-    lock(p);
+    pool_t *p = self->pool;
+    fut__pool_lock(p);
     p->nblocked--;
-    unlock(p);
+    fut__pool_unlock(p);
 }
 
 unsigned fut__pool_id_of_thread(void)
 {
-    return current_pool ? current_pool->id : 0;
+    return self ? self->pool->id : 0;
 }
 
 /* Runs one task queued on this thread's pool; returns false if none was. */
 bool fut__help_one(void)
 {
-    pool_t *p = current_pool;
-    lock(p);
-    future_t *f = pop_locked(p);
-    unlock(p);
-    if (!f)
-        return false;
-    fut__run(f);
-    future_release(f);
-    return true;
+    pool_t *p = self->pool;
+    fut__pool_lock(p);
+    future_t *f = next_work_locked(p, false);
+    if (f)
+        run_locked(p, f);
+    fut__pool_unlock(p);
+    return f != NULL;
 }

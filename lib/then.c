@@ -9,8 +9,10 @@
  * thread, never inside the call that registered or settled anything, so a
  * chain of any length grows no stack: each hop is a separate run.
  *
- * The executor is the one that ran the predecessor (its exec field), or the
- * default pool for futures no pool ran.
+ * The executor is the one that ran the predecessor (its exec field), the
+ * default pool for futures no pool ran, or the loop given to
+ * future_then_on(). A loop counts the continuations headed its way
+ * (f->tracked) so loop_run() knows when nothing more can arrive.
  */
 #include "internal.h"
 
@@ -66,9 +68,13 @@ static void predecessor_settled(struct fut__inputs *in, size_t index)
         fut__settle(&c->base, pred->error, pred->value);
 }
 
-/* Registers @then, or @catch_ when @catches. */
-static future_t *continue_with(future_t *f, bool catches, then_fn then,
-                               catch_fn catch_, void *arg)
+/*
+ * Registers @then, or @catch_ when @catches, to run on @exec, or where @f
+ * ran when @exec is NULL.
+ */
+static future_t *continue_with(future_t *f, struct fut__exec *exec,
+                               bool catches, then_fn then, catch_fn catch_,
+                               void *arg)
 {
     if (!f || (catches ? !catch_ : !then)) {
         errno = EINVAL;
@@ -84,7 +90,11 @@ static future_t *continue_with(future_t *f, bool catches, then_fn then,
     else
         c->fn.then = then;
     c->arg = arg;
-    fut__set_exec(&c->base, f->exec);
+    fut__set_exec(&c->base, exec ? exec : f->exec);
+    if (c->base.exec && c->base.exec->ops->pending_add) {
+        c->base.exec->ops->pending_add(c->base.exec);
+        c->base.tracked = true;
+    }
     fut__inputs_init(&c->in, &c->base, &c->watch, &f, 1, predecessor_settled);
     fut__inputs_arm(&c->in);
     return &c->base;
@@ -92,10 +102,28 @@ static future_t *continue_with(future_t *f, bool catches, then_fn then,
 
 future_t *future_then(future_t *f, then_fn fn, void *arg)
 {
-    return continue_with(f, false, fn, NULL, arg);
+    return continue_with(f, NULL, false, fn, NULL, arg);
 }
 
 future_t *future_catch(future_t *f, catch_fn fn, void *arg)
 {
-    return continue_with(f, true, NULL, fn, arg);
+    return continue_with(f, NULL, true, NULL, fn, arg);
+}
+
+future_t *future_then_on(future_t *f, loop_t *loop, then_fn fn, void *arg)
+{
+    if (!loop) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return continue_with(f, fut__loop_exec(loop), false, fn, NULL, arg);
+}
+
+future_t *future_catch_on(future_t *f, loop_t *loop, catch_fn fn, void *arg)
+{
+    if (!loop) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return continue_with(f, fut__loop_exec(loop), true, NULL, fn, arg);
 }

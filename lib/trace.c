@@ -49,6 +49,7 @@ static atomic_uint next_thread = 1;
 /* Per thread: its index, and the state of the run or span being timed. */
 static _Thread_local unsigned thread_index;
 static _Thread_local char pending_name[NAME_MAX_LEN];
+static _Thread_local bool in_run; /* between enter and leave */
 static _Thread_local uint64_t span_start;
 static _Thread_local char span_name[NAME_MAX_LEN];
 
@@ -119,6 +120,7 @@ uint64_t fut__trace_enter(void)
     if (!atomic_load_explicit(&active, memory_order_relaxed))
         return 0;
     pending_name[0] = '\0';
+    in_run = true;
     return now_ns();
 }
 
@@ -128,6 +130,7 @@ void fut__trace_leave(uint64_t start, const char *kind, int error)
         return;
     record(pending_name[0] ? pending_name : kind, start, now_ns(), error);
     pending_name[0] = '\0';
+    in_run = false;
 }
 
 /* ------------------------------------------------------------ the public API
@@ -135,7 +138,11 @@ void fut__trace_leave(uint64_t start, const char *kind, int error)
 
 void futures_trace_name(const char *name)
 {
-    if (name && atomic_load_explicit(&active, memory_order_relaxed))
+    if (!name || !atomic_load_explicit(&active, memory_order_relaxed))
+        return;
+    if (!in_run && span_start)
+        copy_name(span_name, name); /* renames the open span */
+    else
         copy_name(pending_name, name);
 }
 

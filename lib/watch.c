@@ -85,23 +85,28 @@ void fut__inputs_init(struct fut__inputs *in, future_t *owner,
 /*
  * Puts every watch in its target's list. A target that has settled already
  * is told at once, through the queue as usual. Once the owner has settled
- * (when_any decided, or a cancel) the remaining watches end unlinked.
+ * (when_any decided, or a cancel) the remaining watches end unlinked; one
+ * linked just as the owner settled on another thread, after that thread's
+ * detach passed it by, is unlinked again here.
  */
 void fut__inputs_arm(struct fut__inputs *in)
 {
     for (size_t i = 0; i < in->n; i++) {
-        if (fut__is_settled(in->owner))
+        struct fut__watch *w = &in->w[i];
+        if (fut__is_settled(in->owner)) {
             unpin(in);
-        else if (!link_watch(&in->w[i])) {
-            in->w[i].next = NULL;
-            fut__deliver(&in->w[i]);
+        } else if (!link_watch(w)) {
+            w->next = NULL;
+            fut__deliver(w);
+        } else if (fut__is_settled(in->owner) && unlink_watch(w)) {
+            unpin(in);
         }
     }
     unpin(in);
 }
 
 /* Ends every watch whose target has not settled yet; the others end in
- * their notifications. Safe to call at any time, from any thread. */
+ * their notifications or in fut__inputs_arm(). Safe from any thread. */
 void fut__inputs_detach(struct fut__inputs *in)
 {
     unsigned pins = atomic_load(&in->pins);

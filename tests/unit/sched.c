@@ -385,3 +385,82 @@ Test(pool, many_threads_submit_chain_cancel_and_wait_at_once, .timeout = 120)
     cr_assert_eq(ok, 8 * 2000, "every pair settled consistently");
     expect_no_leaks();
 }
+
+struct nested_help {
+    promise_t *input;
+    future_t *outer;
+    sem_t inner_started;
+};
+
+static int wait_on_input(void *arg, void **result)
+{
+    struct nested_help *n = arg;
+    (void)result;
+    future_t *f = promise_future(n->input);
+    int rc = future_wait(f, NULL);
+    future_release(f);
+    return rc;
+}
+
+static int wait_on_outer(void *arg, void **result)
+{
+    struct nested_help *n = arg;
+    (void)result;
+    sem_post(&n->inner_started);
+    return future_wait(n->outer, NULL); /* runs nested inside outer's wait */
+}
+
+Test(pool, a_helped_task_waiting_for_its_helper_gets_edeadlk, .timeout = 60)
+{
+    /* No stand-in can start, so the outer task's wait runs the queued
+     * inner task on its own stack; the inner one waits for the outer. It
+     * must get EDEADLK, not hang both. */
+    struct nested_help n = {.input = promise_create()};
+    sem_init(&n.inner_started, 0, 0);
+    pool_t *pool = pool_create(1);
+    fut__fault_set(FUT_FAULT_THREAD, 1, true);
+    n.outer = pool_submit(pool, wait_on_input, &n);
+    future_t *inner = pool_submit(pool, wait_on_outer, &n);
+    sem_wait(&n.inner_started); /* only the outer's wait can have run it */
+    cr_assert_eq(future_wait(inner, NULL), EDEADLK);
+    promise_resolve(n.input, NULL);
+    cr_assert_eq(future_wait(n.outer, NULL), 0);
+    fut__fault_set(FUT_FAULT_THREAD, 0, false);
+    future_release(n.outer);
+    future_release(inner);
+    promise_release(n.input);
+    pool_destroy(pool);
+    sem_destroy(&n.inner_started);
+    expect_no_leaks();
+}
+
+static int recorded(void *value, void *arg, void **result)
+{
+    atomic_store((atomic_bool *)arg, true);
+    *result = value;
+    return 0;
+}
+
+Test(pool, cancel_leaves_continuations_of_finished_tasks_alone, .timeout = 30)
+{
+    struct gate g;
+    gate_init(&g);
+    atomic_bool ran = false;
+    pool_t *pool = pool_create(1);
+    future_t *done = pool_submit(pool, value_task, U2P(6));
+    cr_assert_eq(future_wait(done, NULL), 0);
+    future_t **busy = saturate(pool, 1, &g);
+    future_t *cont = future_then(done, recorded, &ran); /* queued */
+    pool_shutdown(pool, POOL_CANCEL);
+    void *v;
+    cr_assert_eq(future_wait(cont, &v), 0, "runs on the default pool");
+    cr_assert_eq(v, U2P(6));
+    cr_assert(atomic_load(&ran));
+    gate_open(&g);
+    pool_destroy(pool);
+    future_release(done);
+    future_release(cont);
+    release_all(busy, 1);
+    gate_destroy(&g);
+    expect_no_leaks();
+}

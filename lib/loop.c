@@ -1,0 +1,217 @@
+/*
+ * loop.c - a single-threaded executor, as asyncio's event loop.
+ *
+ * A loop is an executor (internal.h) whose run queue is drained by
+ * whichever thread calls loop_run(), one future at a time, in the order
+ * they became ready. Any thread may schedule onto it: pools, promises and
+ * the timer thread complete continuations onto a loop through
+ * fut__schedule() like onto a pool.
+ *
+ * loop_run() must know when nothing more can arrive, so a loop counts its
+ * pending continuations: every continuation whose executor is the loop
+ * counts from its registration until it settles, however it settles (it
+ * ran, its predecessor failed, it was cancelled). The count is kept through
+ * two executor operations, pending_add and pending_done, that futures call
+ * when their exec asks for it (f->tracked).
+ *
+ * States, under the loop's lock: idle, running (owner set), destroyed.
+ * After loop_destroy() began, whatever is scheduled onto the loop fails
+ * with ECANCELED rather than being lost.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+struct loop {
+    struct fut__exec exec;
+    atomic_uint refs; /* the creator's, and each future it runs */
+    pthread_mutex_t lock;
+    pthread_cond_t ready;
+    struct fut__queue queue;
+    size_t npending; /* continuations sent here, not settled yet */
+    bool running, stop_requested, destroyed;
+};
+
+static _Thread_local loop_t *current_loop; /* the loop this thread runs */
+
+static loop_t *loop_of(struct fut__exec *exec)
+{
+    return fut__container_of(exec, loop_t, exec);
+}
+
+static void loop_free(loop_t *loop)
+{
+    pthread_cond_destroy(&loop->ready);
+    pthread_mutex_destroy(&loop->lock);
+    fut__mem_free(loop);
+}
+
+/* ------------------------------------------------------- the executor -- */
+
+static void exec_retain(struct fut__exec *exec)
+{
+    atomic_fetch_add_explicit(&loop_of(exec)->refs, 1, memory_order_relaxed);
+}
+
+static void exec_release(struct fut__exec *exec)
+{
+    loop_t *loop = loop_of(exec);
+    if (atomic_fetch_sub_explicit(&loop->refs, 1, memory_order_acq_rel) == 1)
+        loop_free(loop);
+}
+
+/* Queues @f, or cancels it if the loop is being destroyed. */
+static void exec_schedule(struct fut__exec *exec, future_t *f)
+{
+    loop_t *loop = loop_of(exec);
+    pthread_mutex_lock(&loop->lock);
+    bool open = !loop->destroyed;
+    if (open) {
+        fut__queue_push(&loop->queue, f);
+        pthread_cond_signal(&loop->ready);
+    }
+    pthread_mutex_unlock(&loop->lock);
+    if (!open) {
+        future_cancel(f);
+        future_release(f); /* the run queue's reference */
+    }
+}
+
+static void exec_pending_add(struct fut__exec *exec)
+{
+    loop_t *loop = loop_of(exec);
+    pthread_mutex_lock(&loop->lock);
+    loop->npending++;
+    pthread_mutex_unlock(&loop->lock);
+}
+
+static void exec_pending_done(struct fut__exec *exec)
+{
+    loop_t *loop = loop_of(exec);
+    pthread_mutex_lock(&loop->lock);
+    if (--loop->npending == 0)
+        pthread_cond_signal(&loop->ready);
+    pthread_mutex_unlock(&loop->lock);
+}
+
+static const struct fut__exec_ops loop_exec_ops = {
+    exec_schedule, exec_retain, exec_release, exec_pending_add,
+    exec_pending_done};
+
+bool fut__would_deadlock(const future_t *f)
+{
+    return current_loop && f->exec == &current_loop->exec;
+}
+
+/* ---------------------------------------------------------- the public API */
+
+loop_t *loop_create(void)
+{
+    loop_t *loop = fut__calloc(sizeof *loop);
+    if (!loop)
+        return NULL;
+    if (fut__mutex_init(&loop->lock)) {
+        fut__mem_free(loop);
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (fut__cond_init(&loop->ready)) {
+        pthread_mutex_destroy(&loop->lock);
+        fut__mem_free(loop);
+        errno = ENOMEM;
+        return NULL;
+    }
+    loop->exec.ops = &loop_exec_ops;
+    atomic_init(&loop->refs, 1);
+    return loop;
+}
+
+int loop_run(loop_t *loop)
+{
+    if (!loop)
+        return EINVAL;
+    pthread_mutex_lock(&loop->lock);
+    if (loop->running || loop->destroyed) {
+        pthread_mutex_unlock(&loop->lock);
+        return EBUSY;
+    }
+    loop_t *outer = current_loop; /* a loop run from another's callback */
+    loop->running = true;
+    loop->stop_requested = false;
+    current_loop = loop;
+    for (;;) {
+        future_t *f = fut__queue_pop(&loop->queue);
+        if (f) {
+            pthread_mutex_unlock(&loop->lock);
+            fut__run(f);
+            future_release(f); /* the run queue's reference */
+            pthread_mutex_lock(&loop->lock);
+        } else if (loop->stop_requested || loop->npending == 0) {
+            break;
+        } else {
+            pthread_cond_wait(&loop->ready, &loop->lock);
+        }
+        if (loop->stop_requested)
+            break;
+    }
+    current_loop = outer;
+    loop->running = false;
+    pthread_mutex_unlock(&loop->lock);
+    return 0;
+}
+
+void loop_stop(loop_t *loop)
+{
+    if (!loop)
+        return;
+    pthread_mutex_lock(&loop->lock);
+    loop->stop_requested = true;
+    pthread_cond_signal(&loop->ready);
+    pthread_mutex_unlock(&loop->lock);
+}
+
+void loop_destroy(loop_t *loop)
+{
+    if (!loop)
+        return;
+    pthread_mutex_lock(&loop->lock);
+    loop->destroyed = true;
+    struct fut__queue queued = loop->queue;
+    loop->queue = (struct fut__queue){0};
+    pthread_mutex_unlock(&loop->lock);
+    future_t *f;
+    while ((f = fut__queue_pop(&queued)) != NULL) {
+        future_cancel(f);
+        future_release(f);
+    }
+    exec_release(&loop->exec); /* the creator's */
+}
+
+future_t *loop_submit(loop_t *loop, task_fn fn, void *arg)
+{
+    if (!loop || !fn) {
+        errno = EINVAL;
+        return NULL;
+    }
+    future_t *f = fut__task_new(fn, arg, &loop->exec);
+    if (!f)
+        return NULL;
+    pthread_mutex_lock(&loop->lock);
+    bool open = !loop->destroyed;
+    if (open) {
+        fut__queue_push(&loop->queue, f);
+        pthread_cond_signal(&loop->ready);
+    }
+    pthread_mutex_unlock(&loop->lock);
+    if (!open) {
+        fut__free(f);
+        errno = ESHUTDOWN;
+        return NULL;
+    }
+    return f;
+}
+
+struct fut__exec *fut__loop_exec(loop_t *loop)
+{
+    return &loop->exec;
+}

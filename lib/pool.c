@@ -1,0 +1,269 @@
+/*
+ * pool.c - the public face of pools: creating, submitting, shutting down,
+ * destroying, settings and statistics. The threads themselves are in
+ * sched.c.
+ *
+ * A submitted task is a future with the function and argument after it,
+ * in one allocation. It starts QUEUED with two references, the caller's and
+ * the run queue's. A submission the pool refuses is freed before anyone
+ * could see it, so a failed call has consumed nothing.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#define MAX_THREADS          4096
+#define MAX_BLOCKING_THREADS 65536
+#define DEFAULT_BLOCKING     512
+#define DEFAULT_IDLE_NS      (10 * UINT64_C(1000000000))
+
+struct task {
+    future_t base;
+    task_fn fn;
+    void *arg;
+};
+
+static int run_task(future_t *f, void **result)
+{
+    struct task *t = fut__container_of(f, struct task, base);
+    return t->fn(t->arg, result);
+}
+
+static const struct fut__ops task_ops = {"task", run_task, NULL};
+
+static atomic_uint pool_ids;
+
+/* A QUEUED task for @exec, with the caller's and the run queue's refs. */
+future_t *fut__task_new(task_fn fn, void *arg, struct fut__exec *exec)
+{
+    struct task *t =
+        (struct task *)fut__new(sizeof *t, &task_ops, FUT_QUEUED, 2);
+    if (!t)
+        return NULL;
+    t->fn = fn;
+    t->arg = arg;
+    fut__set_exec(&t->base, exec);
+    return &t->base;
+}
+
+/* ------------------------------------------------------ creating one -- */
+
+void fut__pool_free(pool_t *p)
+{
+    pthread_cond_destroy(&p->ended);
+    pthread_cond_destroy(&p->blocking_work);
+    pthread_cond_destroy(&p->work);
+    pthread_mutex_destroy(&p->lock);
+    fut__mem_free(p);
+}
+
+static size_t online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (size_t)n : 1;
+}
+
+static pool_t *pool_alloc(size_t nthreads)
+{
+    pool_t *p = fut__calloc(sizeof *p);
+    if (!p)
+        return NULL;
+    int rc = fut__mutex_init(&p->lock);
+    if (!rc && (rc = fut__cond_init(&p->work)) != 0)
+        pthread_mutex_destroy(&p->lock);
+    if (!rc && (rc = fut__cond_init(&p->blocking_work)) != 0) {
+        pthread_cond_destroy(&p->work);
+        pthread_mutex_destroy(&p->lock);
+    }
+    if (!rc && (rc = fut__cond_init(&p->ended)) != 0) {
+        pthread_cond_destroy(&p->blocking_work);
+        pthread_cond_destroy(&p->work);
+        pthread_mutex_destroy(&p->lock);
+    }
+    if (rc) {
+        fut__mem_free(p);
+        errno = ENOMEM;
+        return NULL;
+    }
+    p->exec.ops = &fut__pool_exec_ops;
+    p->id = atomic_fetch_add(&pool_ids, 1) + 1;
+    atomic_init(&p->refs, 1);
+    p->ncore = nthreads;
+    p->nb_limit = DEFAULT_BLOCKING;
+    p->idle_ns = DEFAULT_IDLE_NS;
+    return p;
+}
+
+pool_t *pool_create(size_t nthreads)
+{
+    if (nthreads > MAX_THREADS) {
+        errno = EINVAL;
+        return NULL;
+    }
+    pool_t *p = pool_alloc(nthreads ? nthreads : online_cpus());
+    if (!p)
+        return NULL;
+    fut__pool_lock(p);
+    int rc = 0;
+    while (p->nlive < p->ncore && (rc = fut__start_core_locked(p)) == 0)
+        ;
+    if (p->nlive > 0 && p->nlive < p->ncore)
+        p->ncore = p->nlive; /* run with the threads we got */
+    bool none = p->nlive == 0;
+    fut__pool_unlock(p);
+    if (none) {
+        fut__pool_free(p);
+        errno = rc;
+        return NULL;
+    }
+    return p;
+}
+
+/* ---------------------------------------------------------- submitting -- */
+
+static future_t *submit(pool_t *pool, task_fn fn, void *arg, bool blocking)
+{
+    if (!pool || !fn) {
+        errno = EINVAL;
+        return NULL;
+    }
+    future_t *f = fut__task_new(fn, arg, &pool->exec);
+    if (!f)
+        return NULL;
+    fut__pool_lock(pool);
+    bool open = pool->state == FUT_POOL_OPEN;
+    if (open && blocking)
+        fut__push_job_locked(pool, f);
+    else if (open)
+        fut__push_task_locked(pool, f);
+    fut__pool_unlock(pool);
+    if (!open) {
+        fut__free(f); /* never seen by anyone */
+        errno = ESHUTDOWN;
+        return NULL;
+    }
+    return f;
+}
+
+future_t *pool_submit(pool_t *pool, task_fn fn, void *arg)
+{
+    return submit(pool, fn, arg, false);
+}
+
+future_t *pool_submit_blocking(pool_t *pool, task_fn fn, void *arg)
+{
+    return submit(pool, fn, arg, true);
+}
+
+/* --------------------------------------------------------- shutting down -- */
+
+/*
+ * Cancels the tasks in @q, a cancelled pool's queue. Continuations of tasks
+ * the pool accepted earlier are not its to cancel: they go to the default
+ * pool, as the header promises.
+ */
+static void cancel_tasks(struct fut__queue *q)
+{
+    future_t *f;
+    while ((f = fut__queue_pop(q)) != NULL) {
+        if (f->ops != &task_ops) {
+            fut__schedule(f); /* the pool refuses it now: the default pool */
+            continue;
+        }
+        future_cancel(f);
+        future_release(f); /* the run queue's reference */
+    }
+}
+
+void pool_shutdown(pool_t *pool, int mode)
+{
+    if (!pool || pool->is_default)
+        return;
+    struct fut__queue tasks = {0}, jobs = {0};
+    fut__pool_lock(pool);
+    if (pool->state == FUT_POOL_OPEN) {
+        if (mode == POOL_CANCEL) {
+            pool->state = FUT_POOL_CANCELLED;
+            tasks = pool->tasks;
+            jobs = pool->jobs;
+            pool->tasks = pool->jobs = (struct fut__queue){0};
+        } else {
+            pool->state = FUT_POOL_DRAINING;
+            fut__maybe_stop_locked(pool);
+        }
+        pthread_cond_broadcast(&pool->work);
+        pthread_cond_broadcast(&pool->blocking_work);
+    }
+    fut__pool_unlock(pool);
+    cancel_tasks(&tasks);
+    cancel_tasks(&jobs);
+}
+
+void pool_destroy(pool_t *pool)
+{
+    if (!pool || pool->is_default)
+        return;
+    pool_shutdown(pool, POOL_DRAIN);
+    struct fut__worker *ended;
+    if (fut__on_pool_thread(pool)) {
+        fut__pool_lock(pool);
+        pool->detach_exits = true; /* this thread cannot join itself */
+        ended = fut__take_exited_locked(pool);
+        fut__pool_unlock(pool);
+    } else {
+        /* A task of another pool may be the one waiting: count it as
+         * blocked there, so that pool keeps its capacity. */
+        enum fut__block how = fut__block_begin();
+        fut__pool_lock(pool);
+        while (pool->nlive + pool->nb_live > 0)
+            pthread_cond_wait(&pool->ended, &pool->lock);
+        ended = fut__take_exited_locked(pool);
+        fut__pool_unlock(pool);
+        fut__block_end(how);
+    }
+    fut__join_all(ended);
+    fut__pool_release(pool); /* the creator's */
+}
+
+/* ------------------------------------------------ settings, statistics -- */
+
+int pool_set_blocking_limit(pool_t *pool, size_t limit)
+{
+    if (!pool || limit == 0 || limit > MAX_BLOCKING_THREADS)
+        return EINVAL;
+    fut__pool_lock(pool);
+    pool->nb_limit = limit;
+    pthread_cond_broadcast(&pool->blocking_work); /* surplus ones exit */
+    fut__pool_unlock(pool);
+    return 0;
+}
+
+int pool_set_idle_timeout(pool_t *pool, uint64_t ns)
+{
+    if (!pool)
+        return EINVAL;
+    fut__pool_lock(pool);
+    pool->idle_ns = ns;
+    pthread_cond_broadcast(&pool->work); /* restart timed waits */
+    pthread_cond_broadcast(&pool->blocking_work);
+    fut__pool_unlock(pool);
+    return 0;
+}
+
+int pool_stats(pool_t *pool, struct pool_stats *out)
+{
+    if (!pool || !out)
+        return EINVAL;
+    fut__pool_lock(pool);
+    *out = (struct pool_stats){
+        .threads = pool->nlive + pool->nb_live,
+        .peak_threads = pool->peak,
+        .blocking_threads = pool->nb_live,
+        .queued = pool->tasks.len + pool->jobs.len,
+        .running = pool->nrunning,
+        .completed = pool->completed,
+    };
+    fut__pool_unlock(pool);
+    return 0;
+}

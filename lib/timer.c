@@ -1,0 +1,259 @@
+/*
+ * timer.c - future_delay() and future_timeout(), with no thread per timer.
+ *
+ * One timer thread for the process, started on first use, sleeps on a
+ * CLOCK_MONOTONIC condition variable until the earliest deadline in a
+ * binary min-heap, then settles every timer that is due. A timer is a
+ * future with its deadline and its place in the heap; the heap holds a
+ * reference to each timer in it. Cancelling a timer removes it from the
+ * heap at once (its detach operation), so cancelled timers cost nothing.
+ *
+ * Settling runs only internal notifications on the timer thread: the
+ * continuations of a timer run on pools or loops as usual, so a slow
+ * callback never delays other timers.
+ *
+ * future_timeout() is a small combinator over its input and a delay: the
+ * first of the two to settle decides, and the loser is cancelled.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <time.h>
+
+#define NOT_IN_HEAP SIZE_MAX
+
+struct timer {
+    future_t base;
+    uint64_t deadline; /* CLOCK_MONOTONIC, ns */
+    size_t slot;       /* index in the heap, or NOT_IN_HEAP; under lock */
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake; /* CLOCK_MONOTONIC; set up with the thread */
+static bool thread_running;
+static struct timer **heap;
+static size_t heap_len, heap_cap;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ the heap -- */
+
+static void place(struct timer *t, size_t i)
+{
+    heap[i] = t;
+    t->slot = i;
+}
+
+static void sift_up(size_t i)
+{
+    struct timer *t = heap[i];
+    while (i > 0 && heap[(i - 1) / 2]->deadline > t->deadline) {
+        place(heap[(i - 1) / 2], i);
+        i = (i - 1) / 2;
+    }
+    place(t, i);
+}
+
+static void sift_down(size_t i)
+{
+    struct timer *t = heap[i];
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= heap_len)
+            break;
+        if (child + 1 < heap_len &&
+            heap[child + 1]->deadline < heap[child]->deadline)
+            child++;
+        if (heap[child]->deadline >= t->deadline)
+            break;
+        place(heap[child], i);
+        i = child;
+    }
+    place(t, i);
+}
+
+static bool heap_push(struct timer *t)
+{
+    if (heap_len == heap_cap) {
+        size_t cap = heap_cap ? heap_cap * 2 : 256;
+        struct timer **grown = fut__calloc(cap * sizeof *grown);
+        if (!grown)
+            return false;
+        for (size_t i = 0; i < heap_len; i++)
+            grown[i] = heap[i];
+        fut__mem_free(heap);
+        heap = grown;
+        heap_cap = cap;
+    }
+    place(t, heap_len++);
+    sift_up(t->slot);
+    return true;
+}
+
+static void heap_remove(struct timer *t)
+{
+    size_t i = t->slot;
+    struct timer *last = heap[--heap_len];
+    t->slot = NOT_IN_HEAP;
+    if (i == heap_len)
+        return;
+    place(last, i);
+    sift_up(i);
+    sift_down(last->slot);
+}
+
+/* ---------------------------------------------------------- the thread -- */
+
+/* Takes every timer that is due off the heap, as a list through next. */
+static future_t *take_due_locked(uint64_t now)
+{
+    future_t *due = NULL;
+    while (heap_len && heap[0]->deadline <= now) {
+        struct timer *t = heap[0];
+        heap_remove(t);
+        t->base.next = due;
+        due = &t->base;
+    }
+    return due;
+}
+
+static void *timer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        future_t *due = take_due_locked(now_ns());
+        if (due) {
+            pthread_mutex_unlock(&lock);
+            while (due) {
+                future_t *next = due->next;
+                fut__settle(due, 0, NULL);
+                future_release(due); /* the heap's reference */
+                due = next;
+            }
+            pthread_mutex_lock(&lock);
+        } else if (heap_len) {
+            struct timespec at = {(time_t)(heap[0]->deadline / 1000000000u),
+                                  (long)(heap[0]->deadline % 1000000000u)};
+            pthread_cond_timedwait(&wake, &lock, &at);
+        } else {
+            pthread_cond_wait(&wake, &lock);
+        }
+    }
+    return NULL;
+}
+
+/* Starts the timer thread if it is not running; the lock is held. */
+static int ensure_thread_locked(void)
+{
+    if (thread_running)
+        return 0;
+    static bool cond_ready;
+    if (!cond_ready && fut__cond_init(&wake) != 0)
+        return ENOMEM;
+    cond_ready = true;
+    pthread_t thread;
+    int rc = fut__thread_start(&thread, timer_main, NULL);
+    if (rc)
+        return rc;
+    pthread_detach(thread); /* lives as long as the process */
+    thread_running = true;
+    return 0;
+}
+
+/* -------------------------------------------------------------- delays -- */
+
+static void detach_timer(future_t *f)
+{
+    struct timer *t = fut__container_of(f, struct timer, base);
+    pthread_mutex_lock(&lock);
+    bool queued = t->slot != NOT_IN_HEAP;
+    if (queued)
+        heap_remove(t);
+    pthread_mutex_unlock(&lock);
+    if (queued)
+        future_release(f); /* the heap's reference */
+}
+
+static const struct fut__ops timer_ops = {"delay", NULL, detach_timer};
+
+future_t *future_delay(uint64_t ns)
+{
+    struct timer *t =
+        (struct timer *)fut__new(sizeof *t, &timer_ops, FUT_PENDING, 2);
+    if (!t)
+        return NULL;
+    uint64_t now = now_ns();
+    t->deadline = ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
+    pthread_mutex_lock(&lock);
+    int rc = ensure_thread_locked();
+    if (!rc && !heap_push(t))
+        rc = ENOMEM;
+    if (!rc && t->slot == 0)
+        pthread_cond_signal(&wake); /* a new earliest deadline */
+    pthread_mutex_unlock(&lock);
+    if (rc) {
+        fut__free(&t->base);
+        errno = rc;
+        return NULL;
+    }
+    return &t->base;
+}
+
+/* ------------------------------------------------------------ timeouts -- */
+
+struct timeout {
+    future_t base;
+    struct fut__inputs in;
+    struct fut__watch watches[2]; /* the input, and the delay */
+};
+
+static void detach_timeout(future_t *f)
+{
+    fut__inputs_detach(&fut__container_of(f, struct timeout, base)->in);
+}
+
+static const struct fut__ops timeout_ops = {"timeout", NULL, detach_timeout};
+
+static void timeout_input_settled(struct fut__inputs *in, size_t index)
+{
+    future_t *input = in->w[0].target, *delay = in->w[1].target;
+    if (index == 0) {
+        if (fut__settle(in->owner, input->error, input->value))
+            future_cancel(delay); /* the timer is not needed any more */
+    } else if (delay->error == 0) {
+        if (fut__settle(in->owner, ETIMEDOUT, NULL))
+            future_cancel(input);
+    }
+}
+
+future_t *future_timeout(future_t *f, uint64_t ns)
+{
+    if (!f) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct timeout *t =
+        (struct timeout *)fut__new(sizeof *t, &timeout_ops, FUT_PENDING, 1);
+    if (!t)
+        return NULL;
+    future_t *delay = future_delay(ns);
+    if (!delay) {
+        int saved = errno;
+        fut__free(&t->base);
+        errno = saved;
+        return NULL;
+    }
+    future_t *inputs[2] = {f, delay};
+    fut__inputs_init(&t->in, &t->base, t->watches, inputs, 2,
+                     timeout_input_settled);
+    future_release(delay); /* the watch holds it now */
+    fut__inputs_arm(&t->in);
+    return &t->base;
+}
