@@ -1,0 +1,460 @@
+/*
+ * Tests of samples/: each sample is run as a user would run it, with its
+ * delays scaled down, and what it printed is checked against what it exists
+ * to show.
+ *
+ * The samples live in SAMPLES_DIR (`make samples` builds them); the tests
+ * run from the repository's root. Timing is judged by ratios (count_async
+ * against count_sync, gather against sync), never by absolute times, with
+ * margins wide enough for a loaded two-core machine; yet every bound fails
+ * if the jobs that should overlap ran one by one (a ratio of 1 instead of
+ * 1/3 or 8/15). Nothing sleeps: each test waits for its programs to exit.
+ */
+#include "helpers.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#ifndef SAMPLES_DIR
+#define SAMPLES_DIR "build/samples"
+#endif
+
+/*
+ * random_add's calls take 5, 8 and 2 s, so at 0.01 its shortest time is
+ * 20 ms, well above the 5 ms its two decimals can show. count and pipeline
+ * print one total each, of 1 s or so: at 0.01 that would read 0.01 or 0.02
+ * for a few milliseconds of start-up, too coarse for a ratio, so they run
+ * at 0.05.
+ */
+#define RANDOM_ADD_SCALE 0.01
+#define COUNT_SCALE      0.05
+#define PIPELINE_SCALE   0.05
+
+#define OUT_MAX   16384
+#define LINES_MAX 128
+
+struct run {
+    char out[OUT_MAX];
+    char *line[LINES_MAX]; /* into out, split at newlines */
+    int nlines;
+    int status; /* the exit code, or -1 if it did not exit */
+};
+
+/* Runs SAMPLES_DIR/@name with @args and keeps its standard output. */
+static void run_sample(struct run *r, const char *name, const char *args)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s/%s %s", SAMPLES_DIR, name, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "popen(%s): %s", cmd, strerror(errno));
+    size_t len = fread(r->out, 1, OUT_MAX - 1, p);
+    char rest[256];
+    while (fread(rest, 1, sizeof rest, p) > 0) /* never leave it blocked */
+        len = OUT_MAX;
+    int ws = pclose(p);
+    cr_assert_lt(len, OUT_MAX, "%s: output too long", cmd);
+    r->out[len] = '\0';
+    r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    r->nlines = 0;
+    for (char *s = r->out; *s && r->nlines < LINES_MAX;) {
+        char *nl = strchr(s, '\n');
+        r->line[r->nlines++] = s;
+        if (!nl)
+            break;
+        *nl = '\0';
+        s = nl + 1;
+    }
+}
+
+static void run_ok(struct run *r, const char *name, const char *args)
+{
+    run_sample(r, name, args);
+    cr_assert_eq(r->status, 0,
+                 "%s %s exited with %d (is it built? make samples)", name, args,
+                 r->status);
+}
+
+/* The first @n lines are @want. */
+static void expect_lines(const struct run *r, const char *const *want, int n)
+{
+    cr_assert_geq(r->nlines, n, "%d lines:\n%s", r->nlines, r->out);
+    for (int i = 0; i < n; i++)
+        cr_assert_str_eq(r->line[i], want[i], "line %d", i + 1);
+}
+
+/* ---------------------------------------------------------------- count -- */
+
+/* The last line, "<program> executed in N.NN seconds.", and its N.NN. */
+static double executed_in(const struct run *r, const char *program)
+{
+    double secs = -1;
+    char again[128];
+    const char *last = r->line[r->nlines - 1];
+    cr_assert_eq(sscanf(last, "%*s executed in %lf", &secs), 1, "%s", last);
+    snprintf(again, sizeof again, "%s executed in %.2f seconds.", program,
+             secs);
+    cr_assert_str_eq(last, again);
+    return secs;
+}
+
+static double run_count(const char *program, const char *const *order)
+{
+    struct run r;
+    char args[64];
+    snprintf(args, sizeof args, "--scale %g", COUNT_SCALE);
+    run_ok(&r, program, args);
+    cr_assert_eq(r.nlines, 7, "%s printed:\n%s", program, r.out);
+    expect_lines(&r, order, 6);
+    return executed_in(&r, program);
+}
+
+static const char *const one_two_in_turn[] = {"One", "Two", "One",
+                                              "Two", "One", "Two"};
+static const char *const ones_then_twos[] = {"One", "One", "One",
+                                             "Two", "Two", "Two"};
+
+Test(samples, count_sync_prints_one_two_three_times_in_turn, .timeout = 60)
+{
+    double secs = run_count("count_sync", one_two_in_turn);
+    cr_assert_geq(secs, 3 * COUNT_SCALE - 0.005, "took %.2f s", secs);
+    expect_no_leaks();
+}
+
+Test(samples, count_async_prints_three_ones_then_three_twos, .timeout = 60)
+{
+    double secs = run_count("count_async", ones_then_twos);
+    cr_assert_geq(secs, COUNT_SCALE - 0.005, "took %.2f s", secs);
+    expect_no_leaks();
+}
+
+/* One by one would be 1. */
+Test(samples, count_async_takes_about_a_third_of_count_sync, .timeout = 60)
+{
+    double sync = run_count("count_sync", one_two_in_turn);
+    double async = run_count("count_async", ones_then_twos);
+    double ratio = async / sync;
+    cr_assert(ratio >= 0.15 && ratio <= 0.7,
+              "async %.2f s / sync %.2f s = %.2f, want about 1/3", async, sync,
+              ratio);
+    expect_no_leaks();
+}
+
+/* ----------------------------------------------------------- random_add -- */
+
+#define NCALLS 3
+#define NWAYS  4
+
+static const char *const way_names[NWAYS] = {"sync", "pitfall", "tasks",
+                                             "gather"};
+
+struct way {
+    bool seen;
+    bool note;
+    int nsums;
+    long sums[NCALLS]; /* in the order printed */
+    int nrows;
+    double start[NCALLS], finish[NCALLS]; /* by call, 1 to 3 */
+    int order[NCALLS];
+    double total;
+};
+
+struct ways {
+    struct way way[NWAYS];
+    int seen_order[NWAYS]; /* indices into way_names, as printed */
+    int nseen;
+};
+
+/* "Sum([a, b, c]) = S": checks the arithmetic, returns S. */
+static long parse_sum(const char *line)
+{
+    const char *s = line + strlen("Sum([");
+    long sum = 0, printed;
+    char *end;
+    do {
+        sum += strtol(s, &end, 10);
+        cr_assert_neq(end, s, "%s", line);
+        s = end + (*end == ',' ? 2 : 0);
+    } while (*end == ',');
+    cr_assert_eq(sscanf(end, "]) = %ld", &printed), 1, "%s", line);
+    cr_assert_eq(printed, sum, "%s", line);
+    return printed;
+}
+
+static void parse_row(struct way *w, const char *line)
+{
+    int call, order;
+    double start, finish;
+    cr_assert_eq(
+        sscanf(line, "%d | %lf | %lf | %d", &call, &start, &finish, &order), 4,
+        "%s", line);
+    cr_assert(call >= 1 && call <= NCALLS, "%s", line);
+    cr_assert_eq(call, ++w->nrows, "rows out of order: %s", line);
+    w->start[call - 1] = start;
+    w->finish[call - 1] = finish;
+    w->order[call - 1] = order;
+}
+
+/* The heading "<way>: ... (delays scaled by F)" starts a way's section. */
+static int heading(const char *line)
+{
+    for (int i = 0; i < NWAYS; i++) {
+        size_t n = strlen(way_names[i]);
+        if (strncmp(line, way_names[i], n) == 0 && line[n] == ':') {
+            char scaled[64];
+            snprintf(scaled, sizeof scaled, "(delays scaled by %g)",
+                     RANDOM_ADD_SCALE);
+            cr_assert(strstr(line, scaled), "heading without its scale: %s",
+                      line);
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void parse_line(struct way *w, const char *line)
+{
+    if (strncmp(line, "Sum([", 5) == 0) {
+        cr_assert_lt(w->nsums, NCALLS, "too many sums: %s", line);
+        w->sums[w->nsums++] = parse_sum(line);
+    } else if (strncmp(line, "total: ", 7) == 0) {
+        cr_assert_eq(sscanf(line, "total: %lf s", &w->total), 1, "%s", line);
+    } else if (strncmp(line, "note: ", 6) == 0) {
+        w->note = true;
+    } else if (strncmp(line, "call | start", 12) != 0 && line[0] != '\0') {
+        parse_row(w, line);
+    }
+}
+
+static void run_random_add(struct ways *ws, const char *mode)
+{
+    struct run r;
+    char args[64];
+    snprintf(args, sizeof args, "--scale %g%s%s", RANDOM_ADD_SCALE,
+             mode ? " --mode " : "", mode ? mode : "");
+    run_ok(&r, "random_add", args);
+    memset(ws, 0, sizeof *ws);
+    struct way *w = NULL;
+    for (int i = 0; i < r.nlines; i++) {
+        int k = heading(r.line[i]);
+        if (k >= 0) {
+            cr_assert(!ws->way[k].seen, "%s twice", way_names[k]);
+            ws->seen_order[ws->nseen++] = k;
+            w = &ws->way[k];
+            w->seen = true;
+        } else {
+            cr_assert_not_null(w, "before any heading: %s", r.line[i]);
+            parse_line(w, r.line[i]);
+        }
+    }
+    for (int k = 0; k < NWAYS; k++) {
+        struct way *v = &ws->way[k];
+        if (v->seen)
+            cr_assert(v->nsums == NCALLS && v->nrows == NCALLS && v->total > 0,
+                      "%s: %d sums, %d rows, total %.2f:\n%s", way_names[k],
+                      v->nsums, v->nrows, v->total, r.out);
+    }
+}
+
+static void expect_order(const struct way *w, int a, int b, int c,
+                         const char *name)
+{
+    cr_assert(w->order[0] == a && w->order[1] == b && w->order[2] == c,
+              "%s: finish order %d, %d, %d; want %d, %d, %d", name, w->order[0],
+              w->order[1], w->order[2], a, b, c);
+}
+
+/* Started together: every start close to 0 against the whole run. */
+static void expect_started_together(const struct way *w, const char *name)
+{
+    for (int i = 0; i < NCALLS; i++)
+        cr_assert_lt(w->start[i], 0.3 * w->total,
+                     "%s: call %d started at %.2f of %.2f s", name, i + 1,
+                     w->start[i], w->total);
+}
+
+/* Back to back: the calls start at 0, 5 and 13 of 15. */
+static void expect_back_to_back(const struct way *w, const char *name)
+{
+    static const double at[NCALLS] = {0, 5.0 / 15, 13.0 / 15};
+    for (int i = 0; i < NCALLS; i++) {
+        double share = w->start[i] / w->total;
+        cr_assert(share > at[i] - 0.1 && share < at[i] + 0.1,
+                  "%s: call %d started at %.2f of %.2f s, want %.2f of it",
+                  name, i + 1, w->start[i], w->total, at[i]);
+    }
+    expect_order(w, 1, 2, 3, name);
+}
+
+static void expect_ratio(double a, double b, double lo, double hi,
+                         const char *what)
+{
+    cr_assert(a / b >= lo && a / b <= hi, "%s: %.2f / %.2f = %.2f, want %g-%g",
+              what, a, b, a / b, lo, hi);
+}
+
+Test(samples, random_add_runs_all_four_ways_in_order_on_the_same_lists,
+     .timeout = 60)
+{
+    struct ways ws;
+    run_random_add(&ws, NULL); /* the default is all */
+    cr_assert_eq(ws.nseen, NWAYS);
+    for (int k = 0; k < NWAYS; k++)
+        cr_assert_eq(ws.seen_order[k], k, "way %d is %s", k + 1,
+                     way_names[ws.seen_order[k]]);
+    /* Each job prints its sum as it finishes: the calls in turn one by
+     * one, and 3, 1, 2 when they run together. */
+    static const int printed[NWAYS][NCALLS] = {
+        {0, 1, 2}, {0, 1, 2}, {2, 0, 1}, {2, 0, 1}};
+    const long *by_call = ws.way[0].sums;
+    for (int k = 1; k < NWAYS; k++) {
+        const long *got = ws.way[k].sums;
+        for (int j = 0; j < NCALLS; j++)
+            cr_assert_eq(got[j], by_call[printed[k][j]],
+                         "%s: sum %d is %ld, want call %d's %ld", way_names[k],
+                         j + 1, got[j], printed[k][j] + 1,
+                         by_call[printed[k][j]]);
+    }
+    expect_no_leaks();
+}
+
+Test(samples, random_add_sync_runs_the_calls_back_to_back, .timeout = 60)
+{
+    struct ways ws;
+    run_random_add(&ws, "sync");
+    cr_assert_eq(ws.nseen, 1);
+    const struct way *sync = &ws.way[0];
+    expect_back_to_back(sync, "sync");
+    cr_assert_geq(sync->total, 15 * RANDOM_ADD_SCALE - 0.005);
+    expect_no_leaks();
+}
+
+/* Waiting for each job before submitting the next gains nothing. */
+Test(samples, random_add_pitfall_is_no_faster_than_sync, .timeout = 60)
+{
+    struct ways ws;
+    run_random_add(&ws, "all");
+    const struct way *pitfall = &ws.way[1];
+    expect_back_to_back(pitfall, "pitfall");
+    cr_assert(pitfall->note, "pitfall printed no note on why");
+    cr_assert_geq(pitfall->total, 0.85 * ws.way[0].total,
+                  "pitfall %.2f s, sync %.2f s", pitfall->total,
+                  ws.way[0].total);
+    expect_no_leaks();
+}
+
+Test(samples, random_add_gather_overlaps_the_calls, .timeout = 60)
+{
+    struct ways ws;
+    run_random_add(&ws, "all");
+    const struct way *gather = &ws.way[3];
+    expect_started_together(gather, "gather");
+    expect_order(gather, 2, 3, 1, "gather");
+    /* 8 s of 15; one by one would be 1. */
+    expect_ratio(gather->total, ws.way[0].total, 0.35, 0.8, "gather / sync");
+    expect_no_leaks();
+}
+
+/* Waiting for call 1 first costs nothing: the others run meanwhile. */
+Test(samples, random_add_tasks_are_about_as_fast_as_gather, .timeout = 60)
+{
+    struct ways ws;
+    run_random_add(&ws, "all");
+    const struct way *tasks = &ws.way[2], *gather = &ws.way[3];
+    expect_started_together(tasks, "tasks");
+    expect_order(tasks, 2, 3, 1, "tasks");
+    expect_ratio(tasks->total, ws.way[0].total, 0.35, 0.8, "tasks / sync");
+    expect_ratio(tasks->total, gather->total, 0.7, 1.4, "tasks / gather");
+    expect_no_leaks();
+}
+
+Test(samples, random_add_runs_only_the_mode_asked_for, .timeout = 60)
+{
+    for (int k = 0; k < NWAYS; k++) {
+        struct ways ws;
+        run_random_add(&ws, way_names[k]);
+        cr_assert(ws.nseen == 1 && ws.seen_order[0] == k,
+                  "--mode %s ran %d ways", way_names[k], ws.nseen);
+    }
+    expect_no_leaks();
+}
+
+/* ------------------------------------------------------------- pipeline -- */
+
+Test(samples, pipeline_recovers_each_failure_and_overlaps_the_requests,
+     .timeout = 60)
+{
+    /* Requests 3 and 5 fail; request 6 answers with a body that is not a
+     * number. Every other request parses to its number. */
+    char fail[3][64];
+    const char *want[8] = {
+        "request 1: ok -> 17",
+        "request 2: ok -> 42",
+        fail[0],
+        "request 4: ok -> 256",
+        fail[1],
+        fail[2],
+        "request 7: ok -> 1000",
+        "request 8: ok -> 8",
+    };
+    snprintf(fail[0], sizeof fail[0], "request 3: failed (%s) -> fallback -1",
+             strerror(ETIMEDOUT));
+    snprintf(fail[1], sizeof fail[1], "request 5: failed (%s) -> fallback -1",
+             strerror(ECONNREFUSED));
+    snprintf(fail[2], sizeof fail[2], "request 6: failed (%s) -> fallback -1",
+             strerror(EBADMSG));
+    struct run r;
+    char args[64];
+    snprintf(args, sizeof args, "--scale %g", PIPELINE_SCALE);
+    run_ok(&r, "pipeline", args);
+    cr_assert_eq(r.nlines, 9, "pipeline printed:\n%s", r.out);
+    expect_lines(&r, want, 8);
+    double total, latencies;
+    cr_assert_eq(sscanf(r.line[8], "total: %lf s, sum of latencies: %lf s",
+                        &total, &latencies),
+                 2, "%s", r.line[8]);
+    /* 0.2 + 0.3 + ... + 1.0 = 4.5 s of requests, 1 s the longest. */
+    cr_assert_geq(latencies, 4.5 * PIPELINE_SCALE - 0.005, "%s", r.line[8]);
+    expect_ratio(total, latencies, 0.1, 0.5, "total / sum of latencies");
+    expect_no_leaks();
+}
+
+/* ------------------------------------------------------------ arguments -- */
+
+Test(samples, bad_arguments_make_every_sample_fail, .timeout = 60)
+{
+    static const char *const samples[] = {"count_sync", "count_async",
+                                          "random_add", "pipeline"};
+    static const char *const bad[] = {
+        "--scale -1",
+        "--scale abc",
+        "--scale 0",
+        "--scale 1x",
+        "--scale",
+        "--bogus",
+        "extra",
+        "--scale inf",
+        "--mode gather" /* only random_add has modes */,
+    };
+    for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
+        size_t nbad = sizeof bad / sizeof bad[0];
+        if (strcmp(samples[i], "random_add") == 0)
+            nbad--; /* the last is good there */
+        for (size_t j = 0; j < nbad; j++) {
+            struct run r;
+            char args[64];
+            snprintf(args, sizeof args, "%s 2>/dev/null", bad[j]);
+            run_sample(&r, samples[i], args);
+            cr_assert(r.status > 0 && r.status != 127, "%s %s exited with %d",
+                      samples[i], bad[j], r.status);
+            cr_assert_str_empty(r.out, "%s %s ran anyway", samples[i], bad[j]);
+        }
+    }
+    struct run r;
+    run_sample(&r, "random_add", "--mode nope 2>/dev/null");
+    cr_assert(r.status > 0 && r.status != 127, "--mode nope: %d", r.status);
+    cr_assert_str_empty(r.out, "--mode nope ran anyway");
+    expect_no_leaks();
+}
