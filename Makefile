@@ -77,6 +77,28 @@ samples: $(SAMPLE_SRC:samples/%.c=$(B)/samples/%)
 demo: $(B)/samples/gather
 	$(B)/samples/gather
 
+# ------------------------------------------------------------------- docs --
+
+# Timelines for the guide, drawn from real runs at DOCS_SCALE and labelled
+# in seconds of the unscaled run. The SVGs are committed.
+DOCS_SCALE ?= 0.1
+TRACES := $(B)/traces
+define draw
+	FUTURES_TRACE=$(TRACES)/$(1).json $(B)/samples/$(2) --scale $(DOCS_SCALE) $(3) > $(TRACES)/$(1).txt
+	python3 tools/trace2svg.py $(TRACES)/$(1).json docs/img/$(1).svg \
+	    --scale $(DOCS_SCALE) --title "$(4)"
+endef
+
+docs: samples
+	@mkdir -p $(TRACES) docs/img
+	$(call draw,count_sync,count_sync,,count_sync: three 1 s jobs one after another)
+	$(call draw,count_async,count_async,,count_async: three 1 s jobs on a pool of 3 threads)
+	$(call draw,count_loop,count_loop,,count_loop: one thread, an event loop and three timers)
+	$(call draw,random_add_sync,random_add,--mode sync,random_add: delays 5 + 8 + 2 s one by one)
+	$(call draw,random_add_pitfall,random_add,--mode pitfall,random_add: submit and wait one at a time)
+	$(call draw,random_add_gather,random_add,--mode gather,random_add: when_all of the 5 + 8 + 2 s jobs)
+	@echo "docs/img: $$(ls docs/img | wc -l) timelines drawn at scale $(DOCS_SCALE)"
+
 # ------------------------------------------------------------------ tests --
 
 # Installs Criterion on a fresh Debian machine (we run as root there).

@@ -91,7 +91,11 @@ def draw(bars, names, title, scale):
         out.append('<text x="%d" y="%d" text-anchor="end">%s</text>'
                    % (LABEL_WIDTH - 8, y + LANE_HEIGHT / 2 + 4,
                       escape(lane_label(lane[0], lane[1], names))))
+    # Colours follow the names in sorted order, so "job 2" has the same
+    # colour in every picture of a series.
     palette = {}
+    for name in sorted({e["name"] for e in bars}):
+        colour_for(name, palette)
     for e in sorted(bars, key=lambda e: e["ts"]):
         y = TOP + row[(e["pid"], e["tid"])] * LANE_HEIGHT
         x0, x1 = x(seconds(e["ts"])), x(seconds(e["ts"] + e["dur"]))
