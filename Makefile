@@ -93,11 +93,23 @@ docs: samples
 	@mkdir -p $(TRACES) docs/img
 	$(call draw,count_sync,count_sync,,count_sync: three 1 s jobs one after another)
 	$(call draw,count_async,count_async,,count_async: three 1 s jobs on a pool of 3 threads)
-	$(call draw,count_loop,count_loop,,count_loop: one thread, an event loop and three timers)
+	$(call draw,count_loop,count_loop,,count_loop: one thread with an event loop and three timers)
 	$(call draw,random_add_sync,random_add,--mode sync,random_add: delays 5 + 8 + 2 s one by one)
 	$(call draw,random_add_pitfall,random_add,--mode pitfall,random_add: submit and wait one at a time)
 	$(call draw,random_add_gather,random_add,--mode gather,random_add: when_all of the 5 + 8 + 2 s jobs)
 	@echo "docs/img: $$(ls docs/img | wc -l) timelines drawn at scale $(DOCS_SCALE)"
+
+# ------------------------------------------------------------------ bench --
+
+BENCH_SRC := $(wildcard bench/*.c)
+$(B)/bench/%: bench/%.c bench/common.h $(STATIC) include/futures.h
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O2 $(LDFLAGS) $< $(STATIC) -o $@
+
+# Every figure the issues ask for, one line each; BENCH_RUNS=n for more runs.
+bench: $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+	@$(B)/bench/tasks w1 w1s w3 w4 && $(B)/bench/tasks w5
+	@$(B)/bench/blocking && $(B)/bench/timers
 
 # ------------------------------------------------------------------ tests --
 

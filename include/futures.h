@@ -18,6 +18,9 @@
  *    borrow them and never consume the caller's reference.
  *  - Every function may be called from any thread at any time, including from
  *    inside a task or callback.
+ *  - Whatever a task or callback wrote before it returned is visible to any
+ *    thread that then sees its future settled (a wait that returns, a
+ *    continuation, future_is_ready() returning true).
  *  - User callbacks never run inside the call that registered or triggered
  *    them, and never with a library lock held.
  */
@@ -130,7 +133,7 @@ FUTURES_API pool_t *pool_default(void);
  * pool_submit_blocking() - queue a job that blocks (I/O, sleeps, locks).
  *
  * The same contract as pool_submit(), but the job runs on one of the pool's
- * blocking threads, which it starts on demand beyond its CPU-sized core, so
+ * blocking threads, which it starts on demand beyond its core threads, so
  * a thousand sleeping jobs overlap instead of queueing behind two threads.
  * At most pool_set_blocking_limit() such threads run (512 unless set); past
  * the limit, or when a thread cannot be started, jobs queue and never fail.
@@ -151,7 +154,8 @@ FUTURES_API int pool_set_blocking_limit(pool_t *pool, size_t limit);
 /**
  * pool_set_idle_timeout() - how long a thread beyond the pool's core (a
  * blocking thread, or a stand-in for a waiting task) stays idle before it
- * exits. Errors: EINVAL (NULL @pool).
+ * exits. It applies at once, to threads already idle too.
+ * Errors: EINVAL (NULL @pool).
  */
 FUTURES_API int pool_set_idle_timeout(pool_t *pool, uint64_t ns);
 
@@ -204,9 +208,10 @@ FUTURES_API bool future_is_ready(const future_t *f);
  * future_then() - run @fn on @f's value once @f has succeeded.
  *
  * Returns a new future that settles with @fn's outcome, or with @f's error if
- * @f failed or was cancelled (then @fn never runs). @fn runs on a pool
- * thread, never inside this call: on the pool that ran @f, or on
- * pool_default() for futures no pool ran. Any number of continuations may
+ * @f failed or was cancelled (then @fn never runs). @fn runs where @f ran,
+ * never inside this call: on the pool that ran @f, on the loop's thread if
+ * a loop ran it, or on pool_default() for futures nothing ran (promises,
+ * combinators, timers, future_resolved()). Any number of continuations may
  * be attached to one future, before or after it settles; chains of any
  * length never grow the stack.
  * Ownership: borrows @f; the result is a new reference, yours.
@@ -346,14 +351,18 @@ FUTURES_API int loop_run(loop_t *loop);
 
 /**
  * loop_stop() - make loop_run() return after the callback running now.
- * Safe from any thread, and from a callback. Does nothing for NULL.
+ * Safe from any thread, and from a callback. Asked while the loop is not
+ * running, it makes the next loop_run() run the callbacks queued when it
+ * starts, then return. Does nothing for NULL.
  */
 FUTURES_API void loop_stop(loop_t *loop);
 
 /**
- * loop_destroy() - free @loop. Callbacks still queued or pending on it are
- * cancelled (their futures fail with ECANCELED); so are continuations sent
- * to it later. Must not be called while loop_run() runs. NULL is a no-op.
+ * loop_destroy() - free @loop. Callbacks queued on it are cancelled now
+ * (their futures fail with ECANCELED). Continuations sent to it that still
+ * wait for their predecessor never run: when the predecessor settles, they
+ * fail with ECANCELED, whatever its outcome. Must not be called while
+ * loop_run() runs. NULL is a no-op.
  */
 FUTURES_API void loop_destroy(loop_t *loop);
 

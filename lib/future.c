@@ -225,6 +225,32 @@ static bool wait_step(future_t *f, struct fut__stripe **s, enum fut__block *how,
 }
 
 /*
+ * Spins up to @ns for @f to settle; returns whether it did. Only a running
+ * future is worth the whole spin: one still queued may wait for a sleeping
+ * worker to wake, and a waiter that spins meanwhile keeps its CPU from
+ * running that worker, so it gives up after QUEUED_SPIN_NS.
+ */
+#define QUEUED_SPIN_NS 2000
+
+static bool spin_on(const future_t *f, uint64_t ns)
+{
+    uint64_t start = fut__now_ns(), elapsed = 0;
+    for (unsigned i = 1;; i++) {
+        int state =
+            atomic_load_explicit(&((future_t *)f)->state, memory_order_acquire);
+        if (state == FUT_SETTLED)
+            return true;
+        if (i % 32 == 0) {
+            elapsed = fut__now_ns() - start;
+            if (elapsed > ns ||
+                (state != FUT_RUNNING && elapsed > QUEUED_SPIN_NS))
+                return false;
+        }
+        fut__cpu_relax();
+    }
+}
+
+/*
  * Blocks until @f settles or @deadline passes; returns whether it settled.
  * A pool thread that blocks asks its pool for a stand-in first (sched.c).
  */
@@ -249,7 +275,8 @@ int future_wait(future_t *f, void **value)
     if (!fut__is_settled(f)) {
         if (waits_for_itself(f))
             return EDEADLK;
-        block_on(f, NULL);
+        if (!spin_on(f, FUT_SPIN_NS))
+            block_on(f, NULL);
     }
     if (value && f->error == 0)
         *value = f->value;
@@ -264,6 +291,8 @@ bool future_wait_for(future_t *f, uint64_t timeout_ns)
         return true;
     if (timeout_ns == 0 || waits_for_itself(f))
         return false;
+    if (spin_on(f, timeout_ns < FUT_SPIN_NS ? timeout_ns : FUT_SPIN_NS))
+        return true;
     struct timespec deadline;
     fut__deadline(&deadline, timeout_ns);
     return block_on(f, &deadline);

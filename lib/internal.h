@@ -61,6 +61,9 @@ struct fut__exec_ops {
      * this executor is registered, and when it settles, however it does. */
     void (*pending_add)(struct fut__exec *exec);
     void (*pending_done)(struct fut__exec *exec);
+    /* Optional: true once the executor takes nothing more (a destroyed
+     * loop); continuations headed there then fail with ECANCELED. */
+    bool (*closed)(struct fut__exec *exec);
 };
 struct fut__exec {
     const struct fut__exec_ops *ops;
@@ -172,6 +175,25 @@ void fut__unlock(struct fut__stripe *s);
 int fut__mutex_init(pthread_mutex_t *m);
 int fut__cond_init(pthread_cond_t *c);
 void fut__deadline(struct timespec *ts, uint64_t ns_from_now);
+uint64_t fut__now_ns(void);
+
+/*
+ * How long a thread that ran out of work, or a waiter, spins before it
+ * sleeps: about what a wake-up costs on a virtual machine. Spinning a
+ * little saves both sides a futex call when work or an outcome is near.
+ */
+#ifndef FUT_SPIN_NS
+#define FUT_SPIN_NS 30000
+#endif
+
+static inline void fut__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 
 /* ----------------------------------------------------------- scheduler -- */
 
@@ -202,6 +224,7 @@ struct pool {
     pthread_cond_t blocking_work; /* idle blocking threads wait here */
     pthread_cond_t ended;         /* pool_destroy() waits for the last */
     struct fut__queue tasks;      /* for the core threads */
+    atomic_bool work_hint;        /* core work queued, for spinners */
     struct fut__queue jobs;       /* for the blocking threads */
     int state;                    /* enum fut__pool_state */
     bool is_default;

@@ -14,13 +14,18 @@
  * two executor operations, pending_add and pending_done, that futures call
  * when their exec asks for it (f->tracked).
  *
- * States, under the loop's lock: idle, running (owner set), destroyed.
- * After loop_destroy() began, whatever is scheduled onto the loop fails
- * with ECANCELED rather than being lost.
+ * States, under the loop's lock: idle, running, destroyed. After
+ * loop_destroy() began, whatever is scheduled onto the loop fails with
+ * ECANCELED rather than being lost, and so does every continuation headed
+ * for it, whatever its predecessor's outcome (exec_closed).
+ *
+ * A stop asked for while the loop is not running is kept: the next
+ * loop_run() runs the callbacks queued at its start, then returns.
  */
 #include "internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 
 struct loop {
     struct fut__exec exec;
@@ -94,9 +99,18 @@ static void exec_pending_done(struct fut__exec *exec)
     pthread_mutex_unlock(&loop->lock);
 }
 
+static bool exec_closed(struct fut__exec *exec)
+{
+    loop_t *loop = loop_of(exec);
+    pthread_mutex_lock(&loop->lock);
+    bool closed = loop->destroyed;
+    pthread_mutex_unlock(&loop->lock);
+    return closed;
+}
+
 static const struct fut__exec_ops loop_exec_ops = {
-    exec_schedule, exec_retain, exec_release, exec_pending_add,
-    exec_pending_done};
+    exec_schedule,    exec_retain,       exec_release,
+    exec_pending_add, exec_pending_done, exec_closed};
 
 bool fut__would_deadlock(const future_t *f)
 {
@@ -137,16 +151,20 @@ int loop_run(loop_t *loop)
     }
     loop_t *outer = current_loop; /* a loop run from another's callback */
     loop->running = true;
-    loop->stop_requested = false;
     current_loop = loop;
-    for (;;) {
+    /* Stopped before it ran: only what is queued now. */
+    bool limited = loop->stop_requested;
+    size_t budget = loop->queue.len;
+    loop->stop_requested = false;
+    while (!limited || budget > 0) {
         future_t *f = fut__queue_pop(&loop->queue);
         if (f) {
+            budget--;
             pthread_mutex_unlock(&loop->lock);
             fut__run(f);
             future_release(f); /* the run queue's reference */
             pthread_mutex_lock(&loop->lock);
-        } else if (loop->stop_requested || loop->npending == 0) {
+        } else if (limited || loop->stop_requested || loop->npending == 0) {
             break;
         } else {
             pthread_cond_wait(&loop->ready, &loop->lock);
@@ -154,6 +172,7 @@ int loop_run(loop_t *loop)
         if (loop->stop_requested)
             break;
     }
+    loop->stop_requested = false;
     current_loop = outer;
     loop->running = false;
     pthread_mutex_unlock(&loop->lock);

@@ -38,6 +38,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -110,9 +111,24 @@ future_t *fut__queue_pop(struct fut__queue *q)
 
 static int start_thread_locked(pool_t *p, bool blocking);
 
+/* Is there work for a core thread: a task, or a job no blocking thread
+ * is alive to run? */
+static bool core_work_locked(const pool_t *p)
+{
+    return p->tasks.len || (p->nb_live == 0 && p->jobs.len);
+}
+
+/* Keeps the hint that spinning core threads watch up to date. */
+static void update_hint_locked(pool_t *p)
+{
+    atomic_store_explicit(&p->work_hint, core_work_locked(p),
+                          memory_order_relaxed);
+}
+
 void fut__push_task_locked(pool_t *p, future_t *f)
 {
     fut__queue_push(&p->tasks, f);
+    update_hint_locked(p);
     if (p->nidle)
         pthread_cond_signal(&p->work);
 }
@@ -122,6 +138,7 @@ void fut__push_job_locked(pool_t *p, future_t *f)
     fut__queue_push(&p->jobs, f);
     if (p->jobs.len > p->nb_idle && p->nb_live < p->nb_limit)
         start_thread_locked(p, true); /* on failure the job waits */
+    update_hint_locked(p);
     if (p->nb_idle)
         pthread_cond_signal(&p->blocking_work);
     else if (p->nb_live == 0 && p->nidle)
@@ -154,11 +171,10 @@ static bool core_surplus(const pool_t *p)
 /* The next future for this thread, or NULL; the lock is held. */
 static future_t *next_work_locked(pool_t *p, bool blocking)
 {
-    if (blocking)
-        return fut__queue_pop(&p->jobs);
-    future_t *f = fut__queue_pop(&p->tasks);
-    if (!f && p->nb_live == 0)
-        f = fut__queue_pop(&p->jobs); /* no blocking thread could start */
+    future_t *f = blocking ? NULL : fut__queue_pop(&p->tasks);
+    if (!f && (blocking || p->nb_live == 0))
+        f = fut__queue_pop(&p->jobs); /* for core threads: none could start */
+    update_hint_locked(p);
     return f;
 }
 
@@ -175,12 +191,45 @@ static bool idle_wait_locked(pool_t *p, pthread_cond_t *cond, bool timed)
 }
 
 /*
+ * With the lock held and no tasks found, a core thread spins a while with
+ * the lock dropped, watching for a task, before it goes to sleep: while it
+ * spins it is not idle, so a submission need not wake anyone. It yields
+ * the CPU every few hundred nanoseconds, because the thread it just woke
+ * (a waiter, say) is often queued on this very CPU and would otherwise
+ * wait for the spin to end. Returns whether a task arrived.
+ */
+static bool spin_for_task_locked(pool_t *p)
+{
+    fut__pool_unlock(p);
+    uint64_t until = fut__now_ns() + FUT_SPIN_NS;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(&p->work_hint, memory_order_relaxed))
+            break;
+        if (i % 64 == 0) {
+            if (fut__now_ns() > until)
+                break;
+            sched_yield();
+        }
+        fut__cpu_relax();
+    }
+    fut__pool_lock(p);
+    return core_work_locked(p);
+}
+
+/*
  * With the lock held and no work found: waits for work, or returns false
  * when this thread should exit (the pool is winding down, or the thread is
  * beyond what the pool keeps and stayed idle for idle_ns).
  */
 static bool wait_for_work_locked(pool_t *p, bool blocking)
 {
+    fut__maybe_stop_locked(p);
+    if (winding_down(p))
+        return false;
+    if (!blocking && spin_for_task_locked(p))
+        return true;
+    /* The lock was dropped while spinning: look at the state again, or a
+     * shutdown's broadcast could have passed this thread by. */
     fut__maybe_stop_locked(p);
     if (winding_down(p))
         return false;
@@ -195,7 +244,7 @@ static bool wait_for_work_locked(pool_t *p, bool blocking)
     p->nidle++;
     bool timed_out = idle_wait_locked(p, &p->work, core_surplus(p));
     p->nidle--;
-    return !(timed_out && !p->tasks.len && core_surplus(p));
+    return !(timed_out && !core_work_locked(p) && core_surplus(p));
 }
 
 static void run_locked(pool_t *p, future_t *f)
@@ -211,10 +260,14 @@ static void run_locked(pool_t *p, future_t *f)
 
 static void exit_locked(pool_t *p, struct fut__worker *w)
 {
-    if (w->blocking)
+    if (w->blocking) {
         p->nb_live--;
-    else
+        update_hint_locked(p); /* its jobs may fall to the core threads */
+        if (p->nb_live == 0 && p->jobs.len && p->nidle)
+            pthread_cond_signal(&p->work);
+    } else {
         p->nlive--;
+    }
     if (p->detach_exits) {
         pthread_detach(pthread_self());
         fut__mem_free(w);
@@ -351,8 +404,8 @@ static void exec_schedule(struct fut__exec *exec, future_t *f)
         schedule_on_default(f);
 }
 
-const struct fut__exec_ops fut__pool_exec_ops = {exec_schedule, exec_retain,
-                                                 exec_release, NULL, NULL};
+const struct fut__exec_ops fut__pool_exec_ops = {
+    exec_schedule, exec_retain, exec_release, NULL, NULL, NULL};
 
 /* Hands a QUEUED future, with the run queue's reference, to its executor. */
 void fut__schedule(future_t *f)

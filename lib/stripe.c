@@ -75,6 +75,13 @@ void fut__unlock(struct fut__stripe *s)
         fut__panic("future unlock failed");
 }
 
+uint64_t fut__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void fut__deadline(struct timespec *ts, uint64_t ns_from_now)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);

@@ -62,7 +62,10 @@ static void predecessor_settled(struct fut__inputs *in, size_t index)
     future_t *pred = c->watch.target;
     c->in_error = pred->error;
     c->in_value = pred->value;
-    if ((pred->error != 0) == c->catches)
+    struct fut__exec *exec = c->base.exec;
+    if (c->base.tracked && exec->ops->closed && exec->ops->closed(exec))
+        fut__settle(&c->base, ECANCELED, NULL); /* its loop is gone */
+    else if ((pred->error != 0) == c->catches)
         fut__enqueue(&c->base);
     else
         fut__settle(&c->base, pred->error, pred->value);

@@ -110,15 +110,17 @@ static void heap_remove(struct timer *t)
 
 /* ---------------------------------------------------------- the thread -- */
 
-/* Takes every timer that is due off the heap, as a list through next. */
+/* Takes every timer that is due off the heap, as a list through next in
+ * deadline order, so they settle in the order they were due. */
 static future_t *take_due_locked(uint64_t now)
 {
-    future_t *due = NULL;
+    future_t *due = NULL, **tail = &due;
     while (heap_len && heap[0]->deadline <= now) {
         struct timer *t = heap[0];
         heap_remove(t);
-        t->base.next = due;
-        due = &t->base;
+        t->base.next = NULL;
+        *tail = &t->base;
+        tail = &t->base.next;
     }
     return due;
 }

@@ -34,7 +34,7 @@ static void say(const char *line)
 /* The job, as a task_fn so the pool runs it as it is; arg is its number. */
 static int count(void *arg, void **result)
 {
-    char name[16];
+    char name[32];
     snprintf(name, sizeof name, "count %d", (int)(intptr_t)arg);
     futures_trace_name(name);
     say("One");
@@ -73,9 +73,9 @@ int main(int argc, char **argv)
     /*
      * One thread per job, not one per CPU: the jobs spend their time
      * blocked, not computing. pool_create(0) on a two-core machine would
-     * run two jobs, then the third after them, and take two seconds. (A
-     * later issue adds pool_submit_blocking(), which grows the pool for
-     * such jobs by itself.)
+     * run two jobs, then the third after them, and take two seconds.
+     * (pool_submit_blocking() would also do: it starts threads for such
+     * jobs by itself; this sample keeps to the plain pool to show why.)
      */
     pool_t *pool = pool_create(NJOBS);
     if (!pool) {

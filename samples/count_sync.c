@@ -42,7 +42,7 @@ int main(int argc, char **argv)
         return 2;
     double start = sample_now();
     for (int i = 1; i <= NJOBS; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "count %d", i);
         /* No pool runs these, so mark each one by hand: a trace of this
          * program then shows the jobs in a row on the main thread. */

@@ -87,7 +87,7 @@ static void print_sum(const struct call *c)
 static int add(void *arg, void **result)
 {
     struct call *c = arg;
-    char name[16];
+    char name[32];
     snprintf(name, sizeof name, "job %d", c->id);
     futures_trace_name(name);
     c->start = sample_now() - way_start;
@@ -115,7 +115,7 @@ static int run_sync(pool_t *pool)
 {
     (void)pool; /* the point: no pool at all */
     for (int i = 0; i < NCALLS; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "job %d", calls[i].id);
         /* Mark the call by hand so that it shows on a trace's timeline. */
         futures_trace_begin(name);

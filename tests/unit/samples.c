@@ -458,3 +458,45 @@ Test(samples, bad_arguments_make_every_sample_fail, .timeout = 60)
     cr_assert_str_empty(r.out, "--mode nope ran anyway");
     expect_no_leaks();
 }
+
+/* ----------------------------------------------------------- count_loop -- */
+
+Test(samples, count_loop_prints_three_ones_then_three_twos, .timeout = 60)
+{
+    double secs = run_count("count_loop", ones_then_twos);
+    cr_assert_geq(secs, COUNT_SCALE - 0.005, "took %.2f s", secs);
+    expect_no_leaks();
+}
+
+/* One thread and three timers: as fast as three threads, a third of sync. */
+Test(samples, count_loop_takes_about_as_long_as_count_async, .timeout = 60)
+{
+    double sync = run_count("count_sync", one_two_in_turn);
+    double async = run_count("count_async", ones_then_twos);
+    double loop = run_count("count_loop", ones_then_twos);
+    double ratio = loop / sync;
+    cr_assert(ratio >= 0.15 && ratio <= 0.7,
+              "loop %.2f s / sync %.2f s = %.2f, want about 1/3", loop, sync,
+              ratio);
+    cr_assert(loop / async >= 0.5 && loop / async <= 2.0,
+              "loop %.2f s, async %.2f s: want about the same", loop, async);
+    expect_no_leaks();
+}
+
+Test(samples, count_loop_refuses_bad_arguments, .timeout = 60)
+{
+    static const char *const bad[] = {
+        "--scale -1", "--scale abc", "--scale 0",     "--scale",
+        "--bogus",    "extra",       "--mode gather",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct run r;
+        char args[64];
+        snprintf(args, sizeof args, "%s 2>/dev/null", bad[i]);
+        run_sample(&r, "count_loop", args);
+        cr_assert(r.status > 0 && r.status != 127,
+                  "count_loop %s exited with %d", bad[i], r.status);
+        cr_assert_str_empty(r.out, "count_loop %s ran anyway", bad[i]);
+    }
+    expect_no_leaks();
+}

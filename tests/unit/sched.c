@@ -464,3 +464,18 @@ Test(pool, cancel_leaves_continuations_of_finished_tasks_alone, .timeout = 30)
     gate_destroy(&g);
     expect_no_leaks();
 }
+
+Test(pool, shutdown_reaches_threads_that_were_spinning, .timeout = 60)
+{
+    /* Idle threads spin a while before they sleep; a shutdown that comes
+     * while they spin must still reach them, or destroy waits forever. */
+    for (int i = 0; i < 300; i++) {
+        atomic_int runs = 0;
+        pool_t *pool = pool_create(4);
+        future_t *f = pool_submit(pool, count_task, &runs);
+        pool_shutdown(pool, i % 2 ? POOL_CANCEL : POOL_DRAIN);
+        pool_destroy(pool);
+        future_release(f);
+    }
+    expect_no_leaks();
+}

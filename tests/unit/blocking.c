@@ -1,0 +1,578 @@
+/*
+ * Tests of blocking jobs (pool_submit_blocking), their limit, idle
+ * timeouts, pool_stats, and waiting inside a task counted as blocking.
+ *
+ * Jobs that sleep do so as their simulated work, never to order events:
+ * ordering comes from gates. Where a thread must exit on its own (an idle
+ * timeout), the test polls pool_stats() with an overall deadline.
+ */
+#include "helpers.h"
+#include "internal.h" /* fault injection */
+
+#include <errno.h>
+#include <time.h>
+
+#define MS UINT64_C(1000000)
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Waits about a millisecond without sleeping: a wait that never ends. */
+static void pause_a_moment(void)
+{
+    promise_t *never = promise_create();
+    future_t *f = promise_future(never);
+    cr_assert_not(future_wait_for(f, MS));
+    future_release(f);
+    promise_release(never);
+}
+
+static struct pool_stats stats_of(pool_t *pool)
+{
+    struct pool_stats st;
+    cr_assert_eq(pool_stats(pool, &st), 0);
+    return st;
+}
+
+static bool has_blocking_threads(const struct pool_stats *st, size_t n)
+{
+    return st->blocking_threads == n;
+}
+
+/* Every stand-in gone and every task counted. */
+static bool settled_down_to(const struct pool_stats *st, size_t n)
+{
+    return st->threads == n && st->running == 0;
+}
+
+/* Polls @pool's stats until @done, for at most ten seconds. */
+static struct pool_stats
+await_stats(pool_t *pool, bool (*done)(const struct pool_stats *, size_t),
+            size_t n)
+{
+    uint64_t deadline = now_ns() + 10000 * MS;
+    struct pool_stats st = stats_of(pool);
+    while (!done(&st, n) && now_ns() < deadline) {
+        pause_a_moment();
+        st = stats_of(pool);
+    }
+    cr_assert(done(&st, n),
+              "after 10 s: %zu threads, %zu blocking, %zu running, %zu queued",
+              st.threads, st.blocking_threads, st.running, st.queued);
+    return st;
+}
+
+static struct pool_stats await_blocking_threads(pool_t *pool, size_t n)
+{
+    return await_stats(pool, has_blocking_threads, n);
+}
+
+static void nap(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+/* The simulated work of a blocking job: 50 ms of sleep. */
+static int sleep_job(void *arg, void **result)
+{
+    nap(50 * MS);
+    *result = arg;
+    return 0;
+}
+
+static void wait_all_ok(future_t **fs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        void *v;
+        cr_assert_eq(future_wait(fs[i], &v), 0, "job %d", i);
+        cr_assert_eq(v, U2P(i), "job %d", i);
+    }
+}
+
+static void release_each(future_t **fs, int n)
+{
+    for (int i = 0; i < n; i++)
+        future_release(fs[i]);
+}
+
+/* ------------------------------------------------------------ overlap -- */
+
+Test(blocking, sleeping_jobs_overlap_on_a_pool_of_one_core_thread,
+     .timeout = 60)
+{
+    enum { N = 200 };
+    pool_t *pool = pool_create(1);
+    cr_assert_not_null(pool);
+    future_t *fs[N];
+    uint64_t start = now_ns();
+    for (int i = 0; i < N; i++) {
+        fs[i] = pool_submit_blocking(pool, sleep_job, U2P(i));
+        cr_assert_not_null(fs[i]);
+    }
+    wait_all_ok(fs, N);
+    uint64_t took = now_ns() - start;
+    /* One by one: N * 50 ms = 10 s. */
+    cr_assert_lt(took, N * 50 * MS / 4, "took %.2f s", (double)took / 1e9);
+    struct pool_stats st = stats_of(pool);
+    cr_assert_gt(st.peak_threads, 2, "peak %zu threads", st.peak_threads);
+    cr_assert_leq(st.peak_threads, N + 1);
+    release_each(fs, N);
+    pool_destroy(pool);
+    expect_no_leaks();
+}
+
+/* -------------------------------------------------------------- limit -- */
+
+struct concurrency {
+    atomic_int now, max;
+    struct gate gate;
+};
+
+/* Counts the jobs running with it, then waits at the gate. */
+static int counted_job(void *arg, void **result)
+{
+    struct concurrency *c = arg;
+    int n = atomic_fetch_add(&c->now, 1) + 1;
+    int max = atomic_load(&c->max);
+    while (n > max && !atomic_compare_exchange_weak(&c->max, &max, n))
+        ;
+    gate_pass(&c->gate);
+    atomic_fetch_sub(&c->now, 1);
+    *result = arg;
+    return 0;
+}
+
+Test(blocking, the_blocking_limit_caps_threads_and_the_rest_queue,
+     .timeout = 60)
+{
+    enum { N = 20, LIMIT = 4 };
+    struct concurrency c = {0};
+    gate_init(&c.gate);
+    pool_t *pool = pool_create(1);
+    cr_assert_eq(pool_set_blocking_limit(pool, LIMIT), 0);
+    future_t *fs[N];
+    for (int i = 0; i < N; i++) {
+        fs[i] = pool_submit_blocking(pool, counted_job, &c);
+        cr_assert_not_null(fs[i], "past the limit jobs queue, never fail");
+    }
+    gate_await_started(&c.gate, LIMIT);
+    struct pool_stats st = stats_of(pool);
+    cr_assert_eq(st.blocking_threads, LIMIT);
+    cr_assert_eq(st.threads, LIMIT + 1, "one core thread and the limit");
+    cr_assert_eq(st.running, LIMIT);
+    cr_assert_eq(st.queued, N - LIMIT);
+    cr_assert_eq(st.completed, 0);
+    cr_assert_eq(atomic_load(&c.max), LIMIT);
+    gate_open(&c.gate);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(future_wait(fs[i], NULL), 0, "job %d", i);
+    cr_assert_eq(atomic_load(&c.max), LIMIT, "at most %d at once", LIMIT);
+    st = stats_of(pool);
+    cr_assert_eq(st.peak_threads, LIMIT + 1);
+    cr_assert_leq(st.blocking_threads, LIMIT);
+    release_each(fs, N);
+    pool_destroy(pool);
+    cr_assert_eq(atomic_load(&c.now), 0);
+    gate_destroy(&c.gate);
+    expect_no_leaks();
+}
+
+Test(blocking, a_lowered_limit_lets_running_jobs_finish_then_applies,
+     .timeout = 60)
+{
+    enum { N = 8 };
+    struct concurrency c = {0};
+    gate_init(&c.gate);
+    pool_t *pool = pool_create(1);
+    future_t *fs[N];
+    for (int i = 0; i < N; i++)
+        fs[i] = pool_submit_blocking(pool, counted_job, &c);
+    gate_await_started(&c.gate, N);
+    cr_assert_eq(stats_of(pool).blocking_threads, N);
+    cr_assert_eq(pool_set_blocking_limit(pool, 2), 0);
+    cr_assert_eq(stats_of(pool).running, N, "running jobs are not stopped");
+    gate_open(&c.gate);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(future_wait(fs[i], NULL), 0);
+    /* The surplus threads exit once their job is done. */
+    struct pool_stats st = await_blocking_threads(pool, 2);
+    cr_assert_eq(st.threads, 3);
+    cr_assert_eq(st.peak_threads, N + 1);
+    release_each(fs, N);
+    pool_destroy(pool);
+    gate_destroy(&c.gate);
+    expect_no_leaks();
+}
+
+/* --------------------------------------------------------- idle timeout -- */
+
+Test(blocking, idle_blocking_threads_retire_and_come_back_on_demand,
+     .timeout = 60)
+{
+    enum { N = 8 };
+    struct gate g;
+    gate_init(&g);
+    pool_t *pool = pool_create(1);
+    cr_assert_eq(pool_set_idle_timeout(pool, 20 * MS), 0);
+    future_t *fs[N];
+    for (int i = 0; i < N; i++)
+        fs[i] = pool_submit_blocking(pool, gated_task, &g);
+    gate_await_started(&g, N); /* each on a thread of its own */
+    struct pool_stats st = stats_of(pool);
+    cr_assert_eq(st.blocking_threads, N);
+    cr_assert_eq(st.threads, N + 1);
+    cr_assert_eq(st.running, N);
+    gate_open(&g);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(future_wait(fs[i], NULL), 0);
+    st = await_blocking_threads(pool, 0);
+    cr_assert_eq(st.threads, 1, "the core thread stays");
+    cr_assert_eq(st.peak_threads, N + 1);
+    cr_assert_eq(st.completed, N);
+    cr_assert_eq(st.running, 0);
+    cr_assert_eq(st.queued, 0);
+
+    /* A job after they retired starts a thread again. */
+    future_t *again = pool_submit_blocking(pool, value_task, U2P(5));
+    void *v;
+    cr_assert_eq(future_wait(again, &v), 0);
+    cr_assert_eq(v, U2P(5));
+    st = await_blocking_threads(pool, 0);
+    cr_assert_eq(st.completed, N + 1);
+    future_release(again);
+    release_each(fs, N);
+    pool_destroy(pool);
+    gate_destroy(&g);
+    expect_no_leaks();
+}
+
+Test(blocking, idle_threads_stay_for_the_default_timeout, .timeout = 60)
+{
+    enum { N = 4 };
+    struct gate g;
+    gate_init(&g);
+    pool_t *pool = pool_create(1);
+    future_t *fs[N];
+    for (int i = 0; i < N; i++)
+        fs[i] = pool_submit_blocking(pool, gated_task, &g);
+    gate_await_started(&g, N);
+    gate_open(&g);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(future_wait(fs[i], NULL), 0);
+    /* Ten seconds by default: they are all still there. */
+    cr_assert_eq(stats_of(pool).blocking_threads, N);
+    /* A shorter timeout set now applies to threads idle already. */
+    cr_assert_eq(pool_set_idle_timeout(pool, 10 * MS), 0);
+    struct pool_stats st = await_blocking_threads(pool, 0);
+    cr_assert_eq(st.threads, 1);
+    release_each(fs, N);
+    pool_destroy(pool);
+    gate_destroy(&g);
+    expect_no_leaks();
+}
+
+/* ------------------------------------------------- where things run -- */
+
+static int add_one(void *value, void *arg, void **result)
+{
+    (void)arg;
+    *result = U2P(P2U(value) + 1);
+    return 0;
+}
+
+Test(blocking, jobs_run_beside_busy_core_threads_and_continue_on_them,
+     .timeout = 60)
+{
+    struct gate g;
+    gate_init(&g);
+    pool_t *pool = pool_create(1);
+    future_t **busy = saturate(pool, 1, &g);
+    /* The core thread is busy: a job still runs, on a thread of its own. */
+    future_t *job = pool_submit_blocking(pool, value_task, U2P(7));
+    void *v;
+    cr_assert_eq(future_wait(job, &v), 0);
+    cr_assert_eq(v, U2P(7));
+    /* Its continuation, and plain tasks, wait for the core thread: the
+     * idle blocking thread does not take them. */
+    future_t *cont = future_then(job, add_one, NULL);
+    future_t *task = pool_submit(pool, value_task, U2P(9));
+    cr_assert_not(future_wait_for(cont, 50 * MS), "ran off the core");
+    cr_assert_not(future_is_ready(task), "a task ran off the core");
+    cr_assert_eq(stats_of(pool).blocking_threads, 1);
+    gate_open(&g);
+    cr_assert_eq(future_wait(cont, &v), 0);
+    cr_assert_eq(v, U2P(8));
+    cr_assert_eq(future_wait(task, &v), 0);
+    cr_assert_eq(v, U2P(9));
+    future_release(cont);
+    future_release(task);
+    future_release(job);
+    release_all(busy, 1);
+    pool_destroy(pool);
+    gate_destroy(&g);
+    expect_no_leaks();
+}
+
+/* ------------------------------------------------------- thread faults -- */
+
+Test(blocking, jobs_run_on_core_threads_when_no_thread_can_start, .timeout = 60)
+{
+    enum { N = 50 };
+    struct gate g;
+    gate_init(&g);
+    atomic_int runs = 0;
+    pool_t *pool = pool_create(1);
+    future_t **busy = saturate(pool, 1, &g);
+    fut__fault_set(FUT_FAULT_THREAD, 1, true); /* every creation fails */
+    future_t *fs[N];
+    for (int i = 0; i < N; i++) {
+        fs[i] = pool_submit_blocking(pool, count_task, &runs);
+        cr_assert_not_null(fs[i], "job %d refused", i);
+    }
+    cr_assert_eq(stats_of(pool).queued, N, "queued behind the core thread");
+    gate_open(&g); /* the core thread is free: it runs them */
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(future_wait(fs[i], NULL), 0, "job %d", i);
+    cr_assert_eq(atomic_load(&runs), N);
+    /* And when the core thread is idle at submission. */
+    future_t *late = pool_submit_blocking(pool, value_task, U2P(3));
+    cr_assert_not_null(late);
+    void *v;
+    cr_assert_eq(future_wait(late, &v), 0);
+    cr_assert_eq(v, U2P(3));
+    struct pool_stats st = stats_of(pool);
+    cr_assert_eq(st.blocking_threads, 0);
+    cr_assert_eq(st.peak_threads, 1);
+    fut__fault_set(FUT_FAULT_THREAD, 0, false);
+    future_release(late);
+    release_each(fs, N);
+    release_all(busy, 1);
+    pool_destroy(pool);
+    gate_destroy(&g);
+    expect_no_leaks();
+}
+
+Test(blocking, a_failed_thread_start_leaves_its_job_queued_not_lost,
+     .timeout = 60)
+{
+    enum { N = 4 };
+    struct gate g;
+    gate_init(&g);
+    pool_t *pool = pool_create(1);
+    fut__fault_set(FUT_FAULT_THREAD, 2, false); /* only the second fails */
+    future_t *fs[N];
+    for (int i = 0; i < N; i++) {
+        fs[i] = pool_submit_blocking(pool, gated_task, &g);
+        cr_assert_not_null(fs[i], "job %d refused", i);
+    }
+    gate_await_started(&g, N - 1); /* three threads for four jobs */
+    struct pool_stats st = stats_of(pool);
+    cr_assert_eq(st.blocking_threads, N - 1);
+    cr_assert_eq(st.running, N - 1);
+    cr_assert_eq(st.queued, 1);
+    gate_open(&g);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(future_wait(fs[i], NULL), 0, "job %d", i);
+    fut__fault_set(FUT_FAULT_THREAD, 0, false);
+    release_each(fs, N);
+    pool_destroy(pool);
+    gate_destroy(&g);
+    expect_no_leaks();
+}
+
+/* ------------------------------------------------------------ arguments -- */
+
+Test(blocking, submit_checks_its_arguments)
+{
+    atomic_int runs = 0;
+    pool_t *pool = pool_create(1);
+    errno = 0;
+    cr_assert_null(pool_submit_blocking(NULL, count_task, &runs));
+    cr_assert_eq(errno, EINVAL);
+    errno = 0;
+    cr_assert_null(pool_submit_blocking(pool, NULL, &runs));
+    cr_assert_eq(errno, EINVAL);
+    pool_destroy(pool);
+    cr_assert_eq(atomic_load(&runs), 0);
+    expect_no_leaks();
+}
+
+static void refuses_jobs_after_shutdown(int mode)
+{
+    atomic_int runs = 0;
+    pool_t *pool = pool_create(1);
+    pool_shutdown(pool, mode);
+    errno = 0;
+    cr_assert_null(pool_submit_blocking(pool, count_task, &runs));
+    cr_assert_eq(errno, ESHUTDOWN);
+    pool_destroy(pool);
+    cr_assert_eq(atomic_load(&runs), 0);
+    expect_no_leaks();
+}
+
+Test(blocking, refuses_jobs_after_drain)
+{
+    refuses_jobs_after_shutdown(POOL_DRAIN);
+}
+
+Test(blocking, refuses_jobs_after_cancel)
+{
+    refuses_jobs_after_shutdown(POOL_CANCEL);
+}
+
+Test(blocking, settings_and_stats_check_their_arguments)
+{
+    pool_t *pool = pool_create(1);
+    struct pool_stats st;
+    cr_assert_eq(pool_set_blocking_limit(NULL, 4), EINVAL);
+    cr_assert_eq(pool_set_blocking_limit(pool, 0), EINVAL);
+    cr_assert_eq(pool_set_blocking_limit(pool, 65537), EINVAL);
+    cr_assert_eq(pool_set_blocking_limit(pool, 65536), 0);
+    cr_assert_eq(pool_set_blocking_limit(pool, 1), 0);
+    cr_assert_eq(pool_set_idle_timeout(NULL, MS), EINVAL);
+    cr_assert_eq(pool_set_idle_timeout(pool, MS), 0);
+    cr_assert_eq(pool_stats(NULL, &st), EINVAL);
+    cr_assert_eq(pool_stats(pool, NULL), EINVAL);
+    cr_assert_eq(pool_stats(NULL, NULL), EINVAL);
+    cr_assert_eq(pool_stats(pool, &st), 0);
+    cr_assert_eq(st.threads, 1);
+    cr_assert_eq(st.blocking_threads, 0);
+    cr_assert_eq(st.queued, 0);
+    cr_assert_eq(st.running, 0);
+    cr_assert_eq(st.completed, 0);
+    pool_destroy(pool);
+    expect_no_leaks();
+}
+
+/* ------------------------------------------------------------ shutdown -- */
+
+/* A pool of one core thread and one blocking thread, held at a gate, with
+ * @n jobs queued behind it. */
+static pool_t *queue_jobs_behind_one(struct gate *g, future_t **held,
+                                     future_t **fs, int n, atomic_int *runs)
+{
+    pool_t *pool = pool_create(1);
+    cr_assert_eq(pool_set_blocking_limit(pool, 1), 0);
+    *held = pool_submit_blocking(pool, gated_task, g);
+    gate_await_started(g, 1);
+    for (int i = 0; i < n; i++)
+        fs[i] = pool_submit_blocking(pool, count_task, runs);
+    struct pool_stats st = stats_of(pool);
+    cr_assert_eq(st.queued, (size_t)n);
+    cr_assert_eq(st.running, 1);
+    return pool;
+}
+
+Test(blocking, cancel_cancels_queued_jobs_and_lets_running_ones_finish,
+     .timeout = 60)
+{
+    enum { N = 10 };
+    struct gate g;
+    gate_init(&g);
+    atomic_int runs = 0;
+    future_t *held, *fs[N];
+    pool_t *pool = queue_jobs_behind_one(&g, &held, fs, N, &runs);
+    pool_shutdown(pool, POOL_CANCEL);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(future_wait(fs[i], NULL), ECANCELED, "job %d", i);
+    cr_assert_not(future_is_ready(held), "the running job goes on");
+    gate_open(&g);
+    pool_destroy(pool);
+    cr_assert_eq(future_wait(held, NULL), 0);
+    cr_assert_eq(atomic_load(&runs), 0);
+    future_release(held);
+    release_each(fs, N);
+    gate_destroy(&g);
+    expect_no_leaks();
+}
+
+Test(blocking, drain_runs_every_queued_job, .timeout = 60)
+{
+    enum { N = 10 };
+    struct gate g;
+    gate_init(&g);
+    atomic_int runs = 0;
+    future_t *held, *fs[N];
+    pool_t *pool = queue_jobs_behind_one(&g, &held, fs, N, &runs);
+    pool_shutdown(pool, POOL_DRAIN);
+    errno = 0;
+    cr_assert_null(pool_submit_blocking(pool, count_task, &runs));
+    cr_assert_eq(errno, ESHUTDOWN);
+    cr_assert_eq(atomic_load(&runs), 0);
+    gate_open(&g);
+    pool_destroy(pool);
+    cr_assert_eq(atomic_load(&runs), N);
+    cr_assert_eq(future_wait(held, NULL), 0);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(future_wait(fs[i], NULL), 0, "job %d", i);
+    future_release(held);
+    release_each(fs, N);
+    gate_destroy(&g);
+    expect_no_leaks();
+}
+
+/* --------------------------------------- waiting inside a task blocks -- */
+
+enum { CHAIN = 200 };
+
+struct chain {
+    future_t *start; /* settles once every link is submitted */
+    future_t *links[CHAIN];
+};
+
+struct link {
+    struct chain *chain;
+    int index;
+};
+
+/* Waits for the start, then for the link after it (submitted later). */
+static int wait_for_next(void *arg, void **result)
+{
+    struct link *l = arg;
+    int rc = future_wait(l->chain->start, NULL);
+    if (rc)
+        return rc;
+    void *v = NULL;
+    if (l->index + 1 < CHAIN &&
+        (rc = future_wait(l->chain->links[l->index + 1], &v)) != 0)
+        return rc;
+    *result = U2P(P2U(v) + 1);
+    return 0;
+}
+
+Test(blocking, tasks_waiting_on_tasks_behind_them_all_complete, .timeout = 60)
+{
+    static struct chain chain;
+    static struct link links[CHAIN];
+    promise_t *start = promise_create();
+    chain.start = promise_future(start);
+    pool_t *pool = pool_create(2);
+    for (int i = 0; i < CHAIN; i++) {
+        links[i] = (struct link){&chain, i};
+        chain.links[i] = pool_submit(pool, wait_for_next, &links[i]);
+        cr_assert_not_null(chain.links[i]);
+    }
+    cr_assert_eq(promise_resolve(start, NULL), 0);
+    void *v;
+    cr_assert_eq(future_wait(chain.links[0], &v), 0);
+    cr_assert_eq(v, U2P(CHAIN), "every link ran");
+    struct pool_stats st = stats_of(pool);
+    cr_assert_gt(st.peak_threads, 2, "waiters were stood in for");
+    cr_assert_eq(st.blocking_threads, 0, "stand-ins are not job threads");
+    /* Stand-ins that stay idle exit again; the two core threads stay. */
+    cr_assert_eq(pool_set_idle_timeout(pool, 10 * MS), 0);
+    st = await_stats(pool, settled_down_to, 2);
+    cr_assert_eq(st.completed, CHAIN);
+    for (int i = 0; i < CHAIN; i++)
+        future_release(chain.links[i]);
+    future_release(chain.start);
+    promise_release(start);
+    pool_destroy(pool);
+    expect_no_leaks();
+}
