@@ -236,6 +236,7 @@ struct pool {
     size_t nidle;    /* core threads waiting for work */
     size_t nblocked; /* core threads blocked in future_wait() */
     size_t nb_live, nb_idle, nb_limit; /* blocking threads */
+    size_t nb_starting;                /* blocking threads on their way */
     size_t nrunning, peak;
     uint64_t completed;
     uint64_t idle_ns;           /* how long a thread beyond the core lingers */

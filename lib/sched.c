@@ -42,6 +42,10 @@
 #include <stdio.h>
 #include <time.h>
 
+#ifndef BLOCKING_FANOUT
+#define BLOCKING_FANOUT 2 /* threads each new blocking thread may start */
+#endif
+
 struct fut__worker {
     pthread_t thread;
     pool_t *pool;
@@ -110,6 +114,7 @@ future_t *fut__queue_pop(struct fut__queue *q)
 }
 
 static int start_thread_locked(pool_t *p, bool blocking);
+static void grow_blocking_locked(pool_t *p);
 
 /* Is there work for a core thread: a task, or a job no blocking thread
  * is alive to run? */
@@ -136,8 +141,7 @@ void fut__push_task_locked(pool_t *p, future_t *f)
 void fut__push_job_locked(pool_t *p, future_t *f)
 {
     fut__queue_push(&p->jobs, f);
-    if (p->jobs.len > p->nb_idle && p->nb_live < p->nb_limit)
-        start_thread_locked(p, true); /* on failure the job waits */
+    grow_blocking_locked(p); /* on failure the job waits */
     update_hint_locked(p);
     if (p->nb_idle)
         pthread_cond_signal(&p->blocking_work);
@@ -290,8 +294,17 @@ static void *thread_main(void *arg)
     snprintf(name, sizeof name, "futures-%u%c%u", p->id,
              w->blocking ? 'b' : '.', p->next_thread++);
     pthread_setname_np(pthread_self(), name);
+    bool starting = w->blocking;
     for (;;) {
         future_t *f = next_work_locked(p, w->blocking);
+        if (starting) {
+            /* Counted as starting until now; with its job taken, what is
+             * still queued is what more threads are for. */
+            starting = false;
+            p->nb_starting--;
+            for (int i = 0; i < BLOCKING_FANOUT; i++)
+                grow_blocking_locked(p); /* a burst meets a tree of starts */
+        }
         if (f)
             run_locked(p, f);
         else if (!wait_for_work_locked(p, w->blocking))
@@ -352,6 +365,46 @@ static int start_thread_locked(pool_t *p, bool blocking)
 int fut__start_core_locked(pool_t *p)
 {
     return start_thread_locked(p, false);
+}
+
+/*
+ * Starts a blocking thread if queued jobs outnumber the threads that will
+ * take them. Starting a thread takes tens of microseconds, so it happens
+ * with the lock dropped (nb_starting counts threads on their way, so two
+ * callers never start one for the same job), and each new blocking thread
+ * calls this BLOCKING_FANOUT times as it starts: a burst of jobs is met by a
+ * tree of starts on every CPU rather than by the submitter alone, one by one.
+ */
+static void grow_blocking_locked(pool_t *p)
+{
+    if (p->jobs.len <= p->nb_idle + p->nb_starting || p->nb_live >= p->nb_limit)
+        return;
+    struct fut__worker *w = fut__calloc(sizeof *w);
+    if (!w)
+        return;
+    w->pool = p;
+    w->blocking = true;
+    fut__pool_retain(p); /* the thread's */
+    p->nb_live++;
+    p->nb_starting++;
+    struct fut__worker *ended = fut__take_exited_locked(p);
+    fut__pool_unlock(p);
+    fut__join_all(ended);
+    int rc = fut__thread_start(&w->thread, thread_main, w);
+    fut__pool_lock(p);
+    if (rc) {
+        p->nb_live--;
+        p->nb_starting--;
+        atomic_fetch_sub(&p->refs, 1); /* the caller's remains */
+        fut__mem_free(w);
+        update_hint_locked(p); /* the core threads may have to take over */
+        if (p->nb_live == 0 && p->jobs.len && p->nidle)
+            pthread_cond_signal(&p->work);
+        if (p->nlive + p->nb_live == 0)
+            pthread_cond_broadcast(&p->ended);
+    } else if (p->nlive + p->nb_live > p->peak) {
+        p->peak = p->nlive + p->nb_live;
+    }
 }
 
 /* ------------------------------------------------------- the executor -- */
