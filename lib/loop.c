@@ -65,10 +65,9 @@ static void exec_release(struct fut__exec *exec)
         loop_free(loop);
 }
 
-/* Queues @f, or cancels it if the loop is being destroyed. */
-static void exec_schedule(struct fut__exec *exec, future_t *f)
+/* Queues @f unless the loop is being destroyed; returns whether it did. */
+static bool try_push(loop_t *loop, future_t *f)
 {
-    loop_t *loop = loop_of(exec);
     pthread_mutex_lock(&loop->lock);
     bool open = !loop->destroyed;
     if (open) {
@@ -76,7 +75,13 @@ static void exec_schedule(struct fut__exec *exec, future_t *f)
         pthread_cond_signal(&loop->ready);
     }
     pthread_mutex_unlock(&loop->lock);
-    if (!open) {
+    return open;
+}
+
+/* Queues @f, or cancels it if the loop is being destroyed. */
+static void exec_schedule(struct fut__exec *exec, future_t *f)
+{
+    if (!try_push(loop_of(exec), f)) {
         future_cancel(f);
         future_release(f); /* the run queue's reference */
     }
@@ -215,15 +220,8 @@ future_t *loop_submit(loop_t *loop, task_fn fn, void *arg)
     future_t *f = fut__task_new(fn, arg, &loop->exec);
     if (!f)
         return NULL;
-    pthread_mutex_lock(&loop->lock);
-    bool open = !loop->destroyed;
-    if (open) {
-        fut__queue_push(&loop->queue, f);
-        pthread_cond_signal(&loop->ready);
-    }
-    pthread_mutex_unlock(&loop->lock);
-    if (!open) {
-        fut__free(f);
+    if (!try_push(loop, f)) {
+        fut__free(f); /* never seen by anyone */
         errno = ESHUTDOWN;
         return NULL;
     }
