@@ -157,8 +157,11 @@ void fut__enqueue(future_t *f)
 /*
  * Runs a QUEUED future taken from a run queue, unless it was cancelled while
  * it waited. The caller owns the queue's reference and drops it afterwards.
+ * With @may_chain, the caller is a pool thread's own loop, which will run
+ * one continuation that this settlement makes ready without a trip through
+ * the queue (fut__chain in sched.c).
  */
-void fut__run(future_t *f)
+void fut__run(future_t *f, bool may_chain)
 {
     struct fut__stripe *s = fut__lock(f);
     bool queued = fut__state(f) == FUT_QUEUED;
@@ -175,7 +178,11 @@ void fut__run(future_t *f)
     int error = f->ops->run(f, &result);
     fut__trace_leave(traced, f->ops->kind, error);
     running = frame.outer;
+    if (may_chain)
+        fut__chain(true);
     fut__settle(f, error, result);
+    if (may_chain)
+        fut__chain(false);
 }
 
 /* ------------------------------------------------------------- waiting -- */

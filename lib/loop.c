@@ -166,7 +166,7 @@ int loop_run(loop_t *loop)
         if (f) {
             budget--;
             pthread_mutex_unlock(&loop->lock);
-            fut__run(f);
+            fut__run(f, false);
             future_release(f); /* the run queue's reference */
             pthread_mutex_lock(&loop->lock);
         } else if (limited || loop->stop_requested || loop->npending == 0) {

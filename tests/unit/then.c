@@ -317,3 +317,57 @@ Test(then, a_callback_may_release_its_own_future, .timeout = 30)
     promise_release(p);
     sem_destroy(&s.done);
 }
+
+struct endless {
+    future_t *current; /* the hop running now; the chain's own reference */
+    atomic_bool stop;
+    long hops;
+    sem_t done;
+};
+
+/* Each hop registers the next one on its own future, so the next becomes
+ * ready as this one settles, on this thread: an endless chain. */
+static int endless_hop(void *value, void *arg, void **result)
+{
+    struct endless *e = arg;
+    e->hops++;
+    if (atomic_load(&e->stop)) {
+        sem_post(&e->done);
+    } else {
+        future_t *next = future_then(e->current, endless_hop, e);
+        future_release(e->current);
+        e->current = next;
+    }
+    *result = value;
+    return 0;
+}
+
+static int stop_the_chain(void *arg, void **result)
+{
+    atomic_store(&((struct endless *)arg)->stop, true);
+    *result = NULL;
+    return 0;
+}
+
+Test(then, an_endless_chain_does_not_starve_a_one_thread_pool, .timeout = 60)
+{
+    /* The chain stops only when the task queued behind it has run: if
+     * the thread ran the chain's hops one after another for ever, without
+     * ever turning to its queue, this would hang. */
+    struct endless e = {.hops = 0};
+    sem_init(&e.done, 0, 0);
+    pool_t *pool = pool_create(1);
+    future_t *first = pool_submit(pool, value_task, NULL);
+    e.current = future_then(first, endless_hop, &e);
+    future_t *stopper = pool_submit(pool, stop_the_chain, &e);
+    cr_assert_eq(future_wait(stopper, NULL), 0);
+    sem_wait(&e.done);
+    cr_assert_gt(e.hops, 0);
+    future_wait(e.current, NULL);
+    future_release(e.current);
+    future_release(stopper);
+    future_release(first);
+    pool_destroy(pool);
+    sem_destroy(&e.done);
+    expect_no_leaks();
+}
