@@ -6,7 +6,7 @@
  * combinator's inputs) follows it and is reached through f->ops.
  *
  * The state machine is written out in internal.h. Its rules:
- *  - state, error, value, watchers and nwaiters change only under the
+ *  - state, error, value, watchers and waited change only under the
  *    future's stripe lock (stripe.c); state is also read without the lock,
  *    with acquire order, to make the settled fast paths free;
  *  - error and value are written before state becomes SETTLED (release), so
@@ -107,7 +107,7 @@ static struct fut__watch *settle_locked(future_t *f, struct fut__stripe *s,
     f->error = error;
     f->value = error ? NULL : value;
     atomic_store_explicit(&f->state, FUT_SETTLED, memory_order_release);
-    if (f->nwaiters)
+    if (f->waited)
         pthread_cond_broadcast(&s->cond);
     return list;
 }
@@ -265,10 +265,9 @@ static bool block_on(future_t *f, const struct timespec *deadline)
 {
     enum fut__block how = fut__block_begin();
     struct fut__stripe *s = fut__lock(f);
-    f->nwaiters++;
+    f->waited = true; /* never cleared: a spare broadcast is harmless */
     while (fut__state(f) != FUT_SETTLED && wait_step(f, &s, &how, deadline))
         ;
-    f->nwaiters--;
     bool settled = fut__state(f) == FUT_SETTLED;
     fut__unlock(s);
     fut__block_end(how);

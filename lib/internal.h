@@ -125,12 +125,23 @@ struct fut__ops {
 struct future {
     const struct fut__ops *ops;
     atomic_uint refs;
-    atomic_int state; /* enum fut__state */
+    atomic_uchar state; /* enum fut__state */
     atomic_bool cancel_requested;
-    bool tracked;      /* tell exec->ops->pending_done when it settles */
-    unsigned nwaiters; /* threads blocked on it; stripe lock */
-    int error;         /* valid once SETTLED */
-    void *value;       /* valid once SETTLED */
+    bool tracked; /* tell exec->ops->pending_done when it settles */
+    bool waited;  /* a thread has blocked on it; stripe lock */
+    /* A queued task needs its function, a settled future its outcome,
+     * never both: they share the space (56 bytes in all, so a task and its
+     * future fit one 64-byte allocation). */
+    union {
+        struct {
+            void *value; /* valid once SETTLED */
+            int error;   /* valid once SETTLED */
+        };
+        struct {
+            task_fn fn;
+            void *arg;
+        } task; /* a pool or loop task, until it runs */
+    };
     struct fut__watch *watchers; /* stripe lock; owned by the settler after */
     struct fut__exec *exec;      /* runs it and its continuations, or NULL */
     future_t *next;              /* run-queue link, owned by the executor */

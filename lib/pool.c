@@ -3,10 +3,11 @@
  * destroying, settings and statistics. The threads themselves are in
  * sched.c.
  *
- * A submitted task is a future with the function and argument after it,
- * in one allocation. It starts QUEUED with two references, the caller's and
- * the run queue's. A submission the pool refuses is freed before anyone
- * could see it, so a failed call has consumed nothing.
+ * A submitted task is a bare future, its function and argument kept where
+ * its outcome will go (internal.h): one 56-byte allocation. It starts QUEUED
+ * with two references, the caller's and the run queue's. A submission the pool
+ * refuses is freed before anyone could see it, so a failed call has consumed
+ * nothing.
  */
 #include "internal.h"
 
@@ -18,16 +19,11 @@
 #define DEFAULT_BLOCKING     512
 #define DEFAULT_IDLE_NS      (10 * UINT64_C(1000000000))
 
-struct task {
-    future_t base;
-    task_fn fn;
-    void *arg;
-};
-
+/* A task is a bare future: its function and argument live in its task
+ * fields until it runs, where its outcome goes after (internal.h). */
 static int run_task(future_t *f, void **result)
 {
-    struct task *t = fut__container_of(f, struct task, base);
-    return t->fn(t->arg, result);
+    return f->task.fn(f->task.arg, result);
 }
 
 static const struct fut__ops task_ops = {"task", run_task, NULL};
@@ -37,14 +33,13 @@ static atomic_uint pool_ids;
 /* A QUEUED task for @exec, with the caller's and the run queue's refs. */
 future_t *fut__task_new(task_fn fn, void *arg, struct fut__exec *exec)
 {
-    struct task *t =
-        (struct task *)fut__new(sizeof *t, &task_ops, FUT_QUEUED, 2);
-    if (!t)
+    future_t *f = fut__new(sizeof *f, &task_ops, FUT_QUEUED, 2);
+    if (!f)
         return NULL;
-    t->fn = fn;
-    t->arg = arg;
-    fut__set_exec(&t->base, exec);
-    return &t->base;
+    f->task.fn = fn;
+    f->task.arg = arg;
+    fut__set_exec(f, exec);
+    return f;
 }
 
 /* ------------------------------------------------------ creating one -- */
