@@ -42,7 +42,7 @@ STATIC := $(B)/libfutures.a
 SONAME := libfutures.so.$(VERSION_MAJOR)
 SHARED := $(B)/libfutures.so.$(VERSION)
 
-.PHONY: all test check install uninstall clean samples demo docs bench \
+.PHONY: all test check install uninstall clean samples demo docs bench bench-peers \
         criterion unit asan tsan valgrind exports header-cxx install-test
 
 all: $(STATIC) $(SHARED) $(B)/libfutures.so
@@ -110,6 +110,11 @@ $(B)/bench/%: bench/%.c bench/common.h $(STATIC) include/futures.h
 bench: $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 	@$(B)/bench/tasks w1 w1s w3 w4 && $(B)/bench/tasks w5
 	@$(B)/bench/blocking && $(B)/bench/timers
+
+# libfutures beside GLib, libuv and oneTBB on the same workloads, runs
+# interleaved, medians and ratios; installs the peers' Debian packages.
+bench-peers: $(B)/bench/tasks
+	BUILD=$(B) RUNS=$${RUNS:-5} bash bench/peers/run.sh
 
 # ------------------------------------------------------------------ tests --
 
