@@ -161,7 +161,7 @@ FUTURES_API int pool_set_idle_timeout(pool_t *pool, uint64_t ns);
 
 /* A snapshot of a pool, from pool_stats(). */
 struct pool_stats {
-    size_t threads;          /* threads alive, of every kind */
+    size_t threads;          /* threads alive or starting, of every kind */
     size_t peak_threads;     /* the most alive at once */
     size_t blocking_threads; /* of which run blocking jobs */
     size_t queued;           /* tasks and jobs waiting for a thread */

@@ -159,9 +159,9 @@ void fut__enqueue(future_t *f)
  * it waited. The caller owns the queue's reference and drops it afterwards.
  * With @may_chain, the caller is a pool thread's own loop, which will run
  * one continuation that this settlement makes ready without a trip through
- * the queue (fut__chain in sched.c).
+ * the queue (fut__chain in sched.c). Returns whether it ran @f.
  */
-void fut__run(future_t *f, bool may_chain)
+bool fut__run(future_t *f, bool may_chain)
 {
     struct fut__stripe *s = fut__lock(f);
     bool queued = fut__state(f) == FUT_QUEUED;
@@ -169,7 +169,7 @@ void fut__run(future_t *f, bool may_chain)
         fut__set_state(f, FUT_RUNNING);
     fut__unlock(s);
     if (!queued)
-        return;
+        return false;
 
     struct frame frame = {f, running};
     void *result = NULL;
@@ -183,6 +183,7 @@ void fut__run(future_t *f, bool may_chain)
     fut__settle(f, error, result);
     if (may_chain)
         fut__chain(false);
+    return true;
 }
 
 /* ------------------------------------------------------------- waiting -- */
@@ -297,10 +298,10 @@ bool future_wait_for(future_t *f, uint64_t timeout_ns)
         return true;
     if (timeout_ns == 0 || waits_for_itself(f))
         return false;
+    struct timespec deadline; /* from now, not from after the spin */
+    fut__deadline(&deadline, timeout_ns);
     if (spin_on(f, timeout_ns < FUT_SPIN_NS ? timeout_ns : FUT_SPIN_NS))
         return true;
-    struct timespec deadline;
-    fut__deadline(&deadline, timeout_ns);
     return block_on(f, &deadline);
 }
 

@@ -152,7 +152,7 @@ future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
 void fut__free(future_t *f);
 bool fut__settle(future_t *f, int error, void *value);
 void fut__enqueue(future_t *f);
-void fut__run(future_t *f, bool may_chain);
+bool fut__run(future_t *f, bool may_chain);
 void fut__chain(bool on); /* sched.c: keep a continuation for this thread */
 void fut__set_exec(future_t *f, struct fut__exec *exec);
 future_t *fut__task_new(task_fn fn, void *arg, struct fut__exec *exec);
@@ -238,7 +238,7 @@ struct pool {
     struct fut__queue tasks;      /* for the core threads */
     atomic_bool work_hint;        /* core work queued, for spinners */
     struct fut__queue jobs;       /* for the blocking threads */
-    int state;                    /* enum fut__pool_state */
+    atomic_int state; /* enum fut__pool_state; written under the lock */
     bool is_default;
     bool detach_exits; /* destroyed from inside: nobody will join */
     unsigned id;       /* for thread names and traces */

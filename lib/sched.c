@@ -83,6 +83,9 @@ static bool keep_chained(pool_t *p, future_t *f)
     if (!chaining || chained || chain_len >= CHAIN_LIMIT || !self ||
         self->blocking || self->pool != p)
         return false;
+    int state = atomic_load_explicit(&p->state, memory_order_relaxed);
+    if (state != FUT_POOL_OPEN && state != FUT_POOL_DRAINING)
+        return false; /* the default pool takes it (try_push) */
     chained = f;
     return true;
 }
@@ -146,7 +149,7 @@ future_t *fut__queue_pop(struct fut__queue *q)
 }
 
 static int start_thread_locked(pool_t *p, bool blocking);
-static void grow_blocking_locked(pool_t *p);
+static void grow_blocking_locked(pool_t *p, int retries);
 
 /* Is there work for a core thread: a task, or a job no blocking thread
  * is alive to run? */
@@ -173,7 +176,7 @@ void fut__push_task_locked(pool_t *p, future_t *f)
 void fut__push_job_locked(pool_t *p, future_t *f)
 {
     fut__queue_push(&p->jobs, f);
-    grow_blocking_locked(p); /* on failure the job waits */
+    grow_blocking_locked(p, 1); /* on failure the job waits */
     update_hint_locked(p);
     if (p->nb_idle)
         pthread_cond_signal(&p->blocking_work);
@@ -290,15 +293,20 @@ static bool wait_for_work_locked(pool_t *p, bool blocking)
     return !(timed_out && !core_work_locked(p) && core_surplus(p));
 }
 
-static void run_locked(pool_t *p, future_t *f, bool may_chain)
+/*
+ * Runs @f, which the caller took off a queue and has already counted in
+ * nrunning: a draining pool must never see it in no queue and not running,
+ * even while the lock is dropped before it starts.
+ */
+static void run_counted_locked(pool_t *p, future_t *f, bool may_chain)
 {
-    p->nrunning++;
     fut__pool_unlock(p);
-    fut__run(f, may_chain);
+    bool ran = fut__run(f, may_chain);
     future_release(f); /* the run queue's reference */
     fut__pool_lock(p);
     p->nrunning--;
-    p->completed++;
+    if (ran)
+        p->completed++; /* not a task cancelled while it waited */
 }
 
 static void exit_locked(pool_t *p, struct fut__worker *w)
@@ -336,16 +344,18 @@ static void *thread_main(void *arg)
     bool starting = w->blocking;
     for (;;) {
         future_t *f = next_work_locked(p, w->blocking);
+        if (f)
+            p->nrunning++;
         if (starting) {
             /* Counted as starting until now; with its job taken, what is
              * still queued is what more threads are for. */
             starting = false;
             p->nb_starting--;
             for (int i = 0; i < BLOCKING_FANOUT; i++)
-                grow_blocking_locked(p); /* a burst meets a tree of starts */
+                grow_blocking_locked(p, 1); /* a burst meets a tree */
         }
         if (f)
-            run_locked(p, f, !w->blocking);
+            run_counted_locked(p, f, !w->blocking);
         else if (!wait_for_work_locked(p, w->blocking))
             break;
     }
@@ -414,7 +424,7 @@ int fut__start_core_locked(pool_t *p)
  * calls this BLOCKING_FANOUT times as it starts: a burst of jobs is met by a
  * tree of starts on every CPU rather than by the submitter alone, one by one.
  */
-static void grow_blocking_locked(pool_t *p)
+static void grow_blocking_locked(pool_t *p, int retries)
 {
     if (p->jobs.len <= p->nb_idle + p->nb_starting || p->nb_live >= p->nb_limit)
         return;
@@ -441,6 +451,9 @@ static void grow_blocking_locked(pool_t *p)
             pthread_cond_signal(&p->work);
         if (p->nlive + p->nb_live == 0)
             pthread_cond_broadcast(&p->ended);
+        /* Other jobs may have counted on this start: try once more. */
+        if (retries > 0)
+            grow_blocking_locked(p, retries - 1);
     } else if (p->nlive + p->nb_live > p->peak) {
         p->peak = p->nlive + p->nb_live;
     }
@@ -578,8 +591,10 @@ bool fut__help_one(void)
     pool_t *p = self->pool;
     fut__pool_lock(p);
     future_t *f = next_work_locked(p, false);
-    if (f)
-        run_locked(p, f, false);
+    if (f) {
+        p->nrunning++;
+        run_counted_locked(p, f, false);
+    }
     fut__pool_unlock(p);
     return f != NULL;
 }

@@ -479,3 +479,46 @@ Test(pool, shutdown_reaches_threads_that_were_spinning, .timeout = 60)
     }
     expect_no_leaks();
 }
+
+struct cancelled_chain {
+    struct gate gate;
+    atomic_uint ran_on; /* the id of the pool the continuation ran on */
+};
+
+static int held_then_done(void *arg, void **result)
+{
+    gate_pass(&((struct cancelled_chain *)arg)->gate);
+    *result = NULL;
+    return 0;
+}
+
+static int note_pool(void *value, void *arg, void **result)
+{
+    atomic_store(&((struct cancelled_chain *)arg)->ran_on,
+                 fut__pool_id_of_thread());
+    *result = value;
+    return 0;
+}
+
+Test(pool, a_cancelled_pool_runs_no_more_continuations_itself, .timeout = 30)
+{
+    /* The continuation is made ready as the last running task settles on
+     * the cancelled pool; it must go to the default pool, not be kept and
+     * run by the thread that settled it. */
+    struct cancelled_chain c = {.ran_on = 0};
+    gate_init(&c.gate);
+    pool_t *pool = pool_create(1);
+    future_t *f = pool_submit(pool, held_then_done, &c);
+    future_t *g = future_then(f, note_pool, &c);
+    gate_await_started(&c.gate, 1);
+    pool_shutdown(pool, POOL_CANCEL);
+    gate_open(&c.gate);
+    cr_assert_eq(future_wait(g, NULL), 0);
+    unsigned ran_on = atomic_load(&c.ran_on);
+    cr_assert_neq(ran_on, 0u, "ran on no pool");
+    cr_assert_neq(ran_on, pool->id, "ran on the cancelled pool");
+    pool_destroy(pool);
+    future_release(f);
+    future_release(g);
+    gate_destroy(&c.gate);
+}
