@@ -37,8 +37,8 @@ static void detach_combinator(future_t *f)
     fut__inputs_detach(&of(f)->in);
 }
 
-static const struct fut__ops combinator_ops = {"combinator", NULL,
-                                               detach_combinator};
+static const struct fut__ops combinator_ops = {.kind = "combinator",
+                                               .detach = detach_combinator};
 
 static void all_input_settled(struct fut__inputs *in, size_t index)
 {

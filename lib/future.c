@@ -62,6 +62,8 @@ future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
 /* Frees a future nobody refers to, or one that was never handed out. */
 void fut__free(future_t *f)
 {
+    if (f->ops->destroy)
+        f->ops->destroy(f);
     if (f->exec)
         f->exec->ops->release(f->exec);
     fut__mem_free(f);
@@ -341,7 +343,7 @@ bool task_cancelled(void)
 
 /* --------------------------------------------- already-settled futures -- */
 
-static const struct fut__ops settled_ops = {"settled", NULL, NULL};
+static const struct fut__ops settled_ops = {.kind = "settled"};
 
 static future_t *settled_future(int error, void *value)
 {

@@ -120,6 +120,8 @@ struct fut__ops {
     /* After a PENDING future settled early (cancelled, when_any decided):
      * let go of the inputs it still watches. */
     void (*detach)(future_t *f);
+    /* Optional: releases what the future holds, just before it is freed. */
+    void (*destroy)(future_t *f);
 };
 
 struct future {

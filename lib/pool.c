@@ -26,7 +26,7 @@ static int run_task(future_t *f, void **result)
     return f->task.fn(f->task.arg, result);
 }
 
-static const struct fut__ops task_ops = {"task", run_task, NULL};
+static const struct fut__ops task_ops = {.kind = "task", .run = run_task};
 
 static atomic_uint pool_ids;
 

@@ -16,7 +16,7 @@ struct promise {
     future_t future;
 };
 
-static const struct fut__ops promise_ops = {"promise", NULL, NULL};
+static const struct fut__ops promise_ops = {.kind = "promise"};
 
 promise_t *promise_create(void)
 {

@@ -50,10 +50,10 @@ static void detach_continuation(future_t *f)
     fut__inputs_detach(&of(f)->in);
 }
 
-static const struct fut__ops then_ops = {"then", run_continuation,
-                                         detach_continuation};
-static const struct fut__ops catch_ops = {"catch", run_continuation,
-                                          detach_continuation};
+static const struct fut__ops then_ops = {
+    .kind = "then", .run = run_continuation, .detach = detach_continuation};
+static const struct fut__ops catch_ops = {
+    .kind = "catch", .run = run_continuation, .detach = detach_continuation};
 
 static void predecessor_settled(struct fut__inputs *in, size_t index)
 {

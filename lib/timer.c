@@ -183,7 +183,8 @@ static void detach_timer(future_t *f)
         future_release(f); /* the heap's reference */
 }
 
-static const struct fut__ops timer_ops = {"delay", NULL, detach_timer};
+static const struct fut__ops timer_ops = {.kind = "delay",
+                                          .detach = detach_timer};
 
 future_t *future_delay(uint64_t ns)
 {
@@ -212,16 +213,31 @@ future_t *future_delay(uint64_t ns)
 
 struct timeout {
     future_t base;
+    future_t *delay; /* a reference of its own, to cancel it */
     struct fut__inputs in;
     struct fut__watch watches[2]; /* the input, and the delay */
 };
 
-static void detach_timeout(future_t *f)
+static struct timeout *timeout_of(future_t *f)
 {
-    fut__inputs_detach(&fut__container_of(f, struct timeout, base)->in);
+    return fut__container_of(f, struct timeout, base);
 }
 
-static const struct fut__ops timeout_ops = {"timeout", NULL, detach_timeout};
+/* Cancelled: stop watching, and take the delay out of the heap now rather
+ * than leave it there until its deadline. */
+static void detach_timeout(future_t *f)
+{
+    fut__inputs_detach(&timeout_of(f)->in);
+    future_cancel(timeout_of(f)->delay);
+}
+
+static void destroy_timeout(future_t *f)
+{
+    future_release(timeout_of(f)->delay);
+}
+
+static const struct fut__ops timeout_ops = {
+    .kind = "timeout", .detach = detach_timeout, .destroy = destroy_timeout};
 
 static void timeout_input_settled(struct fut__inputs *in, size_t index)
 {
@@ -252,10 +268,10 @@ future_t *future_timeout(future_t *f, uint64_t ns)
         errno = saved;
         return NULL;
     }
+    t->delay = delay; /* our reference: released in destroy_timeout() */
     future_t *inputs[2] = {f, delay};
     fut__inputs_init(&t->in, &t->base, t->watches, inputs, 2,
                      timeout_input_settled);
-    future_release(delay); /* the watch holds it now */
     fut__inputs_arm(&t->in);
     return &t->base;
 }

@@ -382,3 +382,25 @@ Test(timer, a_timeout_checks_its_arguments)
     cr_assert_eq(errno, EINVAL);
     expect_no_leaks();
 }
+
+Test(timer, a_cancelled_timeout_takes_its_delay_out_of_the_heap, .timeout = 60)
+{
+    /* 10,000 cancelled timeouts of 10 s: with their delays left in the
+     * heap until the deadline, this would hold on to some 700 KiB. */
+    promise_t *p = promise_create();
+    future_t *never = promise_future(p);
+    size_t before = allocated_bytes();
+    for (int i = 0; i < 10000; i++) {
+        future_t *t = future_timeout(never, 10000 * MS);
+        cr_assert_not_null(t);
+        cr_assert(future_cancel(t));
+        future_release(t);
+    }
+    size_t grown = allocated_bytes() - before;
+    cr_assert_lt(grown, 300u * 1024, "cancelled timeouts kept %zu bytes",
+                 grown);
+    cr_assert_not(future_is_ready(never), "the input is left alone");
+    future_release(never);
+    promise_release(p);
+    expect_no_leaks();
+}
