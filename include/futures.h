@@ -95,6 +95,19 @@ FUTURES_API pool_t *pool_create(size_t nthreads);
 FUTURES_API future_t *pool_submit(pool_t *pool, task_fn fn, void *arg);
 
 /**
+ * pool_submit_ex() - pool_submit(), and a destructor for @arg.
+ *
+ * @arg_free(@arg) runs exactly once on every path: after the task has run
+ * (whatever it returned), when it is cancelled before it could run
+ * (future_cancel() or POOL_CANCEL), or, if the submission is not accepted,
+ * before this call returns NULL. It runs on the thread where that path
+ * ends. A NULL @arg_free makes this pool_submit().
+ * Errors: as pool_submit(); @arg has been freed.
+ */
+FUTURES_API future_t *pool_submit_ex(pool_t *pool, task_fn fn, void *arg,
+                                     void (*arg_free)(void *));
+
+/**
  * pool_shutdown() - stop @pool accepting tasks.
  *
  * POOL_DRAIN lets every queued task run; POOL_CANCEL cancels every queued
@@ -455,9 +468,9 @@ FUTURES_API int futures_trace_stop(void);
  * futures_trace_name() - name the running task's event in the trace.
  *
  * Called inside a task or callback; elsewhere it renames the thread's open
- * span, or names the next one futures_trace_begin() opens without a name. @name is copied (its first 47
- * bytes). Without it an event is named after its kind: task, then or catch.
- * Does nothing when no trace runs or @name is NULL.
+ * span, or names the next one futures_trace_begin() opens without a name. @name
+ * is copied (its first 47 bytes). Without it an event is named after its kind:
+ * task, then or catch. Does nothing when no trace runs or @name is NULL.
  */
 FUTURES_API void futures_trace_name(const char *name);
 

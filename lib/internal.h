@@ -115,6 +115,7 @@ void fut__deliver(struct fut__watch *list);
 
 struct fut__ops {
     const char *kind; /* for traces: "task", "then", ... */
+    bool is_task;     /* submitted work, which POOL_CANCEL cancels */
     /* Runs a QUEUED future's work; returns its error, 0 with *result. */
     int (*run)(future_t *f, void **result);
     /* After a PENDING future settled early (cancelled, when_any decided):

@@ -26,7 +26,43 @@ static int run_task(future_t *f, void **result)
     return f->task.fn(f->task.arg, result);
 }
 
-static const struct fut__ops task_ops = {.kind = "task", .run = run_task};
+static const struct fut__ops task_ops = {
+    .kind = "task", .is_task = true, .run = run_task};
+
+/*
+ * A task with a destructor for its argument (pool_submit_ex). The argument
+ * is kept outside the union, which the outcome overwrites, and the
+ * destructor is taken with an atomic exchange wherever the task's fate is
+ * decided, so it runs exactly once: after the task ran, when it is
+ * cancelled before it could run (detach), or when the future goes without
+ * ever having been run, as a refused submission does (destroy).
+ */
+struct owned_task {
+    future_t base;
+    void *arg;
+    _Atomic(void (*)(void *)) arg_free;
+};
+
+static void free_arg_once(future_t *f)
+{
+    struct owned_task *t = fut__container_of(f, struct owned_task, base);
+    void (*arg_free)(void *) = atomic_exchange(&t->arg_free, NULL);
+    if (arg_free)
+        arg_free(t->arg);
+}
+
+static int run_owned_task(future_t *f, void **result)
+{
+    int error = f->task.fn(f->task.arg, result);
+    free_arg_once(f);
+    return error;
+}
+
+static const struct fut__ops owned_task_ops = {.kind = "task",
+                                               .is_task = true,
+                                               .run = run_owned_task,
+                                               .detach = free_arg_once,
+                                               .destroy = free_arg_once};
 
 static atomic_uint pool_ids;
 
@@ -117,15 +153,9 @@ pool_t *pool_create(size_t nthreads)
 
 /* ---------------------------------------------------------- submitting -- */
 
-static future_t *submit(pool_t *pool, task_fn fn, void *arg, bool blocking)
+/* Queues @f, a new task of @pool's, or frees it and sets errno. */
+static future_t *submit_task(pool_t *pool, future_t *f, bool blocking)
 {
-    if (!pool || !fn) {
-        errno = EINVAL;
-        return NULL;
-    }
-    future_t *f = fut__task_new(fn, arg, &pool->exec);
-    if (!f)
-        return NULL;
     fut__pool_lock(pool);
     bool open = pool->state == FUT_POOL_OPEN;
     if (open && blocking)
@@ -141,6 +171,16 @@ static future_t *submit(pool_t *pool, task_fn fn, void *arg, bool blocking)
     return f;
 }
 
+static future_t *submit(pool_t *pool, task_fn fn, void *arg, bool blocking)
+{
+    if (!pool || !fn) {
+        errno = EINVAL;
+        return NULL;
+    }
+    future_t *f = fut__task_new(fn, arg, &pool->exec);
+    return f ? submit_task(pool, f, blocking) : NULL;
+}
+
 future_t *pool_submit(pool_t *pool, task_fn fn, void *arg)
 {
     return submit(pool, fn, arg, false);
@@ -149,6 +189,29 @@ future_t *pool_submit(pool_t *pool, task_fn fn, void *arg)
 future_t *pool_submit_blocking(pool_t *pool, task_fn fn, void *arg)
 {
     return submit(pool, fn, arg, true);
+}
+
+future_t *pool_submit_ex(pool_t *pool, task_fn fn, void *arg,
+                         void (*arg_free)(void *))
+{
+    if (!arg_free)
+        return pool_submit(pool, fn, arg);
+    int error = EINVAL;
+    if (pool && fn) {
+        struct owned_task *t = (struct owned_task *)fut__new(
+            sizeof *t, &owned_task_ops, FUT_QUEUED, 2);
+        if (t) {
+            t->base.task.fn = fn;
+            t->base.task.arg = t->arg = arg;
+            atomic_init(&t->arg_free, arg_free);
+            fut__set_exec(&t->base, &pool->exec);
+            return submit_task(pool, &t->base, false); /* frees if refused */
+        }
+        error = errno;
+    }
+    arg_free(arg); /* not accepted: the argument is done with */
+    errno = error;
+    return NULL;
 }
 
 /* --------------------------------------------------------- shutting down -- */
@@ -162,7 +225,7 @@ static void cancel_tasks(struct fut__queue *q)
 {
     future_t *f;
     while ((f = fut__queue_pop(q)) != NULL) {
-        if (f->ops != &task_ops) {
+        if (!f->ops->is_task) {
             fut__schedule(f); /* the pool refuses it now: the default pool */
             continue;
         }

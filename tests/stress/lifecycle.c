@@ -14,6 +14,14 @@ struct feeder {
     long accepted, refused, cancelled, completed;
 };
 
+static atomic_long owned, freed; /* pool_submit_ex arguments */
+
+static void count_free(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&freed, 1);
+}
+
 static int count(void *arg, void **result)
 {
     atomic_fetch_add((atomic_long *)arg, 1);
@@ -34,8 +42,13 @@ static void *feed(void *arg)
 {
     struct feeder *fd = arg;
     for (int i = 0; i < 300; i++) {
+        if (i % 3 == 0)
+            atomic_fetch_add(&owned, 1);
+        /* Every third submission owns its argument: its destructor must
+         * run once whether the task runs, is cancelled or is refused. */
         future_t *f =
-            pool_submit(fd->pool, i % 7 ? count : wait_inside, fd->ran);
+            i % 3 ? pool_submit(fd->pool, i % 7 ? count : wait_inside, fd->ran)
+                  : pool_submit_ex(fd->pool, count, fd->ran, count_free);
         if (!f) {
             CHECK(errno == ESHUTDOWN, "errno %d", errno);
             fd->refused++;
@@ -98,6 +111,11 @@ int main(void)
         CHECK(accepted == completed + cancelled, "lost: %ld != %ld + %ld",
               accepted, completed, cancelled);
     }
+    CHECK(atomic_load(&freed) == atomic_load(&owned),
+          "%ld arguments freed for %ld owned", atomic_load(&freed),
+          atomic_load(&owned));
+    printf("lifecycle: %ld owned arguments, %ld destructor calls\n",
+           atomic_load(&owned), atomic_load(&freed));
     printf("lifecycle: %ld pools, %ld accepted = %ld ran + %ld cancelled, %ld "
            "refused\n",
            n, accepted, completed, cancelled, refused);
