@@ -244,6 +244,22 @@ FUTURES_API future_t *future_then(future_t *f, then_fn fn, void *arg);
 FUTURES_API future_t *future_catch(future_t *f, catch_fn fn, void *arg);
 
 /**
+ * future_then_ex() - future_then(), and a destructor for @arg.
+ *
+ * @arg_free(@arg) runs exactly once on every path: after @fn has run,
+ * when the continuation settles without running it (@f failed, or it was
+ * cancelled), or, if the call fails, before it returns NULL. A NULL
+ * @arg_free makes this future_then(). Errors: as future_then(); @arg has
+ * been freed.
+ */
+FUTURES_API future_t *future_then_ex(future_t *f, then_fn fn, void *arg,
+                                     void (*arg_free)(void *));
+
+/** future_catch_ex() - future_catch(), and a destructor for @arg, as above. */
+FUTURES_API future_t *future_catch_ex(future_t *f, catch_fn fn, void *arg,
+                                      void (*arg_free)(void *));
+
+/**
  * future_cancel() - ask @f to settle with ECANCELED.
  *
  * Returns true if @f was cancelled by this call: a task that had not started

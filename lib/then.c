@@ -18,14 +18,19 @@
 
 #include <errno.h>
 
+/* What a caller asks to run: its then or catch callback and argument. */
+struct callback {
+    bool catches; /* future_catch: run on failure, pass success through */
+    then_fn then;
+    catch_fn catch_;
+    void *arg;
+    void (*arg_free)(void *); /* future_then_ex / future_catch_ex, or NULL */
+};
+
 struct continuation {
     future_t base;
-    bool catches; /* future_catch: run on failure, pass success through */
-    union {
-        then_fn then;
-        catch_fn catch_;
-    } fn;
-    void *arg;
+    struct callback cb;
+    _Atomic(void (*)(void *)) arg_free; /* taken once: free_arg_once() */
     int in_error; /* the predecessor's outcome, copied when it settles */
     void *in_value;
     struct fut__inputs in;
@@ -37,23 +42,43 @@ static struct continuation *of(future_t *f)
     return fut__container_of(f, struct continuation, base);
 }
 
+/*
+ * The argument's destructor runs once, wherever the continuation's fate
+ * is decided: after its callback ran, when it settles without running
+ * (predecessor_settled), when it is cancelled (detach), or when it goes
+ * without either (destroy).
+ */
+static void free_arg_once(future_t *f)
+{
+    struct continuation *c = of(f);
+    void (*arg_free)(void *) = atomic_exchange(&c->arg_free, NULL);
+    if (arg_free)
+        arg_free(c->cb.arg);
+}
+
 static int run_continuation(future_t *f, void **result)
 {
     struct continuation *c = of(f);
-    if (c->catches)
-        return c->fn.catch_(c->in_error, c->arg, result);
-    return c->fn.then(c->in_value, c->arg, result);
+    int error = c->cb.catches ? c->cb.catch_(c->in_error, c->cb.arg, result)
+                              : c->cb.then(c->in_value, c->cb.arg, result);
+    free_arg_once(f);
+    return error;
 }
 
 static void detach_continuation(future_t *f)
 {
     fut__inputs_detach(&of(f)->in);
+    free_arg_once(f);
 }
 
-static const struct fut__ops then_ops = {
-    .kind = "then", .run = run_continuation, .detach = detach_continuation};
-static const struct fut__ops catch_ops = {
-    .kind = "catch", .run = run_continuation, .detach = detach_continuation};
+static const struct fut__ops then_ops = {.kind = "then",
+                                         .run = run_continuation,
+                                         .detach = detach_continuation,
+                                         .destroy = free_arg_once};
+static const struct fut__ops catch_ops = {.kind = "catch",
+                                          .run = run_continuation,
+                                          .detach = detach_continuation,
+                                          .destroy = free_arg_once};
 
 static void predecessor_settled(struct fut__inputs *in, size_t index)
 {
@@ -63,36 +88,41 @@ static void predecessor_settled(struct fut__inputs *in, size_t index)
     c->in_error = pred->error;
     c->in_value = pred->value;
     struct fut__exec *exec = c->base.exec;
-    if (c->base.tracked && exec->ops->closed && exec->ops->closed(exec))
-        fut__settle(&c->base, ECANCELED, NULL); /* its loop is gone */
-    else if ((pred->error != 0) == c->catches)
+    bool closed =
+        c->base.tracked && exec->ops->closed && exec->ops->closed(exec);
+    if (!closed && (pred->error != 0) == c->cb.catches) {
         fut__enqueue(&c->base);
+        return;
+    }
+    free_arg_once(&c->base); /* its callback will never run */
+    if (closed)
+        fut__settle(&c->base, ECANCELED, NULL); /* its loop is gone */
     else
         fut__settle(&c->base, pred->error, pred->value);
 }
 
 /*
- * Registers @then, or @catch_ when @catches, to run on @exec, or where @f
- * ran when @exec is NULL.
+ * Registers @cb to run on @exec, or where @f ran when @exec is NULL. If it
+ * cannot, the argument's destructor (if any) runs before NULL is returned.
  */
 static future_t *continue_with(future_t *f, struct fut__exec *exec,
-                               bool catches, then_fn then, catch_fn catch_,
-                               void *arg)
+                               const struct callback *cb)
 {
-    if (!f || (catches ? !catch_ : !then)) {
+    struct continuation *c = NULL;
+    if (!f || (cb->catches ? !cb->catch_ : !cb->then))
         errno = EINVAL;
+    else
+        c = (struct continuation *)fut__new(
+            sizeof *c, cb->catches ? &catch_ops : &then_ops, FUT_PENDING, 1);
+    if (!c) {
+        int error = errno;
+        if (cb->arg_free)
+            cb->arg_free(cb->arg);
+        errno = error;
         return NULL;
     }
-    struct continuation *c = (struct continuation *)fut__new(
-        sizeof *c, catches ? &catch_ops : &then_ops, FUT_PENDING, 1);
-    if (!c)
-        return NULL;
-    c->catches = catches;
-    if (catches)
-        c->fn.catch_ = catch_;
-    else
-        c->fn.then = then;
-    c->arg = arg;
+    c->cb = *cb;
+    atomic_init(&c->arg_free, cb->arg_free);
     fut__set_exec(&c->base, exec ? exec : f->exec);
     if (c->base.exec && c->base.exec->ops->pending_add) {
         c->base.exec->ops->pending_add(c->base.exec);
@@ -105,12 +135,30 @@ static future_t *continue_with(future_t *f, struct fut__exec *exec,
 
 future_t *future_then(future_t *f, then_fn fn, void *arg)
 {
-    return continue_with(f, NULL, false, fn, NULL, arg);
+    return continue_with(f, NULL, &(struct callback){.then = fn, .arg = arg});
 }
 
 future_t *future_catch(future_t *f, catch_fn fn, void *arg)
 {
-    return continue_with(f, NULL, true, NULL, fn, arg);
+    return continue_with(
+        f, NULL, &(struct callback){.catches = true, .catch_ = fn, .arg = arg});
+}
+
+future_t *future_then_ex(future_t *f, then_fn fn, void *arg,
+                         void (*arg_free)(void *))
+{
+    return continue_with(
+        f, NULL,
+        &(struct callback){.then = fn, .arg = arg, .arg_free = arg_free});
+}
+
+future_t *future_catch_ex(future_t *f, catch_fn fn, void *arg,
+                          void (*arg_free)(void *))
+{
+    return continue_with(
+        f, NULL,
+        &(struct callback){
+            .catches = true, .catch_ = fn, .arg = arg, .arg_free = arg_free});
 }
 
 future_t *future_then_on(future_t *f, loop_t *loop, then_fn fn, void *arg)
@@ -119,7 +167,8 @@ future_t *future_then_on(future_t *f, loop_t *loop, then_fn fn, void *arg)
         errno = EINVAL;
         return NULL;
     }
-    return continue_with(f, fut__loop_exec(loop), false, fn, NULL, arg);
+    return continue_with(f, fut__loop_exec(loop),
+                         &(struct callback){.then = fn, .arg = arg});
 }
 
 future_t *future_catch_on(future_t *f, loop_t *loop, catch_fn fn, void *arg)
@@ -128,5 +177,7 @@ future_t *future_catch_on(future_t *f, loop_t *loop, catch_fn fn, void *arg)
         errno = EINVAL;
         return NULL;
     }
-    return continue_with(f, fut__loop_exec(loop), true, NULL, fn, arg);
+    return continue_with(
+        f, fut__loop_exec(loop),
+        &(struct callback){.catches = true, .catch_ = fn, .arg = arg});
 }
