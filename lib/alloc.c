@@ -16,6 +16,7 @@
 struct fault {
     atomic_long countdown; /* 0 = off; 1 = the next call fails */
     atomic_bool persistent;
+    atomic_long fired; /* calls failed so far */
 };
 
 static struct fault faults[FUT_FAULT_NSITES];
@@ -26,6 +27,13 @@ void fut__fault_set(enum fut__fault_site site, long nth, bool persistent)
     atomic_store(&faults[site].countdown, nth);
 }
 
+/* How many calls at @site have been made to fail, so a test can tell
+ * whether its workload reached the N-th call. */
+long fut__fault_fired(enum fut__fault_site site)
+{
+    return atomic_load(&faults[site].fired);
+}
+
 static bool fault_hit(enum fut__fault_site site)
 {
     struct fault *f = &faults[site];
@@ -34,8 +42,11 @@ static bool fault_hit(enum fut__fault_site site)
         long next = n - 1;
         if (n == 1 && atomic_load(&f->persistent))
             next = 1; /* stay at "the next call fails" */
-        if (atomic_compare_exchange_weak(&f->countdown, &n, next))
+        if (atomic_compare_exchange_weak(&f->countdown, &n, next)) {
+            if (n == 1)
+                atomic_fetch_add(&f->fired, 1);
             return n == 1;
+        }
     }
     return false;
 }

@@ -298,6 +298,7 @@ _Noreturn void fut__panic(const char *msg);
  */
 enum fut__fault_site { FUT_FAULT_ALLOC, FUT_FAULT_THREAD, FUT_FAULT_NSITES };
 void fut__fault_set(enum fut__fault_site site, long nth, bool persistent);
+long fut__fault_fired(enum fut__fault_site site);
 
 /* ---------------------------------------------------------------- tracing */
 
