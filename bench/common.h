@@ -81,4 +81,27 @@ static inline void block_for_ns(uint64_t ns)
         ;
 }
 
+/* CPU work: @n steps of a generator the compiler cannot drop. */
+static volatile unsigned long bench_sink;
+static unsigned long spin_per_us = 1; /* steps per microsecond: calibrate() */
+
+static inline void spin(unsigned long n)
+{
+    unsigned long x = bench_sink;
+    for (unsigned long i = 0; i < n; i++)
+        x = x * 6364136223846793005ul + 1442695040888963407ul;
+    bench_sink = x;
+}
+
+static inline void calibrate(void)
+{
+    unsigned long n = 1000000;
+    double start = now_s();
+    spin(n);
+    double took = now_s() - start;
+    spin_per_us = (unsigned long)((double)n / (took * 1e6));
+    if (spin_per_us == 0)
+        spin_per_us = 1;
+}
+
 #endif

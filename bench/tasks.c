@@ -16,8 +16,6 @@
 #include <stdatomic.h>
 
 static atomic_long counter;
-static volatile unsigned long sink;
-static unsigned long spin_per_us = 1;
 
 static int trivial(void *arg, void **result)
 {
@@ -27,31 +25,12 @@ static int trivial(void *arg, void **result)
     return 0;
 }
 
-static void spin(unsigned long n)
-{
-    unsigned long x = sink;
-    for (unsigned long i = 0; i < n; i++)
-        x = x * 6364136223846793005ul + 1442695040888963407ul;
-    sink = x;
-}
-
 static int one_microsecond(void *arg, void **result)
 {
     (void)arg;
     (void)result;
     spin(spin_per_us);
     return 0;
-}
-
-static void calibrate(void)
-{
-    unsigned long n = 1000000;
-    double start = now_s();
-    spin(n);
-    double took = now_s() - start;
-    spin_per_us = (unsigned long)((double)n / (took * 1e6));
-    if (spin_per_us == 0)
-        spin_per_us = 1;
 }
 
 /* W1 and W1s: @n tasks of @fn; returns ns per task. */

@@ -57,27 +57,6 @@ static double queued_bytes(size_t n);
 /* ---- task bodies, as in bench/tasks.c --------------------------------- */
 
 static long counter; /* bumped by every trivial task (GCC atomics: C/C++) */
-static volatile unsigned long sink;
-static unsigned long spin_per_us = 1;
-
-static void spin(unsigned long n)
-{
-    unsigned long x = sink;
-    for (unsigned long i = 0; i < n; i++)
-        x = x * 6364136223846793005ul + 1442695040888963407ul;
-    sink = x;
-}
-
-static void calibrate(void)
-{
-    unsigned long n = 1000000;
-    double start = now_s();
-    spin(n);
-    double took = now_s() - start;
-    spin_per_us = (unsigned long)((double)n / (took * 1e6));
-    if (spin_per_us == 0)
-        spin_per_us = 1;
-}
 
 /* The trivial task (an atomic increment) or, if @heavy, ~1 us of CPU. */
 static inline void task_body(int heavy)
@@ -155,8 +134,7 @@ static void w1(int runs, double *v, int heavy)
     }
     if (heavy) {
         label("W1s", LABEL_W1S);
-        printf(" %8.1f ns/task (floor ~500)\n",
-               quantile(v, (size_t)runs, 0.5));
+        printf(" %8.1f ns/task (floor ~500)\n", quantile(v, (size_t)runs, 0.5));
     } else {
         label("W1", LABEL_W1);
         printf(" %8.1f ns/task (median of %d)\n",

@@ -71,17 +71,10 @@ static struct pool_stats await_blocking_threads(pool_t *pool, size_t n)
     return await_stats(pool, has_blocking_threads, n);
 }
 
-static void nap(uint64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
-
 /* The simulated work of a blocking job: 50 ms of sleep. */
 static int sleep_job(void *arg, void **result)
 {
-    nap(50 * MS);
+    work_for_ns(50 * MS);
     *result = arg;
     return 0;
 }

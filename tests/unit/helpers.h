@@ -16,7 +16,9 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -134,6 +136,15 @@ static inline int value_task(void *arg, void **result)
 {
     *result = arg;
     return 0;
+}
+
+/* A job's simulated work: block the calling (pool) thread for @ns. Never
+ * for synchronising a test: use gates for that. */
+static inline void work_for_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
 }
 
 #endif

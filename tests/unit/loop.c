@@ -14,13 +14,6 @@
 
 #define MS UINT64_C(1000000)
 
-static void nap(uint64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
-
 /* loop_run() on a thread of its own. */
 struct runner {
     loop_t *loop;
@@ -223,7 +216,7 @@ static int slow_task(void *arg, void **result)
 {
     struct late *l = arg;
     gate_pass(&l->gate);
-    nap(20 * MS);
+    work_for_ns(20 * MS);
     *result = U2P(5);
     return 0;
 }
