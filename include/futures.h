@@ -288,9 +288,28 @@ FUTURES_API future_t *future_retain(future_t *f);
  * future_release() - drop one reference to @f. NULL is a harmless no-op.
  *
  * The future's memory goes once it has settled and nothing refers to it;
- * an unsettled task still runs. The value is the user's and is not freed.
+ * an unsettled task still runs. The value is the user's and is not freed,
+ * unless future_set_result_free() gave the future its destructor. A failure
+ * nobody observed is reported (futures_set_unobserved_handler()).
  */
 FUTURES_API void future_release(future_t *f);
+
+/**
+ * future_set_result_free() - give @f's value a destructor.
+ *
+ * From now on @f owns the value it succeeds with (or has succeeded with):
+ * @result_free(value) runs once, when @f's last reference goes, on
+ * whichever thread drops it. A value nobody can read any more is handed to
+ * it at once: one that promise_resolve() offers after the future settled
+ * (the call returns EALREADY and the value is freed). NULL values and
+ * failures are never passed to it. Futures that pass @f's value on without
+ * making a new one (future_catch() on success, future_timeout()) keep @f
+ * alive, so the value stays valid while any of them is referenced.
+ * A NULL @result_free removes the destructor. Call it while you hold a
+ * reference, before anything could have read the value.
+ * Errors: EINVAL (NULL @f).
+ */
+FUTURES_API int future_set_result_free(future_t *f, void (*result_free)(void *));
 
 /**
  * future_resolved() - a future that has already succeeded with @value.
@@ -437,7 +456,8 @@ FUTURES_API future_t *promise_future(promise_t *p);
  * promise_resolve() - settle @p's future with success and @value.
  * Continuations run on pool threads, never inside this call.
  * Errors: EINVAL (NULL @p), EALREADY if the future has settled already
- * (the first settlement wins, including a cancellation).
+ * (the first settlement wins, including a cancellation); then @value goes
+ * to the future's result destructor, if it has one.
  */
 FUTURES_API int promise_resolve(promise_t *p, void *value);
 
@@ -454,6 +474,42 @@ FUTURES_API int promise_reject(promise_t *p, int error);
  * no waiter hangs forever. References to the future stay valid.
  */
 FUTURES_API void promise_release(promise_t *p);
+
+/* ------------------------------------------------- unobserved failures -- */
+
+/* What futures_set_unobserved_handler()'s handler is told. */
+struct futures_failure {
+    int error;        /* the errno value the future failed with */
+    const char *kind; /* "task", "then", "catch", "promise", "timeout", ... */
+    void (*site)(void); /* the task or callback that failed, cast, or NULL */
+};
+
+typedef void (*futures_unobserved_fn)(const struct futures_failure *failure,
+                                      void *arg);
+
+/**
+ * futures_set_unobserved_handler() - be told of failures nobody looked at.
+ *
+ * A future that failed, and whose failure nobody observed, reports it when
+ * its last reference goes: @handler(failure, @arg) runs on the thread that
+ * drops that reference. Observing means future_wait() returning it, or
+ * handing the future to future_then(), future_catch(), when_all(),
+ * when_any() or future_timeout(). Cancellations (ECANCELED) are never
+ * reported. A failure that a continuation passes on is reported once, by
+ * the last future of the chain, with the site of the first failure.
+ * The default handler is futures_unobserved_print(); NULL turns reports
+ * off. The handler must not block for long and must not call back into
+ * libfutures' waits.
+ */
+FUTURES_API void futures_set_unobserved_handler(futures_unobserved_fn handler,
+                                                void *arg);
+
+/**
+ * futures_unobserved_print() - the default handler: one line on stderr
+ * with the error and, when known, the failing function's name or address.
+ */
+FUTURES_API void futures_unobserved_print(const struct futures_failure *failure,
+                                          void *arg);
 
 /* --------------------------------------------------------------- tracing -- */
 

@@ -46,26 +46,54 @@ static bool waits_for_itself(const future_t *f)
     return fut__would_deadlock(f);
 }
 
+/*
+ * Live futures, for tests that check nothing outlives them. Counting is off
+ * unless switched on before the first future is made, so a counter shared
+ * by every thread costs the hot path one relaxed load.
+ */
+static atomic_bool counting;
+static atomic_long live;
+
+void fut__count_live(bool on)
+{
+    atomic_store(&counting, on);
+}
+
+long fut__live_futures(void)
+{
+    return atomic_load(&live);
+}
+
+static void count_live(long delta)
+{
+    if (atomic_load_explicit(&counting, memory_order_relaxed))
+        atomic_fetch_add_explicit(&live, delta, memory_order_relaxed);
+}
+
 future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
                    unsigned refs)
 {
     future_t *f = fut__calloc(size);
     if (!f)
         return NULL;
+    count_live(1);
     f->ops = ops;
     atomic_init(&f->refs, refs);
     atomic_init(&f->state, state);
-    atomic_init(&f->cancel_requested, false);
+    atomic_init(&f->flags, 0);
     return f;
 }
 
 /* Frees a future nobody refers to, or one that was never handed out. */
 void fut__free(future_t *f)
 {
+    if (f->result_free && fut__is_settled(f) && f->error == 0 && f->value)
+        f->result_free(f->value); /* it owns its value: nobody can read it */
     if (f->ops->destroy)
         f->ops->destroy(f);
     if (f->exec)
         f->exec->ops->release(f->exec);
+    count_live(-1);
     fut__mem_free(f);
 }
 
@@ -91,23 +119,35 @@ void future_release(future_t *f)
     if (old == 1) {
         if (FUT_DEBUG && !fut__is_settled(f))
             fut__panic("last reference to an unsettled future released");
+        fut__report_unobserved(f);
         fut__free(f);
     } else if (old == 0) {
         fut__panic("future released more than retained");
     }
 }
 
+/* Marks @f's outcome as seen, so its failure is nobody's surprise. */
+void fut__observe(future_t *f)
+{
+    if (!(atomic_load_explicit(&f->flags, memory_order_relaxed) & FUT_OBSERVED))
+        atomic_fetch_or_explicit(&f->flags, FUT_OBSERVED, memory_order_relaxed);
+}
+
 /*
  * Settles @f under its lock, which the caller holds, and returns the
- * watchers to tell once the lock is dropped.
+ * watchers to tell once the lock is dropped. A success keeps @value, a
+ * failure @site, the function that failed (for unobserved.c).
  */
 static struct fut__watch *settle_locked(future_t *f, struct fut__stripe *s,
-                                        int error, void *value)
+                                        int error, void *value, fut__fn site)
 {
     struct fut__watch *list = f->watchers;
     f->watchers = NULL;
     f->error = error;
-    f->value = error ? NULL : value;
+    if (error)
+        f->site = site;
+    else
+        f->value = value;
     atomic_store_explicit(&f->state, FUT_SETTLED, memory_order_release);
     if (f->waited)
         pthread_cond_broadcast(&s->cond);
@@ -122,6 +162,19 @@ static void after_settle(future_t *f, struct fut__watch *list)
     fut__deliver(list);
 }
 
+static bool settle(future_t *f, int error, void *value, fut__fn site)
+{
+    struct fut__stripe *s = fut__lock(f);
+    if (fut__state(f) == FUT_SETTLED) {
+        fut__unlock(s);
+        return false;
+    }
+    struct fut__watch *list = settle_locked(f, s, error, value, site);
+    fut__unlock(s);
+    after_settle(f, list);
+    return true;
+}
+
 /*
  * Settles @f with @error (0: success with @value) unless it has settled
  * already. Returns true if this call settled it. The caller holds a
@@ -129,15 +182,21 @@ static void after_settle(future_t *f, struct fut__watch *list)
  */
 bool fut__settle(future_t *f, int error, void *value)
 {
-    struct fut__stripe *s = fut__lock(f);
-    if (fut__state(f) == FUT_SETTLED) {
-        fut__unlock(s);
-        return false;
-    }
-    struct fut__watch *list = settle_locked(f, s, error, value);
-    fut__unlock(s);
-    after_settle(f, list);
-    return true;
+    return settle(f, error, error ? NULL : value, NULL);
+}
+
+/* fut__settle() with a failure that @site, a user's function, returned. */
+bool fut__fail(future_t *f, int error, fut__fn site)
+{
+    return settle(f, error, NULL, site);
+}
+
+/* Settles @f with the outcome of @from, which has settled. A value passed
+ * on stays @from's: the caller keeps @from alive while @f is. */
+bool fut__pass_on(future_t *f, const future_t *from)
+{
+    return from->error ? settle(f, from->error, NULL, from->site)
+                       : settle(f, 0, from->value, NULL);
 }
 
 /*
@@ -182,7 +241,10 @@ bool fut__run(future_t *f, bool may_chain)
     running = frame.outer;
     if (may_chain)
         fut__chain(true);
-    fut__settle(f, error, result);
+    if (error)
+        fut__fail(f, error, f->ops->site ? f->ops->site(f) : NULL);
+    else
+        fut__settle(f, 0, result);
     if (may_chain)
         fut__chain(false);
     return true;
@@ -287,6 +349,7 @@ int future_wait(future_t *f, void **value)
         if (!spin_on(f, FUT_SPIN_NS))
             block_on(f, NULL);
     }
+    fut__observe(f);
     if (value && f->error == 0)
         *value = f->value;
     return f->error;
@@ -322,13 +385,13 @@ bool future_cancel(future_t *f)
     int state = fut__state(f);
     if (state == FUT_SETTLED || state == FUT_RUNNING) {
         if (state == FUT_RUNNING)
-            atomic_store(&f->cancel_requested, true);
+            atomic_fetch_or(&f->flags, FUT_CANCEL_REQUESTED);
         fut__unlock(s);
         return false;
     }
     /* A queued future stays in its run queue; the worker that takes it
      * sees that it settled and drops it (fut__run). */
-    struct fut__watch *list = settle_locked(f, s, ECANCELED, NULL);
+    struct fut__watch *list = settle_locked(f, s, ECANCELED, NULL, NULL);
     fut__unlock(s);
     if (f->ops->detach)
         f->ops->detach(f);
@@ -338,7 +401,30 @@ bool future_cancel(future_t *f)
 
 bool task_cancelled(void)
 {
-    return running && atomic_load(&running->f->cancel_requested);
+    return running &&
+           (atomic_load(&running->f->flags) & FUT_CANCEL_REQUESTED);
+}
+
+/* ------------------------------------------------------ owning a value -- */
+
+int future_set_result_free(future_t *f, void (*result_free)(void *))
+{
+    if (!f)
+        return EINVAL;
+    struct fut__stripe *s = fut__lock(f);
+    f->result_free = result_free;
+    fut__unlock(s);
+    return 0;
+}
+
+/* @value was offered to @f after it settled: nobody will ever read it. */
+void fut__discard(future_t *f, void *value)
+{
+    struct fut__stripe *s = fut__lock(f);
+    void (*result_free)(void *) = f->result_free;
+    fut__unlock(s);
+    if (result_free && value)
+        result_free(value);
 }
 
 /* --------------------------------------------- already-settled futures -- */

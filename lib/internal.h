@@ -14,6 +14,7 @@
  *   stripe.c       the striped locks and condition variables futures use
  *   alloc.c        every allocation and thread start, with fault injection
  *   trace.c        the optional timeline of what ran where and when
+ *   unobserved.c   reports of failures nobody looked at
  *
  * A future's life, written out (its state field; the lock is its stripe's):
  *
@@ -23,7 +24,7 @@
  *
  * Tasks start QUEUED; continuations and combinators start PENDING; promises
  * stay PENDING until settled by hand. Cancellation settles PENDING and QUEUED
- * futures at once; a RUNNING one only gets its cancel_requested flag.
+ * futures at once; a RUNNING one only gets FUT_CANCEL_REQUESTED.
  * SETTLED is final, and error == 0 means success.
  */
 #ifndef FUTURES_INTERNAL_H
@@ -113,8 +114,10 @@ void fut__deliver(struct fut__watch *list);
 
 /* ------------------------------------------------------------- futures -- */
 
+typedef void (*fut__fn)(void); /* any function, for failure reports */
+
 struct fut__ops {
-    const char *kind; /* for traces: "task", "then", ... */
+    const char *kind; /* for traces and failure reports: "task", "then" */
     bool is_task;     /* submitted work, which POOL_CANCEL cancels */
     /* Runs a QUEUED future's work; returns its error, 0 with *result. */
     int (*run)(future_t *f, void **result);
@@ -123,22 +126,33 @@ struct fut__ops {
     void (*detach)(future_t *f);
     /* Optional: releases what the future holds, just before it is freed. */
     void (*destroy)(future_t *f);
+    /* Optional: the user's function that run() called, for reports of a
+     * failure (unobserved.c); asked after run() failed, before settling. */
+    fut__fn (*site)(const future_t *f);
+};
+
+/* Bits of future.flags. */
+enum {
+    FUT_CANCEL_REQUESTED = 1, /* future_cancel() while RUNNING */
+    FUT_OBSERVED = 2          /* its outcome was waited for or watched */
 };
 
 struct future {
     const struct fut__ops *ops;
     atomic_uint refs;
     atomic_uchar state; /* enum fut__state */
-    atomic_bool cancel_requested;
+    atomic_uchar flags; /* FUT_CANCEL_REQUESTED, FUT_OBSERVED */
     bool tracked; /* tell exec->ops->pending_done when it settles */
     bool waited;  /* a thread has blocked on it; stripe lock */
     /* A queued task needs its function, a settled future its outcome,
-     * never both: they share the space (56 bytes in all, so a task and its
-     * future fit one 64-byte allocation). */
+     * never both: they share the space (64 bytes in all). */
     union {
         struct {
-            void *value; /* valid once SETTLED */
-            int error;   /* valid once SETTLED */
+            union {
+                void *value;   /* valid once SETTLED with error 0 */
+                fut__fn site;  /* after a failure: what failed, or NULL */
+            };
+            int error; /* valid once SETTLED */
         };
         struct {
             task_fn fn;
@@ -148,16 +162,24 @@ struct future {
     struct fut__watch *watchers; /* stripe lock; owned by the settler after */
     struct fut__exec *exec;      /* runs it and its continuations, or NULL */
     future_t *next;              /* run-queue link, owned by the executor */
+    void (*result_free)(void *); /* stripe lock; future_set_result_free() */
 };
 
 future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
                    unsigned refs);
 void fut__free(future_t *f);
 bool fut__settle(future_t *f, int error, void *value);
+bool fut__fail(future_t *f, int error, fut__fn site);
+bool fut__pass_on(future_t *f, const future_t *from); /* from's outcome */
+void fut__observe(future_t *f);
+void fut__discard(future_t *f, void *value); /* a value offered too late */
 void fut__enqueue(future_t *f);
 bool fut__run(future_t *f, bool may_chain);
 void fut__chain(bool on); /* sched.c: keep a continuation for this thread */
 void fut__set_exec(future_t *f, struct fut__exec *exec);
+/* Tests: count live futures (switch on before any exists), and read it. */
+void fut__count_live(bool on);
+long fut__live_futures(void);
 future_t *fut__task_new(task_fn fn, void *arg, struct fut__exec *exec);
 
 /* The state, for code holding the future's stripe lock. */
@@ -299,6 +321,10 @@ _Noreturn void fut__panic(const char *msg);
 enum fut__fault_site { FUT_FAULT_ALLOC, FUT_FAULT_THREAD, FUT_FAULT_NSITES };
 void fut__fault_set(enum fut__fault_site site, long nth, bool persistent);
 long fut__fault_fired(enum fut__fault_site site);
+
+/* Unobserved failures (unobserved.c): @f failed and nobody looked. */
+void fut__report_unobserved(const future_t *f);
+void fut__unobserved_lock(bool lock);
 
 /* ---------------------------------------------------------------- tracing */
 

@@ -26,8 +26,15 @@ static int run_task(future_t *f, void **result)
     return f->task.fn(f->task.arg, result);
 }
 
+/* What failed, for reports: the task's function, which its fields still
+ * hold between running and settling. */
+static fut__fn task_site(const future_t *f)
+{
+    return (fut__fn)f->task.fn;
+}
+
 static const struct fut__ops task_ops = {
-    .kind = "task", .is_task = true, .run = run_task};
+    .kind = "task", .is_task = true, .run = run_task, .site = task_site};
 
 /*
  * A task with a destructor for its argument (pool_submit_ex). The argument
@@ -62,7 +69,8 @@ static const struct fut__ops owned_task_ops = {.kind = "task",
                                                .is_task = true,
                                                .run = run_owned_task,
                                                .detach = free_arg_once,
-                                               .destroy = free_arg_once};
+                                               .destroy = free_arg_once,
+                                               .site = task_site};
 
 static atomic_uint pool_ids;
 

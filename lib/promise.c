@@ -37,7 +37,10 @@ int promise_resolve(promise_t *p, void *value)
 {
     if (!p)
         return EINVAL;
-    return fut__settle(&p->future, 0, value) ? 0 : EALREADY;
+    if (fut__settle(&p->future, 0, value))
+        return 0;
+    fut__discard(&p->future, value);
+    return EALREADY;
 }
 
 int promise_reject(promise_t *p, int error)
@@ -51,6 +54,10 @@ void promise_release(promise_t *p)
 {
     if (!p)
         return;
+    /* With no other reference, nobody can ever see the broken promise:
+     * not a failure to report (unobserved.c). */
+    if (atomic_load(&p->future.refs) == 1)
+        fut__observe(&p->future);
     fut__settle(&p->future, EPIPE, NULL);
     future_release(&p->future);
 }

@@ -33,6 +33,7 @@ struct continuation {
     _Atomic(void (*)(void *)) arg_free; /* taken once: free_arg_once() */
     int in_error; /* the predecessor's outcome, copied when it settles */
     void *in_value;
+    future_t *source; /* the predecessor, kept while its value is in use */
     struct fut__inputs in;
     struct fut__watch watch;
 };
@@ -56,13 +57,33 @@ static void free_arg_once(future_t *f)
         arg_free(c->cb.arg);
 }
 
+/* Lets go of the predecessor once its value is no longer needed. */
+static void drop_source(struct continuation *c)
+{
+    future_release(c->source);
+    c->source = NULL;
+}
+
 static int run_continuation(future_t *f, void **result)
 {
     struct continuation *c = of(f);
     int error = c->cb.catches ? c->cb.catch_(c->in_error, c->cb.arg, result)
                               : c->cb.then(c->in_value, c->cb.arg, result);
     free_arg_once(f);
+    drop_source(c);
     return error;
+}
+
+static void destroy_continuation(future_t *f)
+{
+    free_arg_once(f);
+    drop_source(of(f));
+}
+
+static fut__fn callback_site(const future_t *f)
+{
+    const struct continuation *c = of((future_t *)f);
+    return c->cb.catches ? (fut__fn)c->cb.catch_ : (fut__fn)c->cb.then;
 }
 
 static void detach_continuation(future_t *f)
@@ -74,11 +95,13 @@ static void detach_continuation(future_t *f)
 static const struct fut__ops then_ops = {.kind = "then",
                                          .run = run_continuation,
                                          .detach = detach_continuation,
-                                         .destroy = free_arg_once};
+                                         .destroy = destroy_continuation,
+                                         .site = callback_site};
 static const struct fut__ops catch_ops = {.kind = "catch",
                                           .run = run_continuation,
                                           .detach = detach_continuation,
-                                          .destroy = free_arg_once};
+                                          .destroy = destroy_continuation,
+                                          .site = callback_site};
 
 static void predecessor_settled(struct fut__inputs *in, size_t index)
 {
@@ -86,7 +109,11 @@ static void predecessor_settled(struct fut__inputs *in, size_t index)
     struct continuation *c = of(in->owner);
     future_t *pred = c->watch.target;
     c->in_error = pred->error;
-    c->in_value = pred->value;
+    c->in_value = pred->error ? NULL : pred->value;
+    /* The value may be one that pred owns (future_set_result_free): keep
+     * pred until the callback has run, or as long as we pass it on. */
+    if (c->in_value)
+        c->source = future_retain(pred);
     struct fut__exec *exec = c->base.exec;
     bool closed =
         c->base.tracked && exec->ops->closed && exec->ops->closed(exec);
@@ -98,7 +125,7 @@ static void predecessor_settled(struct fut__inputs *in, size_t index)
     if (closed)
         fut__settle(&c->base, ECANCELED, NULL); /* its loop is gone */
     else
-        fut__settle(&c->base, pred->error, pred->value);
+        fut__pass_on(&c->base, pred);
 }
 
 /*

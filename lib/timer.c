@@ -214,6 +214,7 @@ future_t *future_delay(uint64_t ns)
 struct timeout {
     future_t base;
     future_t *delay; /* a reference of its own, to cancel it */
+    future_t *source; /* the input, once its value is passed on */
     struct fut__inputs in;
     struct fut__watch watches[2]; /* the input, and the delay */
 };
@@ -233,6 +234,7 @@ static void detach_timeout(future_t *f)
 
 static void destroy_timeout(future_t *f)
 {
+    future_release(timeout_of(f)->source);
     future_release(timeout_of(f)->delay);
 }
 
@@ -243,7 +245,10 @@ static void timeout_input_settled(struct fut__inputs *in, size_t index)
 {
     future_t *input = in->w[0].target, *delay = in->w[1].target;
     if (index == 0) {
-        if (fut__settle(in->owner, input->error, input->value))
+        struct timeout *t = timeout_of(in->owner);
+        if (input->error == 0 && input->value)
+            t->source = future_retain(input); /* its value is passed on */
+        if (fut__pass_on(in->owner, input))
             future_cancel(delay); /* the timer is not needed any more */
     } else if (delay->error == 0) {
         if (fut__settle(in->owner, ETIMEDOUT, NULL))

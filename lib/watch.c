@@ -77,6 +77,7 @@ void fut__inputs_init(struct fut__inputs *in, future_t *owner,
     atomic_init(&in->pins, (unsigned)n + 1);
     for (size_t i = 0; i < n; i++) {
         w[i].target = future_retain(targets[i]);
+        fut__observe(targets[i]); /* its failure is ours to pass on */
         w[i].set = in;
         w[i].linked = false;
     }

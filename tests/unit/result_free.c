@@ -1,0 +1,182 @@
+/*
+ * Tests of future_set_result_free(): a future that owns its value frees it
+ * exactly once, when nobody can read it any more, and never while a
+ * continuation, a pass-through or a waiter still can.
+ */
+#include "helpers.h"
+
+#include <errno.h>
+
+/* A value that knows whether it has been freed, and how often. */
+struct value {
+    atomic_int frees;
+};
+
+static void free_value(void *v)
+{
+    atomic_fetch_add(&((struct value *)v)->frees, 1);
+}
+
+static int frees(struct value *v)
+{
+    return atomic_load(&v->frees);
+}
+
+/* A continuation that fails with EFAULT if its value was already freed. */
+static int check_alive(void *value, void *arg, void **result)
+{
+    (void)arg;
+    *result = NULL;
+    return frees(value) ? EFAULT : 0;
+}
+
+static int recover(int error, void *arg, void **result)
+{
+    (void)error;
+    *result = arg;
+    return 0;
+}
+
+Test(result_free, frees_the_value_when_the_last_reference_goes, .timeout = 30)
+{
+    struct value v = {0};
+    pool_t *pool = pool_create(2);
+    future_t *f = pool_submit(pool, value_task, &v);
+    cr_assert_eq(future_set_result_free(f, free_value), 0);
+    future_t *g = future_retain(f);
+    void *out = NULL;
+    cr_assert_eq(future_wait(f, &out), 0);
+    cr_assert_eq(out, &v);
+    future_release(f);
+    pool_destroy(pool); /* its threads have let go of the task too */
+    cr_assert_eq(frees(&v), 0, "freed while a reference remained");
+    future_release(g);
+    cr_assert_eq(frees(&v), 1);
+}
+
+Test(result_free, frees_a_value_resolved_too_late, .timeout = 30)
+{
+    struct value v = {0};
+    promise_t *p = promise_create();
+    future_t *f = promise_future(p);
+    future_set_result_free(f, free_value);
+    cr_assert(future_cancel(f));
+    cr_assert_eq(promise_resolve(p, &v), EALREADY);
+    cr_assert_eq(frees(&v), 1, "a value nobody can read is freed at once");
+    promise_release(p);
+    future_release(f);
+    cr_assert_eq(frees(&v), 1);
+}
+
+static atomic_int any_calls;
+
+static void count_call(void *v)
+{
+    (void)v;
+    atomic_fetch_add(&any_calls, 1);
+}
+
+Test(result_free, leaves_failures_and_null_values_alone, .timeout = 30)
+{
+    promise_t *p = promise_create(), *q = promise_create();
+    future_t *f = promise_future(p), *g = promise_future(q);
+    future_set_result_free(f, count_call);
+    future_set_result_free(g, count_call);
+    promise_resolve(p, NULL);
+    promise_reject(q, EIO);
+    cr_assert_eq(future_wait(g, NULL), EIO);
+    promise_release(p);
+    promise_release(q);
+    future_release(f);
+    future_release(g);
+    cr_assert_eq(atomic_load(&any_calls), 0);
+}
+
+Test(result_free, null_removes_the_destructor_and_null_future_is_einval)
+{
+    struct value v = {0};
+    future_t *f = future_resolved(&v);
+    future_set_result_free(f, free_value);
+    cr_assert_eq(future_set_result_free(f, NULL), 0);
+    future_release(f);
+    cr_assert_eq(frees(&v), 0);
+    cr_assert_eq(future_set_result_free(NULL, free_value), EINVAL);
+}
+
+/*
+ * The continuations run on a loop, so they run only when the test calls
+ * loop_run(): by then every handle the test had on the predecessor is
+ * gone, and only the continuation keeps its value alive.
+ */
+Test(result_free, a_continuation_keeps_its_input_value_alive, .timeout = 30)
+{
+    struct value v = {0};
+    loop_t *loop = loop_create();
+    promise_t *p = promise_create();
+    future_t *f = promise_future(p);
+    future_set_result_free(f, free_value);
+    future_t *g = future_then_on(f, loop, check_alive, NULL);
+    future_release(f);
+    cr_assert_eq(promise_resolve(p, &v), 0);
+    promise_release(p);
+    cr_assert_eq(frees(&v), 0);
+    cr_assert_eq(loop_run(loop), 0);
+    cr_assert_eq(future_wait(g, NULL), 0, "the value was freed before use");
+    cr_assert_eq(frees(&v), 1, "freed once the callback no longer needs it");
+    future_release(g);
+    loop_destroy(loop);
+    cr_assert_eq(frees(&v), 1);
+}
+
+Test(result_free, a_passed_on_value_lives_as_long_as_its_carrier,
+     .timeout = 30)
+{
+    struct value v = {0};
+    promise_t *p = promise_create();
+    future_t *f = promise_future(p);
+    future_set_result_free(f, free_value);
+    future_t *caught = future_catch(f, recover, NULL); /* passes success on */
+    future_t *timed = future_timeout(f, UINT64_C(60000000000));
+    future_release(f);
+    promise_resolve(p, &v);
+    promise_release(p);
+    void *a = NULL, *b = NULL;
+    cr_assert_eq(future_wait(caught, &a), 0);
+    cr_assert_eq(future_wait(timed, &b), 0);
+    cr_assert_eq(a, &v);
+    cr_assert_eq(b, &v);
+    future_release(caught);
+    cr_assert_eq(frees(&v), 0, "future_timeout's result still refers to it");
+    future_release(timed);
+    cr_assert_eq(frees(&v), 1);
+}
+
+/* A task asked to cancel while it runs still produces its value, which its
+ * future then owns. */
+static int produce_after_gate(void *arg, void **result)
+{
+    struct gate *g = arg;
+    gate_pass(g);
+    static struct value v;
+    *result = &v;
+    return 0;
+}
+
+Test(result_free, a_value_made_after_a_cancel_request_is_freed, .timeout = 30)
+{
+    struct gate g;
+    gate_init(&g);
+    pool_t *pool = pool_create(1);
+    future_t *f = pool_submit(pool, produce_after_gate, &g);
+    future_set_result_free(f, free_value);
+    gate_await_started(&g, 1);
+    cr_assert_not(future_cancel(f), "running: only a request");
+    gate_open(&g);
+    void *out = NULL;
+    cr_assert_eq(future_wait(f, &out), 0);
+    struct value *v = out;
+    pool_destroy(pool);
+    future_release(f);
+    cr_assert_eq(frees(v), 1);
+    gate_destroy(&g);
+}
