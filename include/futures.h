@@ -139,6 +139,18 @@ FUTURES_API void pool_destroy(pool_t *pool);
  * never shut down: pool_shutdown() and pool_destroy() ignore it.
  * Ownership: borrowed; never release it.
  * Errors: NULL with errno ENOMEM or EAGAIN; a later call tries again.
+ *
+ * After fork(), the child has a default pool of its own, started on first
+ * use; delays and timeouts it inherited still fire, and continuations of
+ * the parent's futures run on it. Pools made before the fork, the parent's
+ * default pool included, belong to the parent: in the child, submitting to
+ * them fails with ECHILD (an _ex destructor runs as for any refusal),
+ * pool_stats() and the setters return ECHILD, and pool_shutdown() and
+ * pool_destroy() do nothing (the pool's memory stays, since its lock may
+ * have been held when the parent forked). Work the parent had queued never
+ * runs in the child, so a wait for it there would not end: use
+ * future_wait_for(). Event loops do not cross a fork either. The
+ * library's own locks are held across fork() so none is left locked.
  */
 FUTURES_API pool_t *pool_default(void);
 

@@ -15,6 +15,7 @@
  *   alloc.c        every allocation and thread start, with fault injection
  *   trace.c        the optional timeline of what ran where and when
  *   unobserved.c   reports of failures nobody looked at
+ *   fork.c         what a child of fork() keeps, and what it starts afresh
  *
  * A future's life, written out (its state field; the lock is its stripe's):
  *
@@ -264,6 +265,7 @@ struct pool {
     atomic_bool work_hint;        /* core work queued, for spinners */
     struct fut__queue jobs;       /* for the blocking threads */
     atomic_int state; /* enum fut__pool_state; written under the lock */
+    unsigned generation; /* fut__fork_generation() when it was made */
     bool is_default;
     bool detach_exits; /* destroyed from inside: nobody will join */
     unsigned id;       /* for thread names and traces */
@@ -295,6 +297,20 @@ struct fut__worker *fut__take_exited_locked(pool_t *p);
 void fut__join_all(struct fut__worker *list);
 bool fut__on_pool_thread(const pool_t *p);
 
+/* How many fork()s made this process (fork.c). */
+extern atomic_uint fut__generation;
+
+static inline unsigned fut__fork_generation(void)
+{
+    return atomic_load_explicit(&fut__generation, memory_order_relaxed);
+}
+
+/* Made before a fork(), in the parent: its threads do not exist here. */
+static inline bool fut__pool_is_stale(const pool_t *p)
+{
+    return p->generation != fut__fork_generation();
+}
+
 /* Loops (loop.c). */
 struct fut__exec *fut__loop_exec(loop_t *loop);
 bool fut__would_deadlock(const future_t *f); /* on its own loop's thread */
@@ -324,7 +340,17 @@ long fut__fault_fired(enum fut__fault_site site);
 
 /* Unobserved failures (unobserved.c): @f failed and nobody looked. */
 void fut__report_unobserved(const future_t *f);
-void fut__unobserved_lock(bool lock);
+
+/* ---------------------------------------------------------------- fork() */
+
+/* Each module's part in fork(): take its locks before, then let go of them
+ * in the parent, or start afresh in the child (fork.c). */
+enum fut__fork_phase { FUT_FORK_PREPARE, FUT_FORK_PARENT, FUT_FORK_CHILD };
+void fut__sched_fork(enum fut__fork_phase phase);
+void fut__timer_fork(enum fut__fork_phase phase);
+void fut__trace_fork(enum fut__fork_phase phase);
+void fut__unobserved_fork(enum fut__fork_phase phase);
+void fut__stripe_fork(enum fut__fork_phase phase);
 
 /* ---------------------------------------------------------------- tracing */
 

@@ -126,6 +126,7 @@ static pool_t *pool_alloc(size_t nthreads)
         return NULL;
     }
     p->exec.ops = &fut__pool_exec_ops;
+    p->generation = fut__fork_generation();
     p->id = atomic_fetch_add(&pool_ids, 1) + 1;
     atomic_init(&p->refs, 1);
     p->ncore = nthreads;
@@ -164,6 +165,11 @@ pool_t *pool_create(size_t nthreads)
 /* Queues @f, a new task of @pool's, or frees it and sets errno. */
 static future_t *submit_task(pool_t *pool, future_t *f, bool blocking)
 {
+    if (fut__pool_is_stale(pool)) {
+        fut__free(f); /* never seen by anyone */
+        errno = ECHILD;
+        return NULL;
+    }
     fut__pool_lock(pool);
     bool open = pool->state == FUT_POOL_OPEN;
     if (open && blocking)
@@ -244,7 +250,7 @@ static void cancel_tasks(struct fut__queue *q)
 
 void pool_shutdown(pool_t *pool, int mode)
 {
-    if (!pool || pool->is_default)
+    if (!pool || pool->is_default || fut__pool_is_stale(pool))
         return;
     struct fut__queue tasks = {0}, jobs = {0};
     fut__pool_lock(pool);
@@ -268,7 +274,9 @@ void pool_shutdown(pool_t *pool, int mode)
 
 void pool_destroy(pool_t *pool)
 {
-    if (!pool || pool->is_default)
+    /* A parent's pool, in a child of fork(), is left alone: its threads
+     * are not here to join and its lock may never be free again. */
+    if (!pool || pool->is_default || fut__pool_is_stale(pool))
         return;
     pool_shutdown(pool, POOL_DRAIN);
     struct fut__worker *ended;
@@ -298,6 +306,8 @@ int pool_set_blocking_limit(pool_t *pool, size_t limit)
 {
     if (!pool || limit == 0 || limit > MAX_BLOCKING_THREADS)
         return EINVAL;
+    if (fut__pool_is_stale(pool))
+        return ECHILD;
     fut__pool_lock(pool);
     pool->nb_limit = limit;
     pthread_cond_broadcast(&pool->blocking_work); /* surplus ones exit */
@@ -309,6 +319,8 @@ int pool_set_idle_timeout(pool_t *pool, uint64_t ns)
 {
     if (!pool)
         return EINVAL;
+    if (fut__pool_is_stale(pool))
+        return ECHILD;
     fut__pool_lock(pool);
     pool->idle_ns = ns;
     pthread_cond_broadcast(&pool->work); /* restart timed waits */
@@ -321,6 +333,8 @@ int pool_stats(pool_t *pool, struct pool_stats *out)
 {
     if (!pool || !out)
         return EINVAL;
+    if (fut__pool_is_stale(pool))
+        return ECHILD;
     fut__pool_lock(pool);
     *out = (struct pool_stats){
         .threads = pool->nlive + pool->nb_live,

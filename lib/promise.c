@@ -54,9 +54,10 @@ void promise_release(promise_t *p)
 {
     if (!p)
         return;
-    /* With no other reference, nobody can ever see the broken promise:
-     * not a failure to report (unobserved.c). */
-    if (atomic_load(&p->future.refs) == 1)
+    /* About to be broken, with no other reference (so nobody else can
+     * settle it meanwhile): nobody can ever see that, so it is not a
+     * failure to report (unobserved.c). A rejection is reported as usual. */
+    if (atomic_load(&p->future.refs) == 1 && !fut__is_settled(&p->future))
         fut__observe(&p->future);
     fut__settle(&p->future, EPIPE, NULL);
     future_release(&p->future);

@@ -507,7 +507,8 @@ static void schedule_on_default(future_t *f)
 
 static void exec_schedule(struct fut__exec *exec, future_t *f)
 {
-    if (!try_push(pool_of(exec), f))
+    pool_t *p = pool_of(exec);
+    if (fut__pool_is_stale(p) || !try_push(p, f))
         schedule_on_default(f);
 }
 
@@ -521,6 +522,20 @@ void fut__schedule(future_t *f)
         f->exec->ops->schedule(f->exec, f);
     else
         schedule_on_default(f);
+}
+
+/* fork(): the parent's default pool has no threads in the child, which
+ * makes its own on first use (the old one is left as it is: its locks
+ * may have been held when the parent forked). */
+void fut__sched_fork(enum fut__fork_phase phase)
+{
+    if (phase == FUT_FORK_PREPARE) {
+        pthread_mutex_lock(&default_lock);
+        return;
+    }
+    if (phase == FUT_FORK_CHILD)
+        atomic_store(&default_pool, NULL);
+    pthread_mutex_unlock(&default_lock);
 }
 
 pool_t *pool_default(void)
@@ -560,7 +575,7 @@ static bool compensate(pool_t *p)
 
 enum fut__block fut__block_begin(void)
 {
-    if (!self || self->blocking)
+    if (!self || self->blocking || fut__pool_is_stale(self->pool))
         return FUT_BLOCK_PLAIN; /* blocking threads may block */
     return compensate(self->pool) ? FUT_BLOCK_COMPENSATED : FUT_BLOCK_HELP;
 }

@@ -58,6 +58,26 @@ static void stripes_init(void)
     }
 }
 
+/*
+ * fork(): hold every stripe across it, so the child finds them unlocked.
+ * The child also gets fresh condition variables: waiters of the parent's
+ * do not exist here, and glibc's would wait for them to leave.
+ */
+void fut__stripe_fork(enum fut__fork_phase phase)
+{
+    pthread_once(&stripes_once, stripes_init);
+    for (unsigned i = 0; i < STRIPE_COUNT; i++) {
+        struct fut__stripe *s = &stripes[i].s;
+        if (phase == FUT_FORK_PREPARE) {
+            pthread_mutex_lock(&s->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (phase == FUT_FORK_CHILD && fut__cond_init(&s->cond) != 0)
+            fut__panic("cannot initialise the future locks");
+    }
+}
+
 struct fut__stripe *fut__lock(const future_t *f)
 {
     pthread_once(&stripes_once, stripes_init);

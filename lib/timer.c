@@ -169,6 +169,24 @@ static int ensure_thread_locked(void)
     return 0;
 }
 
+/*
+ * fork(): the child inherits the heap but not the thread. It starts its
+ * own, so the delays it inherited still fire (and their waiters wake).
+ */
+void fut__timer_fork(enum fut__fork_phase phase)
+{
+    if (phase == FUT_FORK_PREPARE) {
+        pthread_mutex_lock(&lock);
+        return;
+    }
+    if (phase == FUT_FORK_CHILD && thread_running) {
+        thread_running = false;
+        if (fut__cond_init(&wake) != 0 || (heap_len && ensure_thread_locked()))
+            fut__panic("cannot restart the timer thread after fork()");
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 /* -------------------------------------------------------------- delays -- */
 
 static void detach_timer(future_t *f)

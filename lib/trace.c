@@ -288,6 +288,18 @@ int futures_trace_stop(void)
     return rc;
 }
 
+/* fork(): the child records nothing, and never writes the parent's file. */
+void fut__trace_fork(enum fut__fork_phase phase)
+{
+    if (phase == FUT_FORK_PREPARE) {
+        pthread_mutex_lock(&lock);
+        return;
+    }
+    if (phase == FUT_FORK_CHILD)
+        atomic_store(&active, false);
+    pthread_mutex_unlock(&lock);
+}
+
 /* ---------------------------------------------------- FUTURES_TRACE=path */
 
 static void stop_at_exit(void)

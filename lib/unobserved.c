@@ -43,10 +43,9 @@ void fut__report_unobserved(const future_t *f)
     }
 }
 
-/* The handler lock, for fork() (fork.c). */
-void fut__unobserved_lock(bool lock)
+void fut__unobserved_fork(enum fut__fork_phase phase)
 {
-    if (lock)
+    if (phase == FUT_FORK_PREPARE)
         pthread_mutex_lock(&handler_lock);
     else
         pthread_mutex_unlock(&handler_lock);

@@ -215,3 +215,14 @@ Test(unobserved, the_default_is_installed_at_start)
     fclose(tmp);
     cr_assert(strstr(text, "EBADMSG"), "%s", text);
 }
+
+Test(unobserved, a_rejection_is_reported_whichever_reference_goes_last)
+{
+    listen();
+    promise_t *p = promise_create();
+    future_release(promise_future(p)); /* taken, dropped unread */
+    promise_reject(p, EIO);
+    promise_release(p); /* the last reference */
+    cr_assert_eq(atomic_load(&reports), 1);
+    cr_assert_eq(last.error, EIO);
+}

@@ -1,0 +1,328 @@
+/*
+ * Tests of fork(): the child can use libfutures. Its default pool is new,
+ * delays inherited from the parent still fire, continuations of the
+ * parent's futures run; pools made in the parent refuse work with ECHILD
+ * rather than queueing it where no thread will ever run it. Each child
+ * reports through its exit status (the line of the first failed check).
+ */
+#include "helpers.h"
+#include "internal.h" /* fut__lock: hold a stripe across fork() */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/*
+ * GCC's AddressSanitizer runtime does not hold its allocator's locks across
+ * fork(): a child forked while another thread allocates can hang inside
+ * ASan's calloc (seen here: __sanitizer::Mutex::Lock under asan_calloc).
+ * The tests that fork while other threads churn run only without it.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define FORK_CHURN_UNSAFE 1
+#else
+#define FORK_CHURN_UNSAFE 0
+#endif
+
+#define CHILD_CHECK(cond)                                                    \
+    do {                                                                     \
+        if (!(cond))                                                         \
+            _exit(__LINE__ % 250 + 1);                                       \
+    } while (0)
+
+/* Runs @body in a child, with a watchdog; asserts that it exited with 0. */
+static void in_child(void (*body)(void *), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        alarm(10); /* a hang kills the child: SIGALRM, not exit 0 */
+        body(arg);
+        _exit(0);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "child killed by signal %d",
+              WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    cr_assert_eq(WEXITSTATUS(status), 0,
+                 "child check failed at line ~%d (mod 250)",
+                 WEXITSTATUS(status) - 1);
+}
+
+static int plus_one(void *value, void *arg, void **result)
+{
+    (void)arg;
+    *result = U2P(P2U(value) + 1);
+    return 0;
+}
+
+/* The work a child does to show the library works there. */
+static void use_the_library(void *arg)
+{
+    (void)arg;
+    atomic_int runs = 0;
+    future_t *fs[8];
+    for (int i = 0; i < 8; i++) {
+        fs[i] = pool_submit(pool_default(), count_task, &runs);
+        CHILD_CHECK(fs[i]);
+    }
+    future_t *all = when_all(fs, 8);
+    CHILD_CHECK(future_wait(all, NULL) == 0);
+    CHILD_CHECK(atomic_load(&runs) == 8);
+    future_t *then = future_then(fs[0], plus_one, NULL);
+    void *v = NULL;
+    CHILD_CHECK(future_wait(then, &v) == 0 && v == U2P(P2U(&runs) + 1));
+    future_t *delay = future_delay(1000000);
+    CHILD_CHECK(future_wait(delay, NULL) == 0);
+    future_t *blocking = pool_submit_blocking(pool_default(), value_task, &v);
+    CHILD_CHECK(future_wait(blocking, NULL) == 0);
+    for (int i = 0; i < 8; i++)
+        future_release(fs[i]);
+    future_release(all);
+    future_release(then);
+    future_release(delay);
+    future_release(blocking);
+}
+
+Test(fork, the_child_gets_a_default_pool_of_its_own, .timeout = 60)
+{
+    pool_t *parents = pool_default();
+    atomic_int runs = 0;
+    future_t *f = pool_submit(parents, count_task, &runs); /* threads up */
+    cr_assert_eq(future_wait(f, NULL), 0);
+    future_release(f);
+    in_child(use_the_library, NULL);
+    in_child(use_the_library, NULL); /* and again, from the same parent */
+    f = pool_submit(parents, count_task, &runs); /* the parent's still works */
+    cr_assert_eq(future_wait(f, NULL), 0);
+    future_release(f);
+}
+
+static atomic_int arg_frees;
+
+static void count_free(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&arg_frees, 1);
+}
+
+struct parents {
+    pool_t *pool, *default_pool;
+};
+
+static void parents_pools_refuse(void *arg)
+{
+    struct parents *p = arg;
+    CHILD_CHECK(pool_default() != p->default_pool);
+    pool_t *both[] = {p->pool, p->default_pool};
+    for (int i = 0; i < 2; i++) {
+        atomic_int runs = 0;
+        errno = 0;
+        CHILD_CHECK(!pool_submit(both[i], count_task, &runs) && errno == ECHILD);
+        errno = 0;
+        CHILD_CHECK(!pool_submit_blocking(both[i], count_task, &runs) &&
+                    errno == ECHILD);
+        errno = 0;
+        int before = atomic_load(&arg_frees);
+        CHILD_CHECK(!pool_submit_ex(both[i], count_task, &runs, count_free) &&
+                    errno == ECHILD);
+        CHILD_CHECK(atomic_load(&arg_frees) == before + 1);
+        struct pool_stats stats;
+        CHILD_CHECK(pool_stats(both[i], &stats) == ECHILD);
+        CHILD_CHECK(pool_set_blocking_limit(both[i], 4) == ECHILD);
+        CHILD_CHECK(pool_set_idle_timeout(both[i], 1000) == ECHILD);
+        CHILD_CHECK(atomic_load(&runs) == 0);
+    }
+    pool_shutdown(p->pool, POOL_CANCEL); /* no effect, no hang */
+    pool_destroy(p->pool);
+    use_the_library(NULL);
+}
+
+Test(fork, the_parents_pools_refuse_work_in_the_child, .timeout = 60)
+{
+    struct parents p = {pool_create(2), pool_default()};
+    struct gate g;
+    gate_init(&g);
+    future_t **busy = saturate(p.pool, 2, &g); /* its lock is in use, too */
+    in_child(parents_pools_refuse, &p);
+    gate_open(&g);
+    release_all(busy, 2);
+    atomic_int runs = 0;
+    future_t *f = pool_submit(p.pool, count_task, &runs);
+    cr_assert_eq(future_wait(f, NULL), 0, "the parent's pool still works");
+    future_release(f);
+    pool_destroy(p.pool);
+    gate_destroy(&g);
+}
+
+static void wait_inherited(void *arg)
+{
+    future_t **fs = arg;
+    CHILD_CHECK(future_wait(fs[0], NULL) == 0); /* the delay fires here too */
+    future_t *g = future_then(fs[1], plus_one, NULL); /* ran on a parent pool */
+    void *v = NULL;
+    CHILD_CHECK(g && future_wait(g, &v) == 0 && v == U2P(8));
+    future_release(g);
+}
+
+Test(fork, inherited_delays_fire_and_continuations_run, .timeout = 60)
+{
+    pool_t *pool = pool_create(1);
+    future_t *fs[2] = {future_delay(UINT64_C(20000000)),
+                       pool_submit(pool, value_task, U2P(7))};
+    cr_assert_eq(future_wait(fs[1], NULL), 0);
+    in_child(wait_inherited, fs);
+    cr_assert_eq(future_wait(fs[0], NULL), 0);
+    future_release(fs[0]);
+    future_release(fs[1]);
+    pool_destroy(pool);
+}
+
+/* ----------------------------------------- forking while others work -- */
+
+struct churn {
+    atomic_bool stop;
+    pool_t *pool;
+};
+
+static int chain_step(void *value, void *arg, void **result)
+{
+    (void)arg;
+    *result = value;
+    return 0;
+}
+
+/* Keeps every lock in the library busy: submits, waits, chains, promises,
+ * delays, on two pools. */
+static void *churn(void *arg)
+{
+    struct churn *c = arg;
+    atomic_int runs = 0;
+    while (!atomic_load(&c->stop)) {
+        future_t *f = pool_submit(c->pool, count_task, &runs);
+        future_t *g = future_then(f, chain_step, NULL);
+        future_t *d = future_delay(1000);
+        promise_t *p = promise_create();
+        future_t *q = promise_future(p);
+        future_t *h = pool_submit(pool_default(), count_task, &runs);
+        promise_resolve(p, NULL);
+        future_t *all[] = {g, d, q, h};
+        future_t *w = when_all(all, 4);
+        future_wait(w, NULL);
+        future_release(w);
+        for (int i = 0; i < 4; i++)
+            future_release(all[i]);
+        future_release(f);
+        promise_release(p);
+    }
+    return NULL;
+}
+
+Test(fork, forking_while_other_threads_work, .timeout = 120,
+     .disabled = FORK_CHURN_UNSAFE)
+{
+    struct churn c = {.pool = pool_create(2)};
+    pthread_t threads[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&threads[i], NULL, churn, &c);
+    for (int round = 0; round < 40; round++)
+        in_child(use_the_library, NULL); /* no lock left held in the child */
+    atomic_store(&c.stop, true);
+    for (int i = 0; i < 3; i++)
+        pthread_join(threads[i], NULL);
+    pool_destroy(c.pool);
+}
+
+/* Settles promises as fast as it can: some stripe lock is nearly always
+ * held, so a fork() that did not take them all would leave one locked. */
+static void *settle_promises(void *arg)
+{
+    atomic_bool *stop = arg;
+    while (!atomic_load(stop)) {
+        promise_t *p = promise_create();
+        future_t *f = promise_future(p);
+        promise_resolve(p, NULL);
+        future_wait(f, NULL);
+        future_release(f);
+        promise_release(p);
+    }
+    return NULL;
+}
+
+/* Enough futures to hash onto every stripe. */
+static void touch_every_stripe(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 4096; i++) {
+        promise_t *p = promise_create();
+        future_t *f = promise_future(p);
+        CHILD_CHECK(promise_resolve(p, NULL) == 0);
+        CHILD_CHECK(future_wait(f, NULL) == 0);
+        future_release(f);
+        promise_release(p);
+    }
+}
+
+Test(fork, forking_while_futures_settle, .timeout = 120,
+     .disabled = FORK_CHURN_UNSAFE)
+{
+    atomic_bool stop = false;
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&threads[i], NULL, settle_promises, &stop);
+    for (int round = 0; round < 100; round++)
+        in_child(touch_every_stripe, NULL);
+    atomic_store(&stop, true);
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+}
+
+/*
+ * A thread holds a future's stripe lock when fork() begins, and lets go
+ * only once fork's prepare handlers have started (this test registers one
+ * that runs before the library's). The library's handler must wait for
+ * the lock, so the child finds it free; without that, the child would
+ * inherit it held by a thread that does not exist there, and hang.
+ */
+static sem_t let_go, released;
+static atomic_bool holding;
+
+static void let_the_holder_go(void)
+{
+    if (atomic_exchange(&holding, false))
+        sem_post(&let_go);
+}
+
+static void *hold_stripe(void *arg)
+{
+    struct fut__stripe *s = fut__lock(arg);
+    atomic_store(&holding, true);
+    sem_post(&released); /* "I hold it" */
+    sem_wait(&let_go);
+    fut__unlock(s);
+    future_release(arg);
+    return NULL;
+}
+
+static void settle_the_held_future(void *arg)
+{
+    CHILD_CHECK(promise_resolve(arg, U2P(5)) == 0);
+}
+
+Test(fork, a_stripe_held_when_fork_begins_is_free_in_the_child,
+     .timeout = 60)
+{
+    sem_init(&let_go, 0, 0);
+    sem_init(&released, 0, 0);
+    cr_assert_eq(pthread_atfork(let_the_holder_go, NULL, NULL), 0);
+    promise_t *p = promise_create();
+    pthread_t holder;
+    pthread_create(&holder, NULL, hold_stripe, promise_future(p));
+    sem_wait(&released);
+    in_child(settle_the_held_future, p);
+    pthread_join(holder, NULL);
+    promise_release(p);
+}
