@@ -238,7 +238,9 @@ FUTURES_API bool future_is_ready(const future_t *f);
  * a loop ran it, or on pool_default() for futures nothing ran (promises,
  * combinators, timers, future_resolved()). Any number of continuations may
  * be attached to one future, before or after it settles; chains of any
- * length never grow the stack.
+ * length never grow the stack. If the default pool is needed and cannot
+ * start a single thread, the continuation fails with that error (EAGAIN)
+ * without running @fn, rather than wait for ever.
  * Ownership: borrows @f; the result is a new reference, yours.
  * Errors: NULL with errno EINVAL (NULL @f or @fn) or ENOMEM; nothing was
  * registered.

@@ -276,6 +276,7 @@ struct pool {
     size_t nblocked; /* core threads blocked in future_wait() */
     size_t nb_live, nb_idle, nb_limit; /* blocking threads */
     size_t nb_starting;                /* blocking threads on their way */
+    bool nb_start_failed; /* the last blocking thread start failed */
     size_t nrunning, peak;
     uint64_t completed;
     uint64_t idle_ns;           /* how long a thread beyond the core lingers */

@@ -272,6 +272,41 @@ void pool_shutdown(pool_t *pool, int mode)
     cancel_tasks(&jobs);
 }
 
+/*
+ * Waits until every thread of @pool has ended and returns them to join. A
+ * task of another pool may be the one waiting: it counts as blocked there,
+ * so that pool keeps its capacity, and if no stand-in thread could start it
+ * runs that pool's queued work meanwhile and asks again, as future_wait()
+ * does; what @pool is finishing may be waiting for that work.
+ */
+static struct fut__worker *wait_for_threads(pool_t *pool)
+{
+    enum fut__block how = fut__block_begin();
+    fut__pool_lock(pool);
+    while (pool->nlive + pool->nb_live > 0) {
+        if (how != FUT_BLOCK_HELP) {
+            pthread_cond_wait(&pool->ended, &pool->lock);
+            continue;
+        }
+        fut__pool_unlock(pool);
+        bool helped = false;
+        if (fut__block_retry())
+            how = FUT_BLOCK_COMPENSATED;
+        else
+            helped = fut__help_one();
+        fut__pool_lock(pool);
+        if (how == FUT_BLOCK_HELP && !helped) {
+            struct timespec soon; /* new work there would not wake us */
+            fut__deadline(&soon, 1000000);
+            pthread_cond_timedwait(&pool->ended, &pool->lock, &soon);
+        }
+    }
+    struct fut__worker *ended = fut__take_exited_locked(pool);
+    fut__pool_unlock(pool);
+    fut__block_end(how);
+    return ended;
+}
+
 void pool_destroy(pool_t *pool)
 {
     /* A parent's pool, in a child of fork(), is left alone: its threads
@@ -286,15 +321,7 @@ void pool_destroy(pool_t *pool)
         ended = fut__take_exited_locked(pool);
         fut__pool_unlock(pool);
     } else {
-        /* A task of another pool may be the one waiting: count it as
-         * blocked there, so that pool keeps its capacity. */
-        enum fut__block how = fut__block_begin();
-        fut__pool_lock(pool);
-        while (pool->nlive + pool->nb_live > 0)
-            pthread_cond_wait(&pool->ended, &pool->lock);
-        ended = fut__take_exited_locked(pool);
-        fut__pool_unlock(pool);
-        fut__block_end(how);
+        ended = wait_for_threads(pool);
     }
     fut__join_all(ended);
     fut__pool_release(pool); /* the creator's */

@@ -151,11 +151,24 @@ future_t *fut__queue_pop(struct fut__queue *q)
 static int start_thread_locked(pool_t *p, bool blocking);
 static void grow_blocking_locked(pool_t *p, int retries);
 
-/* Is there work for a core thread: a task, or a job no blocking thread
- * is alive to run? */
+/*
+ * Jobs that core threads should take: those no blocking thread will run,
+ * because none is alive, or because the last start failed and the jobs
+ * outnumber the blocking threads idle or starting. Otherwise a job whose
+ * thread could not start would wait for the next submission to try again,
+ * and for ever if the job that blocks a blocking thread waits for it.
+ */
+static bool jobs_for_core_locked(const pool_t *p)
+{
+    return p->jobs.len &&
+           (p->nb_live == 0 || (p->nb_start_failed &&
+                                p->jobs.len > p->nb_idle + p->nb_starting));
+}
+
+/* Is there work for a core thread: a task, or a job (above)? */
 static bool core_work_locked(const pool_t *p)
 {
-    return p->tasks.len || (p->nb_live == 0 && p->jobs.len);
+    return p->tasks.len || jobs_for_core_locked(p);
 }
 
 /* Keeps the hint that spinning core threads watch up to date. */
@@ -180,7 +193,7 @@ void fut__push_job_locked(pool_t *p, future_t *f)
     update_hint_locked(p);
     if (p->nb_idle)
         pthread_cond_signal(&p->blocking_work);
-    else if (p->nb_live == 0 && p->nidle)
+    else if (jobs_for_core_locked(p) && p->nidle)
         pthread_cond_signal(&p->work); /* a core thread will run it */
 }
 
@@ -218,7 +231,7 @@ static future_t *next_work_locked(pool_t *p, bool blocking)
     }
     chain_len = 0;
     future_t *f = blocking ? NULL : fut__queue_pop(&p->tasks);
-    if (!f && (blocking || p->nb_live == 0))
+    if (!f && (blocking || jobs_for_core_locked(p)))
         f = fut__queue_pop(&p->jobs); /* for core threads: none could start */
     update_hint_locked(p);
     return f;
@@ -446,16 +459,19 @@ static void grow_blocking_locked(pool_t *p, int retries)
         p->nb_starting--;
         atomic_fetch_sub(&p->refs, 1); /* the caller's remains */
         fut__mem_free(w);
+        p->nb_start_failed = true;
         update_hint_locked(p); /* the core threads may have to take over */
-        if (p->nb_live == 0 && p->jobs.len && p->nidle)
+        if (jobs_for_core_locked(p) && p->nidle)
             pthread_cond_signal(&p->work);
         if (p->nlive + p->nb_live == 0)
             pthread_cond_broadcast(&p->ended);
         /* Other jobs may have counted on this start: try once more. */
         if (retries > 0)
             grow_blocking_locked(p, retries - 1);
-    } else if (p->nlive + p->nb_live > p->peak) {
-        p->peak = p->nlive + p->nb_live;
+    } else {
+        p->nb_start_failed = false;
+        if (p->nlive + p->nb_live > p->peak)
+            p->peak = p->nlive + p->nb_live;
     }
 }
 
