@@ -321,7 +321,7 @@ FUTURES_API void future_release(future_t *f);
  * alive, so the value stays valid while any of them is referenced.
  * A NULL @result_free removes the destructor. Call it while you hold a
  * reference, before anything could have read the value.
- * Errors: EINVAL (NULL @f).
+ * Errors: EINVAL (NULL @f), ENOMEM (nothing changed).
  */
 FUTURES_API int future_set_result_free(future_t *f, void (*result_free)(void *));
 

@@ -22,7 +22,7 @@ atomic_uint fut__generation;
 /* Prepare in this order; parent and child in the reverse one. */
 static void (*const hooks[])(enum fut__fork_phase) = {
     fut__sched_fork, fut__timer_fork, fut__trace_fork, fut__unobserved_fork,
-    fut__stripe_fork};
+    fut__owned_fork, fut__stripe_fork};
 #define NHOOKS (sizeof hooks / sizeof hooks[0])
 
 static void prepare(void)

@@ -87,8 +87,9 @@ future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
 /* Frees a future nobody refers to, or one that was never handed out. */
 void fut__free(future_t *f)
 {
-    if (f->result_free && fut__is_settled(f) && f->error == 0 && f->value)
-        f->result_free(f->value); /* it owns its value: nobody can read it */
+    fut__value_free_fn result_free = fut__result_free_of(f, true);
+    if (result_free && fut__is_settled(f) && f->error == 0 && f->value)
+        result_free(f->value); /* it owns its value: nobody can read it */
     if (f->ops->destroy)
         f->ops->destroy(f);
     if (f->exec)
@@ -405,24 +406,10 @@ bool task_cancelled(void)
            (atomic_load(&running->f->flags) & FUT_CANCEL_REQUESTED);
 }
 
-/* ------------------------------------------------------ owning a value -- */
-
-int future_set_result_free(future_t *f, void (*result_free)(void *))
-{
-    if (!f)
-        return EINVAL;
-    struct fut__stripe *s = fut__lock(f);
-    f->result_free = result_free;
-    fut__unlock(s);
-    return 0;
-}
-
 /* @value was offered to @f after it settled: nobody will ever read it. */
 void fut__discard(future_t *f, void *value)
 {
-    struct fut__stripe *s = fut__lock(f);
-    void (*result_free)(void *) = f->result_free;
-    fut__unlock(s);
+    fut__value_free_fn result_free = fut__result_free_of(f, false);
     if (result_free && value)
         result_free(value);
 }

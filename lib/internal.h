@@ -16,6 +16,7 @@
  *   trace.c        the optional timeline of what ran where and when
  *   unobserved.c   reports of failures nobody looked at
  *   fork.c         what a child of fork() keeps, and what it starts afresh
+ *   owned.c        result destructors, for the few futures that own a value
  *
  * A future's life, written out (its state field; the lock is its stripe's):
  *
@@ -135,18 +136,20 @@ struct fut__ops {
 /* Bits of future.flags. */
 enum {
     FUT_CANCEL_REQUESTED = 1, /* future_cancel() while RUNNING */
-    FUT_OBSERVED = 2          /* its outcome was waited for or watched */
+    FUT_OBSERVED = 2,         /* its outcome was waited for or watched */
+    FUT_OWNS_VALUE = 4        /* has a result destructor (owned.c) */
 };
 
 struct future {
     const struct fut__ops *ops;
     atomic_uint refs;
     atomic_uchar state; /* enum fut__state */
-    atomic_uchar flags; /* FUT_CANCEL_REQUESTED, FUT_OBSERVED */
+    atomic_uchar flags; /* FUT_CANCEL_REQUESTED, FUT_OBSERVED, ... */
     bool tracked; /* tell exec->ops->pending_done when it settles */
     bool waited;  /* a thread has blocked on it; stripe lock */
     /* A queued task needs its function, a settled future its outcome,
-     * never both: they share the space (64 bytes in all). */
+     * never both: they share the space (56 bytes in all, so a task and its
+     * future fit one 64-byte heap chunk). */
     union {
         struct {
             union {
@@ -163,7 +166,6 @@ struct future {
     struct fut__watch *watchers; /* stripe lock; owned by the settler after */
     struct fut__exec *exec;      /* runs it and its continuations, or NULL */
     future_t *next;              /* run-queue link, owned by the executor */
-    void (*result_free)(void *); /* stripe lock; future_set_result_free() */
 };
 
 future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
@@ -174,6 +176,10 @@ bool fut__fail(future_t *f, int error, fut__fn site);
 bool fut__pass_on(future_t *f, const future_t *from); /* from's outcome */
 void fut__observe(future_t *f);
 void fut__discard(future_t *f, void *value); /* a value offered too late */
+
+/* Result destructors (owned.c). */
+typedef void (*fut__value_free_fn)(void *);
+fut__value_free_fn fut__result_free_of(const future_t *f, bool take);
 void fut__enqueue(future_t *f);
 bool fut__run(future_t *f, bool may_chain);
 void fut__chain(bool on); /* sched.c: keep a continuation for this thread */
@@ -352,6 +358,7 @@ void fut__timer_fork(enum fut__fork_phase phase);
 void fut__trace_fork(enum fut__fork_phase phase);
 void fut__unobserved_fork(enum fut__fork_phase phase);
 void fut__stripe_fork(enum fut__fork_phase phase);
+void fut__owned_fork(enum fut__fork_phase phase);
 
 /* ---------------------------------------------------------------- tracing */
 
