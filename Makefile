@@ -131,7 +131,10 @@ $(B)/tests/unit: $(UNIT_SRC) $(UNIT_HDR) $(STATIC) samples | criterion
 	$(CC) $(BASE_CFLAGS) -D_GNU_SOURCE -Ilib -DSAMPLES_DIR='"$(B)/samples"' \
 	    $(CFLAGS) $(UNIT_SRC) $(STATIC) -o $@ -lcriterion
 
+# Every test checks that no future outlives it (CheckedTest, helpers.h).
 unit: $(B)/tests/unit
+	@! grep -n '^Test(' $(UNIT_SRC) || \
+	  { echo "declare tests with CheckedTest() (tests/unit/helpers.h)"; exit 1; }
 	$(B)/tests/unit -j2
 
 exports: $(SHARED)

@@ -96,8 +96,8 @@ static void release_each(future_t **fs, int n)
 
 /* ------------------------------------------------------------ overlap -- */
 
-Test(blocking, sleeping_jobs_overlap_on_a_pool_of_one_core_thread,
-     .timeout = 60)
+CheckedTest(blocking, sleeping_jobs_overlap_on_a_pool_of_one_core_thread,
+            .timeout = 60)
 {
     enum { N = 200 };
     pool_t *pool = pool_create(1);
@@ -141,8 +141,8 @@ static int counted_job(void *arg, void **result)
     return 0;
 }
 
-Test(blocking, the_blocking_limit_caps_threads_and_the_rest_queue,
-     .timeout = 60)
+CheckedTest(blocking, the_blocking_limit_caps_threads_and_the_rest_queue,
+            .timeout = 60)
 {
     enum { N = 20, LIMIT = 4 };
     struct concurrency c = {0};
@@ -176,8 +176,8 @@ Test(blocking, the_blocking_limit_caps_threads_and_the_rest_queue,
     expect_no_leaks();
 }
 
-Test(blocking, a_lowered_limit_lets_running_jobs_finish_then_applies,
-     .timeout = 60)
+CheckedTest(blocking, a_lowered_limit_lets_running_jobs_finish_then_applies,
+            .timeout = 60)
 {
     enum { N = 8 };
     struct concurrency c = {0};
@@ -205,8 +205,8 @@ Test(blocking, a_lowered_limit_lets_running_jobs_finish_then_applies,
 
 /* --------------------------------------------------------- idle timeout -- */
 
-Test(blocking, idle_blocking_threads_retire_and_come_back_on_demand,
-     .timeout = 60)
+CheckedTest(blocking, idle_blocking_threads_retire_and_come_back_on_demand,
+            .timeout = 60)
 {
     enum { N = 8 };
     struct gate g;
@@ -245,7 +245,7 @@ Test(blocking, idle_blocking_threads_retire_and_come_back_on_demand,
     expect_no_leaks();
 }
 
-Test(blocking, idle_threads_stay_for_the_default_timeout, .timeout = 60)
+CheckedTest(blocking, idle_threads_stay_for_the_default_timeout, .timeout = 60)
 {
     enum { N = 4 };
     struct gate g;
@@ -279,8 +279,8 @@ static int add_one(void *value, void *arg, void **result)
     return 0;
 }
 
-Test(blocking, jobs_run_beside_busy_core_threads_and_continue_on_them,
-     .timeout = 60)
+CheckedTest(blocking, jobs_run_beside_busy_core_threads_and_continue_on_them,
+            .timeout = 60)
 {
     struct gate g;
     gate_init(&g);
@@ -314,7 +314,8 @@ Test(blocking, jobs_run_beside_busy_core_threads_and_continue_on_them,
 
 /* ------------------------------------------------------- thread faults -- */
 
-Test(blocking, jobs_run_on_core_threads_when_no_thread_can_start, .timeout = 60)
+CheckedTest(blocking, jobs_run_on_core_threads_when_no_thread_can_start,
+            .timeout = 60)
 {
     enum { N = 50 };
     struct gate g;
@@ -351,7 +352,7 @@ Test(blocking, jobs_run_on_core_threads_when_no_thread_can_start, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(blocking, a_failed_thread_start_loses_no_job, .timeout = 60)
+CheckedTest(blocking, a_failed_thread_start_loses_no_job, .timeout = 60)
 {
     /* The second start fails: its job waits in the queue until a later
      * start (the next submission's, or a new thread's) picks it up. */
@@ -382,7 +383,7 @@ Test(blocking, a_failed_thread_start_loses_no_job, .timeout = 60)
 
 /* ------------------------------------------------------------ arguments -- */
 
-Test(blocking, submit_checks_its_arguments)
+CheckedTest(blocking, submit_checks_its_arguments)
 {
     atomic_int runs = 0;
     pool_t *pool = pool_create(1);
@@ -410,17 +411,17 @@ static void refuses_jobs_after_shutdown(int mode)
     expect_no_leaks();
 }
 
-Test(blocking, refuses_jobs_after_drain)
+CheckedTest(blocking, refuses_jobs_after_drain)
 {
     refuses_jobs_after_shutdown(POOL_DRAIN);
 }
 
-Test(blocking, refuses_jobs_after_cancel)
+CheckedTest(blocking, refuses_jobs_after_cancel)
 {
     refuses_jobs_after_shutdown(POOL_CANCEL);
 }
 
-Test(blocking, settings_and_stats_check_their_arguments)
+CheckedTest(blocking, settings_and_stats_check_their_arguments)
 {
     pool_t *pool = pool_create(1);
     struct pool_stats st;
@@ -463,8 +464,8 @@ static pool_t *queue_jobs_behind_one(struct gate *g, future_t **held,
     return pool;
 }
 
-Test(blocking, cancel_cancels_queued_jobs_and_lets_running_ones_finish,
-     .timeout = 60)
+CheckedTest(blocking, cancel_cancels_queued_jobs_and_lets_running_ones_finish,
+            .timeout = 60)
 {
     enum { N = 10 };
     struct gate g;
@@ -486,7 +487,7 @@ Test(blocking, cancel_cancels_queued_jobs_and_lets_running_ones_finish,
     expect_no_leaks();
 }
 
-Test(blocking, drain_runs_every_queued_job, .timeout = 60)
+CheckedTest(blocking, drain_runs_every_queued_job, .timeout = 60)
 {
     enum { N = 10 };
     struct gate g;
@@ -540,7 +541,8 @@ static int wait_for_next(void *arg, void **result)
     return 0;
 }
 
-Test(blocking, tasks_waiting_on_tasks_behind_them_all_complete, .timeout = 60)
+CheckedTest(blocking, tasks_waiting_on_tasks_behind_them_all_complete,
+            .timeout = 60)
 {
     static struct chain chain;
     static struct link links[CHAIN];

@@ -3,7 +3,8 @@
 
 #include <errno.h>
 
-Test(cancel, a_queued_task_never_runs_and_fails_with_ecanceled, .timeout = 30)
+CheckedTest(cancel, a_queued_task_never_runs_and_fails_with_ecanceled,
+            .timeout = 30)
 {
     struct gate g;
     gate_init(&g);
@@ -40,7 +41,8 @@ static int cooperative_task(void *arg, void **result)
     return 0;
 }
 
-Test(cancel, a_running_task_is_asked_and_decides_its_outcome, .timeout = 30)
+CheckedTest(cancel, a_running_task_is_asked_and_decides_its_outcome,
+            .timeout = 30)
 {
     struct cooperative c = {0};
     gate_init(&c.gate);
@@ -67,7 +69,7 @@ static int honour_cancel(void *arg, void **result)
     return task_cancelled() ? ECANCELED : 0;
 }
 
-Test(cancel, a_running_task_may_honour_the_request, .timeout = 30)
+CheckedTest(cancel, a_running_task_may_honour_the_request, .timeout = 30)
 {
     struct gate g;
     gate_init(&g);
@@ -82,7 +84,7 @@ Test(cancel, a_running_task_may_honour_the_request, .timeout = 30)
     gate_destroy(&g);
 }
 
-Test(cancel, a_settled_future_cannot_be_cancelled)
+CheckedTest(cancel, a_settled_future_cannot_be_cancelled)
 {
     future_t *ok = future_resolved(NULL), *bad = future_failed(EIO);
     cr_assert_not(future_cancel(ok));
@@ -101,7 +103,8 @@ static int count_then(void *value, void *arg, void **result)
     return 0;
 }
 
-Test(cancel, a_waiting_continuation_settles_now_and_never_runs, .timeout = 30)
+CheckedTest(cancel, a_waiting_continuation_settles_now_and_never_runs,
+            .timeout = 30)
 {
     atomic_int runs = 0;
     promise_t *p = promise_create();
@@ -129,7 +132,7 @@ static int recover(int error, void *arg, void **result)
     return 0;
 }
 
-Test(cancel, dependents_see_an_ordinary_ecanceled_failure, .timeout = 30)
+CheckedTest(cancel, dependents_see_an_ordinary_ecanceled_failure, .timeout = 30)
 {
     atomic_int runs = 0;
     promise_t *p = promise_create();
@@ -154,7 +157,7 @@ Test(cancel, dependents_see_an_ordinary_ecanceled_failure, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(cancel, cancelling_when_all_leaves_its_inputs_alone)
+CheckedTest(cancel, cancelling_when_all_leaves_its_inputs_alone)
 {
     promise_t *p = promise_create();
     future_t *f = promise_future(p);
@@ -169,7 +172,7 @@ Test(cancel, cancelling_when_all_leaves_its_inputs_alone)
     expect_no_leaks();
 }
 
-Test(cancel, many_cancelled_continuations_are_let_go, .timeout = 60)
+CheckedTest(cancel, many_cancelled_continuations_are_let_go, .timeout = 60)
 {
     /* Each cancelled continuation must unlink itself from the pending
      * future; otherwise this would keep 100k of them alive until the end. */

@@ -19,7 +19,7 @@ static void drop_promises(promise_t **ps, future_t **fs, int n)
     }
 }
 
-Test(when_all, of_nothing_has_succeeded_already)
+CheckedTest(when_all, of_nothing_has_succeeded_already)
 {
     future_t *all = when_all(NULL, 0);
     cr_assert(future_is_ready(all));
@@ -29,7 +29,7 @@ Test(when_all, of_nothing_has_succeeded_already)
     future_release(all);
 }
 
-Test(when_all, bad_arguments_are_einval)
+CheckedTest(when_all, bad_arguments_are_einval)
 {
     future_t *ok = future_resolved(NULL);
     future_t *with_null[2] = {ok, NULL};
@@ -43,8 +43,8 @@ Test(when_all, bad_arguments_are_einval)
     expect_no_leaks();
 }
 
-Test(when_all, succeeds_with_null_and_leaves_values_in_the_inputs,
-     .timeout = 30)
+CheckedTest(when_all, succeeds_with_null_and_leaves_values_in_the_inputs,
+            .timeout = 30)
 {
     pool_t *pool = pool_create(2);
     future_t *fs[16];
@@ -65,7 +65,7 @@ Test(when_all, succeeds_with_null_and_leaves_values_in_the_inputs,
     expect_no_leaks();
 }
 
-Test(when_all, fails_with_the_lowest_index_error)
+CheckedTest(when_all, fails_with_the_lowest_index_error)
 {
     promise_t *ps[4];
     future_t *fs[4];
@@ -82,7 +82,7 @@ Test(when_all, fails_with_the_lowest_index_error)
     expect_no_leaks();
 }
 
-Test(when_all, never_settles_before_its_last_input)
+CheckedTest(when_all, never_settles_before_its_last_input)
 {
     promise_t *ps[3];
     future_t *fs[3];
@@ -97,7 +97,8 @@ Test(when_all, never_settles_before_its_last_input)
     drop_promises(ps, fs, 3);
 }
 
-Test(when_all, accepts_repeated_inputs_from_pools_and_promises, .timeout = 30)
+CheckedTest(when_all, accepts_repeated_inputs_from_pools_and_promises,
+            .timeout = 30)
 {
     pool_t *a = pool_create(1), *b = pool_create(2);
     promise_t *p = promise_create();
@@ -118,7 +119,7 @@ Test(when_all, accepts_repeated_inputs_from_pools_and_promises, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(when_all, joins_ten_thousand_tasks, .timeout = 60)
+CheckedTest(when_all, joins_ten_thousand_tasks, .timeout = 60)
 {
     enum { N = 10000 };
     atomic_int runs = 0;
@@ -135,7 +136,7 @@ Test(when_all, joins_ten_thousand_tasks, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(when_any, of_nothing_is_einval)
+CheckedTest(when_any, of_nothing_is_einval)
 {
     future_t *f = future_resolved(NULL);
     errno = 0;
@@ -147,7 +148,7 @@ Test(when_any, of_nothing_is_einval)
     future_release(f);
 }
 
-Test(when_any, settles_with_the_index_of_the_first_to_settle)
+CheckedTest(when_any, settles_with_the_index_of_the_first_to_settle)
 {
     promise_t *ps[4];
     future_t *fs[4];
@@ -166,7 +167,7 @@ Test(when_any, settles_with_the_index_of_the_first_to_settle)
     expect_no_leaks();
 }
 
-Test(when_any, over_settled_inputs_picks_one_of_them)
+CheckedTest(when_any, over_settled_inputs_picks_one_of_them)
 {
     promise_t *p = promise_create();
     future_t *pending = promise_future(p);
@@ -183,7 +184,7 @@ Test(when_any, over_settled_inputs_picks_one_of_them)
     expect_no_leaks();
 }
 
-Test(when_any, repeated_over_a_pending_future_keeps_memory_flat)
+CheckedTest(when_any, repeated_over_a_pending_future_keeps_memory_flat)
 {
     promise_t *p = promise_create();
     future_t *slow = promise_future(p);

@@ -126,13 +126,13 @@ static void sweep(bool persistent)
                 persistent ? "persistent" : "transient", sites);
 }
 
-Test(faults, every_allocation_can_fail_once, .timeout = 240)
+CheckedTest(faults, every_allocation_can_fail_once, .timeout = 240)
 {
     sweep(false);
     expect_no_leaks();
 }
 
-Test(faults, every_allocation_can_fail_from_then_on, .timeout = 240)
+CheckedTest(faults, every_allocation_can_fail_from_then_on, .timeout = 240)
 {
     sweep(true);
     expect_no_leaks();

@@ -87,7 +87,7 @@ static void use_the_library(void *arg)
     future_release(blocking);
 }
 
-Test(fork, the_child_gets_a_default_pool_of_its_own, .timeout = 60)
+CheckedTest(fork, the_child_gets_a_default_pool_of_its_own, .timeout = 60)
 {
     pool_t *parents = pool_default();
     atomic_int runs = 0;
@@ -141,7 +141,7 @@ static void parents_pools_refuse(void *arg)
     use_the_library(NULL);
 }
 
-Test(fork, the_parents_pools_refuse_work_in_the_child, .timeout = 60)
+CheckedTest(fork, the_parents_pools_refuse_work_in_the_child, .timeout = 60)
 {
     struct parents p = {pool_create(2), pool_default()};
     struct gate g;
@@ -168,7 +168,7 @@ static void wait_inherited(void *arg)
     future_release(g);
 }
 
-Test(fork, inherited_delays_fire_and_continuations_run, .timeout = 60)
+CheckedTest(fork, inherited_delays_fire_and_continuations_run, .timeout = 60)
 {
     pool_t *pool = pool_create(1);
     future_t *fs[2] = {future_delay(UINT64_C(20000000)),
@@ -221,8 +221,8 @@ static void *churn(void *arg)
     return NULL;
 }
 
-Test(fork, forking_while_other_threads_work, .timeout = 120,
-     .disabled = FORK_CHURN_UNSAFE)
+CheckedTest(fork, forking_while_other_threads_work, .timeout = 120,
+            .disabled = FORK_CHURN_UNSAFE)
 {
     struct churn c = {.pool = pool_create(2)};
     pthread_t threads[3];
@@ -266,8 +266,8 @@ static void touch_every_stripe(void *arg)
     }
 }
 
-Test(fork, forking_while_futures_settle, .timeout = 120,
-     .disabled = FORK_CHURN_UNSAFE)
+CheckedTest(fork, forking_while_futures_settle, .timeout = 120,
+            .disabled = FORK_CHURN_UNSAFE)
 {
     atomic_bool stop = false;
     pthread_t threads[2];
@@ -312,8 +312,8 @@ static void settle_the_held_future(void *arg)
     CHILD_CHECK(promise_resolve(arg, U2P(5)) == 0);
 }
 
-Test(fork, a_stripe_held_when_fork_begins_is_free_in_the_child,
-     .timeout = 60)
+CheckedTest(fork, a_stripe_held_when_fork_begins_is_free_in_the_child,
+            .timeout = 60)
 {
     sem_init(&let_go, 0, 0);
     sem_init(&released, 0, 0);

@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-Test(future, resolved_future_is_settled_with_its_value)
+CheckedTest(future, resolved_future_is_settled_with_its_value)
 {
     int x;
     future_t *f = future_resolved(&x);
@@ -16,7 +16,7 @@ Test(future, resolved_future_is_settled_with_its_value)
     expect_no_leaks();
 }
 
-Test(future, failed_future_reports_its_error_and_leaves_value_alone)
+CheckedTest(future, failed_future_reports_its_error_and_leaves_value_alone)
 {
     future_t *f = future_failed(ENOENT);
     void *v = U2P(7);
@@ -25,7 +25,7 @@ Test(future, failed_future_reports_its_error_and_leaves_value_alone)
     future_release(f);
 }
 
-Test(future, failed_rejects_non_positive_errors)
+CheckedTest(future, failed_rejects_non_positive_errors)
 {
     errno = 0;
     cr_assert_null(future_failed(0));
@@ -35,7 +35,7 @@ Test(future, failed_rejects_non_positive_errors)
     cr_assert_eq(errno, EINVAL);
 }
 
-Test(future, null_arguments_get_clear_errors)
+CheckedTest(future, null_arguments_get_clear_errors)
 {
     cr_assert_eq(future_wait(NULL, NULL), EINVAL);
     cr_assert_not(future_wait_for(NULL, 1000));
@@ -46,7 +46,7 @@ Test(future, null_arguments_get_clear_errors)
     cr_assert_not(task_cancelled());
 }
 
-Test(future, retain_adds_a_reference_that_release_drops)
+CheckedTest(future, retain_adds_a_reference_that_release_drops)
 {
     promise_t *p = promise_create();
     future_t *f = promise_future(p);
@@ -79,7 +79,7 @@ static void *wait_repeatedly(void *arg)
     return NULL;
 }
 
-Test(future, waiters_on_many_threads_all_see_the_same_outcome)
+CheckedTest(future, waiters_on_many_threads_all_see_the_same_outcome)
 {
     promise_t *p = promise_create();
     struct many_waiters w = {promise_future(p), 0};
@@ -95,7 +95,7 @@ Test(future, waiters_on_many_threads_all_see_the_same_outcome)
     expect_no_leaks();
 }
 
-Test(future, wait_for_times_out_then_sees_the_settlement)
+CheckedTest(future, wait_for_times_out_then_sees_the_settlement)
 {
     promise_t *p = promise_create();
     future_t *f = promise_future(p);
@@ -116,7 +116,7 @@ static int slow_value(void *arg, void **result)
     return 0;
 }
 
-Test(future, wait_for_returns_true_when_settled_in_time, .timeout = 30)
+CheckedTest(future, wait_for_returns_true_when_settled_in_time, .timeout = 30)
 {
     struct gate g;
     gate_init(&g);
@@ -132,7 +132,7 @@ Test(future, wait_for_returns_true_when_settled_in_time, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(future, values_belong_to_the_user_and_are_never_freed)
+CheckedTest(future, values_belong_to_the_user_and_are_never_freed)
 {
     char *buf = malloc(16);
     strcpy(buf, "still mine");
@@ -154,7 +154,7 @@ static int post_and_succeed(void *arg, void **result)
     return 0;
 }
 
-Test(future, released_task_still_runs, .timeout = 30)
+CheckedTest(future, released_task_still_runs, .timeout = 30)
 {
     sem_t ran;
     sem_init(&ran, 0, 0);
@@ -185,7 +185,7 @@ static int wait_for_myself(void *arg, void **result)
     return 0;
 }
 
-Test(future, a_task_waiting_for_itself_gets_edeadlk, .timeout = 30)
+CheckedTest(future, a_task_waiting_for_itself_gets_edeadlk, .timeout = 30)
 {
     struct self_wait s = {.wait_result = -1, .wait_for_result = true};
     gate_init(&s.gate);

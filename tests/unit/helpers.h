@@ -147,4 +147,60 @@ static inline void work_for_ns(uint64_t ns)
         ;
 }
 
+/* ------------------------------------------------------- live futures -- */
+
+/*
+ * Every test is declared with CheckedTest() instead of Test(): after its
+ * body, it fails unless every future the test made has been freed. Criterion
+ * runs each test in a process of its own, so the wrapper switches on the
+ * library's debug counter of live futures before the body makes the first
+ * one.
+ *
+ * Why not TestSuite(.fini = ...) or a ReportHook: in Criterion 2.4 the
+ * runner records a test as passed or failed as soon as its body returns,
+ * before any .fini runs, so a failed assertion in a .fini is printed but the
+ * test still passes; report hooks run in the runner, whose counter says
+ * nothing about the test's process. The check has to run inside the body.
+ */
+void fut__count_live(bool on); /* lib/internal.h */
+long fut__live_futures(void);
+
+/* How long pool threads get to drop their last references: a waiter may
+ * see an outcome a moment before the thread that published it lets go. */
+#define LIVE_GRACE_NS (5 * UINT64_C(1000000000))
+
+static inline uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Fails the test unless the live futures drop to zero within the grace. */
+static inline void expect_no_live_futures(void)
+{
+    uint64_t deadline = monotonic_ns() + LIVE_GRACE_NS;
+    long live;
+    while ((live = fut__live_futures()) != 0 && monotonic_ns() < deadline)
+        nanosleep(&(struct timespec){0, 1000000}, NULL); /* poll each ms */
+    cr_assert_eq(live, 0, "%ld futures still alive %.0f s after the test", live,
+                 LIVE_GRACE_NS / 1e9);
+}
+
+#define CHECKED_CAT2_(a, b) a##b
+#define CHECKED_CAT_(a, b)  CHECKED_CAT2_(a, b)
+#define CHECKED_TEST_(body, ...)  \
+    static void body(void);       \
+    Test(__VA_ARGS__)             \
+    {                             \
+        fut__count_live(true);    \
+        body();                   \
+        expect_no_live_futures(); \
+    }                             \
+    static void body(void)
+
+/* Test(suite, name, options...), then the live-futures check. */
+#define CheckedTest(...) \
+    CHECKED_TEST_(CHECKED_CAT_(checked_test_body_, __LINE__), __VA_ARGS__)
+
 #endif

@@ -89,7 +89,7 @@ static int resolve_task(void *arg, void **result)
     return promise_resolve(arg, U2P(77));
 }
 
-Test(loop, every_callback_runs_on_the_thread_in_loop_run, .timeout = 60)
+CheckedTest(loop, every_callback_runs_on_the_thread_in_loop_run, .timeout = 60)
 {
     static struct where where;
     static struct spot spots[NWHERE];
@@ -166,7 +166,7 @@ static int append(void *arg, void **result)
     return 0;
 }
 
-Test(loop, ready_callbacks_run_in_fifo_order, .timeout = 60)
+CheckedTest(loop, ready_callbacks_run_in_fifo_order, .timeout = 60)
 {
     enum { N = 100 };
     static struct seq seq;
@@ -193,7 +193,7 @@ Test(loop, ready_callbacks_run_in_fifo_order, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(loop, an_empty_loop_returns_at_once, .timeout = 60)
+CheckedTest(loop, an_empty_loop_returns_at_once, .timeout = 60)
 {
     loop_t *loop = loop_create();
     cr_assert_eq(loop_run(loop), 0);
@@ -252,8 +252,8 @@ static int plus_one(void *value, void *arg, void **result)
     return 0;
 }
 
-Test(loop, run_waits_for_continuations_whose_input_is_still_running,
-     .timeout = 60)
+CheckedTest(loop, run_waits_for_continuations_whose_input_is_still_running,
+            .timeout = 60)
 {
     struct late l = {.loop = loop_create()};
     gate_init(&l.gate);
@@ -312,7 +312,8 @@ static int append_or_stop(void *arg, void **result)
     return 0;
 }
 
-Test(loop, stop_from_a_callback_returns_early_and_run_resumes, .timeout = 60)
+CheckedTest(loop, stop_from_a_callback_returns_early_and_run_resumes,
+            .timeout = 60)
 {
     enum { N = 10 };
     static struct stopper s;
@@ -340,8 +341,8 @@ Test(loop, stop_from_a_callback_returns_early_and_run_resumes, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(loop, stop_from_another_thread_ends_a_loop_waiting_for_input,
-     .timeout = 60)
+CheckedTest(loop, stop_from_another_thread_ends_a_loop_waiting_for_input,
+            .timeout = 60)
 {
     struct gate g;
     gate_init(&g);
@@ -387,7 +388,7 @@ static int run_again(void *arg, void **result)
     return 0;
 }
 
-Test(loop, a_second_run_at_the_same_time_is_ebusy, .timeout = 60)
+CheckedTest(loop, a_second_run_at_the_same_time_is_ebusy, .timeout = 60)
 {
     struct gate g;
     gate_init(&g);
@@ -448,7 +449,8 @@ static int wait_on_the_loop(void *arg, void **result)
     return 0;
 }
 
-Test(loop, waiting_on_the_loop_thread_for_the_loop_is_edeadlk, .timeout = 60)
+CheckedTest(loop, waiting_on_the_loop_thread_for_the_loop_is_edeadlk,
+            .timeout = 60)
 {
     struct deadlock d = {
         .loop = loop_create(), .pool = pool_create(1), .p = promise_create()};
@@ -503,7 +505,7 @@ static int never_then(void *value, void *arg, void **result)
     return 0;
 }
 
-Test(loop, catch_on_runs_on_failure_only, .timeout = 60)
+CheckedTest(loop, catch_on_runs_on_failure_only, .timeout = 60)
 {
     struct caught c = {0};
     loop_t *loop = loop_create();
@@ -535,7 +537,7 @@ Test(loop, catch_on_runs_on_failure_only, .timeout = 60)
 
 /* -------------------------------------------------------------- destroy -- */
 
-Test(loop, destroy_cancels_queued_callbacks, .timeout = 60)
+CheckedTest(loop, destroy_cancels_queued_callbacks, .timeout = 60)
 {
     enum { N = 5 };
     atomic_int runs = 0;
@@ -558,7 +560,8 @@ Test(loop, destroy_cancels_queued_callbacks, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(loop, continuations_sent_after_destroy_fail_with_ecanceled, .timeout = 60)
+CheckedTest(loop, continuations_sent_after_destroy_fail_with_ecanceled,
+            .timeout = 60)
 {
     struct caught c = {0};
     loop_t *loop = loop_create();
@@ -581,7 +584,8 @@ Test(loop, continuations_sent_after_destroy_fail_with_ecanceled, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(loop, destroy_cancels_continuations_still_waiting_for_input, .timeout = 60)
+CheckedTest(loop, destroy_cancels_continuations_still_waiting_for_input,
+            .timeout = 60)
 {
     /* They never run, and fail with ECANCELED once their predecessor
      * settles, whatever its outcome: here a failure, which a then would
@@ -606,7 +610,7 @@ Test(loop, destroy_cancels_continuations_still_waiting_for_input, .timeout = 60)
 
 /* ------------------------------------------------------------ arguments -- */
 
-Test(loop, functions_check_their_arguments, .timeout = 60)
+CheckedTest(loop, functions_check_their_arguments, .timeout = 60)
 {
     atomic_int runs = 0;
     loop_t *loop = loop_create();
@@ -646,8 +650,8 @@ Test(loop, functions_check_their_arguments, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(loop, a_stop_asked_before_run_runs_what_is_queued_then_returns,
-     .timeout = 60)
+CheckedTest(loop, a_stop_asked_before_run_runs_what_is_queued_then_returns,
+            .timeout = 60)
 {
     atomic_int runs = 0;
     loop_t *loop = loop_create();

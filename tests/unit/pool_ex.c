@@ -33,7 +33,7 @@ static int fail_owned(void *arg, void **result)
     return EIO;
 }
 
-Test(pool_ex, frees_once_after_the_task_ran, .timeout = 30)
+CheckedTest(pool_ex, frees_once_after_the_task_ran, .timeout = 30)
 {
     struct owned ok = {0, 0}, bad = {0, 0};
     pool_t *pool = pool_create(2);
@@ -51,7 +51,7 @@ Test(pool_ex, frees_once_after_the_task_ran, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(pool_ex, frees_once_when_cancelled_while_queued, .timeout = 30)
+CheckedTest(pool_ex, frees_once_when_cancelled_while_queued, .timeout = 30)
 {
     struct gate g;
     gate_init(&g);
@@ -72,7 +72,7 @@ Test(pool_ex, frees_once_when_cancelled_while_queued, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(pool_ex, frees_every_task_pool_cancel_cancels, .timeout = 30)
+CheckedTest(pool_ex, frees_every_task_pool_cancel_cancels, .timeout = 30)
 {
     enum { N = 100 };
     struct gate g;
@@ -101,7 +101,7 @@ Test(pool_ex, frees_every_task_pool_cancel_cancels, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(pool_ex, frees_before_returning_when_not_accepted)
+CheckedTest(pool_ex, frees_before_returning_when_not_accepted)
 {
     struct owned shut = {0, 0}, oom = {0, 0}, bad = {0, 0};
     pool_t *pool = pool_create(1);
@@ -130,7 +130,7 @@ Test(pool_ex, frees_before_returning_when_not_accepted)
     expect_no_leaks();
 }
 
-Test(pool_ex, without_a_destructor_is_pool_submit, .timeout = 30)
+CheckedTest(pool_ex, without_a_destructor_is_pool_submit, .timeout = 30)
 {
     struct owned o = {0, 0};
     pool_t *pool = pool_create(1);
@@ -155,7 +155,7 @@ static void *cancel_at_barrier(void *arg)
     return NULL;
 }
 
-Test(pool_ex, frees_once_when_cancel_races_the_start, .timeout = 120)
+CheckedTest(pool_ex, frees_once_when_cancel_races_the_start, .timeout = 120)
 {
     pool_t *pool = pool_create(2);
     for (int round = 0; round < 3000; round++) {

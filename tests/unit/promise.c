@@ -3,7 +3,7 @@
 
 #include <errno.h>
 
-Test(promise, resolves_once_and_the_first_settlement_wins)
+CheckedTest(promise, resolves_once_and_the_first_settlement_wins)
 {
     promise_t *p = promise_create();
     future_t *f = promise_future(p);
@@ -18,7 +18,7 @@ Test(promise, resolves_once_and_the_first_settlement_wins)
     expect_no_leaks();
 }
 
-Test(promise, rejects_with_its_error)
+CheckedTest(promise, rejects_with_its_error)
 {
     promise_t *p = promise_create();
     future_t *f = promise_future(p);
@@ -32,7 +32,7 @@ Test(promise, rejects_with_its_error)
     promise_release(p);
 }
 
-Test(promise, null_arguments_are_einval)
+CheckedTest(promise, null_arguments_are_einval)
 {
     errno = 0;
     cr_assert_null(promise_future(NULL));
@@ -42,7 +42,7 @@ Test(promise, null_arguments_are_einval)
     promise_release(NULL);
 }
 
-Test(promise, hands_out_its_future_many_times)
+CheckedTest(promise, hands_out_its_future_many_times)
 {
     promise_t *p = promise_create();
     future_t *a = promise_future(p), *b = promise_future(p);
@@ -57,7 +57,7 @@ Test(promise, hands_out_its_future_many_times)
     expect_no_leaks();
 }
 
-Test(promise, released_unsettled_breaks_with_epipe)
+CheckedTest(promise, released_unsettled_breaks_with_epipe)
 {
     promise_t *p = promise_create();
     future_t *f = promise_future(p);
@@ -67,7 +67,7 @@ Test(promise, released_unsettled_breaks_with_epipe)
     expect_no_leaks();
 }
 
-Test(promise, released_after_settling_keeps_the_outcome)
+CheckedTest(promise, released_after_settling_keeps_the_outcome)
 {
     promise_t *p = promise_create();
     future_t *f = promise_future(p);
@@ -86,7 +86,7 @@ static void *wait_on_future(void *arg)
     return v;
 }
 
-Test(promise, wakes_threads_waiting_for_it, .timeout = 30)
+CheckedTest(promise, wakes_threads_waiting_for_it, .timeout = 30)
 {
     promise_t *p = promise_create();
     future_t *f = promise_future(p);
@@ -122,7 +122,7 @@ static void *settle_racer(void *arg)
     return NULL;
 }
 
-Test(promise, exactly_one_of_eight_racing_settlers_wins, .timeout = 60)
+CheckedTest(promise, exactly_one_of_eight_racing_settlers_wins, .timeout = 60)
 {
     for (int round = 0; round < 200; round++) {
         struct race r = {.p = promise_create()};

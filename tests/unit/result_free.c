@@ -4,6 +4,7 @@
  * continuation, a pass-through or a waiter still can.
  */
 #include "helpers.h"
+#include "internal.h" /* fault injection */
 
 #include <errno.h>
 
@@ -37,7 +38,8 @@ static int recover(int error, void *arg, void **result)
     return 0;
 }
 
-Test(result_free, frees_the_value_when_the_last_reference_goes, .timeout = 30)
+CheckedTest(result_free, frees_the_value_when_the_last_reference_goes,
+            .timeout = 30)
 {
     struct value v = {0};
     pool_t *pool = pool_create(2);
@@ -54,7 +56,7 @@ Test(result_free, frees_the_value_when_the_last_reference_goes, .timeout = 30)
     cr_assert_eq(frees(&v), 1);
 }
 
-Test(result_free, frees_a_value_resolved_too_late, .timeout = 30)
+CheckedTest(result_free, frees_a_value_resolved_too_late, .timeout = 30)
 {
     struct value v = {0};
     promise_t *p = promise_create();
@@ -76,7 +78,7 @@ static void count_call(void *v)
     atomic_fetch_add(&any_calls, 1);
 }
 
-Test(result_free, leaves_failures_and_null_values_alone, .timeout = 30)
+CheckedTest(result_free, leaves_failures_and_null_values_alone, .timeout = 30)
 {
     promise_t *p = promise_create(), *q = promise_create();
     future_t *f = promise_future(p), *g = promise_future(q);
@@ -92,7 +94,7 @@ Test(result_free, leaves_failures_and_null_values_alone, .timeout = 30)
     cr_assert_eq(atomic_load(&any_calls), 0);
 }
 
-Test(result_free, null_removes_the_destructor_and_null_future_is_einval)
+CheckedTest(result_free, null_removes_the_destructor_and_null_future_is_einval)
 {
     struct value v = {0};
     future_t *f = future_resolved(&v);
@@ -108,7 +110,8 @@ Test(result_free, null_removes_the_destructor_and_null_future_is_einval)
  * loop_run(): by then every handle the test had on the predecessor is
  * gone, and only the continuation keeps its value alive.
  */
-Test(result_free, a_continuation_keeps_its_input_value_alive, .timeout = 30)
+CheckedTest(result_free, a_continuation_keeps_its_input_value_alive,
+            .timeout = 30)
 {
     struct value v = {0};
     loop_t *loop = loop_create();
@@ -128,8 +131,8 @@ Test(result_free, a_continuation_keeps_its_input_value_alive, .timeout = 30)
     cr_assert_eq(frees(&v), 1);
 }
 
-Test(result_free, a_passed_on_value_lives_as_long_as_its_carrier,
-     .timeout = 30)
+CheckedTest(result_free, a_passed_on_value_lives_as_long_as_its_carrier,
+            .timeout = 30)
 {
     struct value v = {0};
     promise_t *p = promise_create();
@@ -162,7 +165,8 @@ static int produce_after_gate(void *arg, void **result)
     return 0;
 }
 
-Test(result_free, a_value_made_after_a_cancel_request_is_freed, .timeout = 30)
+CheckedTest(result_free, a_value_made_after_a_cancel_request_is_freed,
+            .timeout = 30)
 {
     struct gate g;
     gate_init(&g);
@@ -179,4 +183,34 @@ Test(result_free, a_value_made_after_a_cancel_request_is_freed, .timeout = 30)
     future_release(f);
     cr_assert_eq(frees(v), 1);
     gate_destroy(&g);
+}
+
+static atomic_int other_calls;
+
+static void other_free(void *v)
+{
+    (void)v;
+    atomic_fetch_add(&other_calls, 1);
+}
+
+CheckedTest(result_free, setting_it_again_replaces_it)
+{
+    struct value v = {0};
+    future_t *f = future_resolved(&v);
+    cr_assert_eq(future_set_result_free(f, other_free), 0);
+    cr_assert_eq(future_set_result_free(f, free_value), 0);
+    future_release(f);
+    cr_assert_eq(frees(&v), 1);
+    cr_assert_eq(atomic_load(&other_calls), 0);
+}
+
+CheckedTest(result_free, without_memory_it_fails_and_changes_nothing)
+{
+    struct value v = {0};
+    future_t *f = future_resolved(&v);
+    fut__fault_set(FUT_FAULT_ALLOC, 1, false);
+    cr_assert_eq(future_set_result_free(f, free_value), ENOMEM);
+    cr_assert_eq(fut__fault_fired(FUT_FAULT_ALLOC), 1);
+    future_release(f);
+    cr_assert_eq(frees(&v), 0, "no destructor was set");
 }

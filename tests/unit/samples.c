@@ -116,14 +116,16 @@ static const char *const one_two_in_turn[] = {"One", "Two", "One",
 static const char *const ones_then_twos[] = {"One", "One", "One",
                                              "Two", "Two", "Two"};
 
-Test(samples, count_sync_prints_one_two_three_times_in_turn, .timeout = 60)
+CheckedTest(samples, count_sync_prints_one_two_three_times_in_turn,
+            .timeout = 60)
 {
     double secs = run_count("count_sync", one_two_in_turn);
     cr_assert_geq(secs, 3 * COUNT_SCALE - 0.005, "took %.2f s", secs);
     expect_no_leaks();
 }
 
-Test(samples, count_async_prints_three_ones_then_three_twos, .timeout = 60)
+CheckedTest(samples, count_async_prints_three_ones_then_three_twos,
+            .timeout = 60)
 {
     double secs = run_count("count_async", ones_then_twos);
     cr_assert_geq(secs, COUNT_SCALE - 0.005, "took %.2f s", secs);
@@ -131,7 +133,8 @@ Test(samples, count_async_prints_three_ones_then_three_twos, .timeout = 60)
 }
 
 /* One by one would be 1. */
-Test(samples, count_async_takes_about_a_third_of_count_sync, .timeout = 60)
+CheckedTest(samples, count_async_takes_about_a_third_of_count_sync,
+            .timeout = 60)
 {
     double sync = run_count("count_sync", one_two_in_turn);
     double async = run_count("count_async", ones_then_twos);
@@ -295,8 +298,8 @@ static void expect_ratio(double a, double b, double lo, double hi,
               what, a, b, a / b, lo, hi);
 }
 
-Test(samples, random_add_runs_all_four_ways_in_order_on_the_same_lists,
-     .timeout = 60)
+CheckedTest(samples, random_add_runs_all_four_ways_in_order_on_the_same_lists,
+            .timeout = 60)
 {
     struct ways ws;
     run_random_add(&ws, NULL); /* the default is all */
@@ -320,7 +323,7 @@ Test(samples, random_add_runs_all_four_ways_in_order_on_the_same_lists,
     expect_no_leaks();
 }
 
-Test(samples, random_add_sync_runs_the_calls_back_to_back, .timeout = 60)
+CheckedTest(samples, random_add_sync_runs_the_calls_back_to_back, .timeout = 60)
 {
     struct ways ws;
     run_random_add(&ws, "sync");
@@ -332,7 +335,7 @@ Test(samples, random_add_sync_runs_the_calls_back_to_back, .timeout = 60)
 }
 
 /* Waiting for each job before submitting the next gains nothing. */
-Test(samples, random_add_pitfall_is_no_faster_than_sync, .timeout = 60)
+CheckedTest(samples, random_add_pitfall_is_no_faster_than_sync, .timeout = 60)
 {
     struct ways ws;
     run_random_add(&ws, "all");
@@ -345,7 +348,7 @@ Test(samples, random_add_pitfall_is_no_faster_than_sync, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(samples, random_add_gather_overlaps_the_calls, .timeout = 60)
+CheckedTest(samples, random_add_gather_overlaps_the_calls, .timeout = 60)
 {
     struct ways ws;
     run_random_add(&ws, "all");
@@ -358,7 +361,8 @@ Test(samples, random_add_gather_overlaps_the_calls, .timeout = 60)
 }
 
 /* Waiting for call 1 first costs nothing: the others run meanwhile. */
-Test(samples, random_add_tasks_are_about_as_fast_as_gather, .timeout = 60)
+CheckedTest(samples, random_add_tasks_are_about_as_fast_as_gather,
+            .timeout = 60)
 {
     struct ways ws;
     run_random_add(&ws, "all");
@@ -370,7 +374,7 @@ Test(samples, random_add_tasks_are_about_as_fast_as_gather, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(samples, random_add_runs_only_the_mode_asked_for, .timeout = 60)
+CheckedTest(samples, random_add_runs_only_the_mode_asked_for, .timeout = 60)
 {
     for (int k = 0; k < NWAYS; k++) {
         struct ways ws;
@@ -383,8 +387,8 @@ Test(samples, random_add_runs_only_the_mode_asked_for, .timeout = 60)
 
 /* ------------------------------------------------------------- pipeline -- */
 
-Test(samples, pipeline_recovers_each_failure_and_overlaps_the_requests,
-     .timeout = 60)
+CheckedTest(samples, pipeline_recovers_each_failure_and_overlaps_the_requests,
+            .timeout = 60)
 {
     /* Requests 3 and 5 fail; request 6 answers with a body that is not a
      * number. Every other request parses to its number. */
@@ -423,7 +427,7 @@ Test(samples, pipeline_recovers_each_failure_and_overlaps_the_requests,
 
 /* ------------------------------------------------------------ arguments -- */
 
-Test(samples, bad_arguments_make_every_sample_fail, .timeout = 60)
+CheckedTest(samples, bad_arguments_make_every_sample_fail, .timeout = 60)
 {
     static const char *const samples[] = {"count_sync", "count_async",
                                           "random_add", "pipeline"};
@@ -461,7 +465,8 @@ Test(samples, bad_arguments_make_every_sample_fail, .timeout = 60)
 
 /* ----------------------------------------------------------- count_loop -- */
 
-Test(samples, count_loop_prints_three_ones_then_three_twos, .timeout = 60)
+CheckedTest(samples, count_loop_prints_three_ones_then_three_twos,
+            .timeout = 60)
 {
     double secs = run_count("count_loop", ones_then_twos);
     cr_assert_geq(secs, COUNT_SCALE - 0.005, "took %.2f s", secs);
@@ -469,7 +474,8 @@ Test(samples, count_loop_prints_three_ones_then_three_twos, .timeout = 60)
 }
 
 /* One thread and three timers: as fast as three threads, a third of sync. */
-Test(samples, count_loop_takes_about_as_long_as_count_async, .timeout = 60)
+CheckedTest(samples, count_loop_takes_about_as_long_as_count_async,
+            .timeout = 60)
 {
     double sync = run_count("count_sync", one_two_in_turn);
     double async = run_count("count_async", ones_then_twos);
@@ -483,7 +489,7 @@ Test(samples, count_loop_takes_about_as_long_as_count_async, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(samples, count_loop_refuses_bad_arguments, .timeout = 60)
+CheckedTest(samples, count_loop_refuses_bad_arguments, .timeout = 60)
 {
     static const char *const bad[] = {
         "--scale -1", "--scale abc", "--scale 0",     "--scale",

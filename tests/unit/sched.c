@@ -4,7 +4,7 @@
 
 #include <errno.h>
 
-Test(pool, create_sizes_itself_and_refuses_absurd_sizes)
+CheckedTest(pool, create_sizes_itself_and_refuses_absurd_sizes)
 {
     pool_t *cpus = pool_create(0);
     cr_assert_not_null(cpus);
@@ -15,7 +15,7 @@ Test(pool, create_sizes_itself_and_refuses_absurd_sizes)
     expect_no_leaks();
 }
 
-Test(pool, submit_checks_its_arguments)
+CheckedTest(pool, submit_checks_its_arguments)
 {
     pool_t *pool = pool_create(1);
     errno = 0;
@@ -30,7 +30,7 @@ Test(pool, submit_checks_its_arguments)
     expect_no_leaks();
 }
 
-Test(pool, runs_tasks_and_reports_their_outcomes, .timeout = 30)
+CheckedTest(pool, runs_tasks_and_reports_their_outcomes, .timeout = 30)
 {
     pool_t *pool = pool_create(2);
     future_t *ok = pool_submit(pool, value_task, U2P(17));
@@ -59,17 +59,17 @@ static void refuses_after_shutdown(int mode)
     expect_no_leaks();
 }
 
-Test(pool, refuses_submissions_after_drain)
+CheckedTest(pool, refuses_submissions_after_drain)
 {
     refuses_after_shutdown(POOL_DRAIN);
 }
 
-Test(pool, refuses_submissions_after_cancel)
+CheckedTest(pool, refuses_submissions_after_cancel)
 {
     refuses_after_shutdown(POOL_CANCEL);
 }
 
-Test(pool, drain_runs_every_queued_task, .timeout = 30)
+CheckedTest(pool, drain_runs_every_queued_task, .timeout = 30)
 {
     enum { N = 200 };
     struct gate g;
@@ -94,8 +94,8 @@ Test(pool, drain_runs_every_queued_task, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(pool, cancel_cancels_queued_tasks_and_lets_running_ones_finish,
-     .timeout = 30)
+CheckedTest(pool, cancel_cancels_queued_tasks_and_lets_running_ones_finish,
+            .timeout = 30)
 {
     enum { N = 200 };
     struct gate g;
@@ -123,7 +123,7 @@ Test(pool, cancel_cancels_queued_tasks_and_lets_running_ones_finish,
     expect_no_leaks();
 }
 
-Test(pool, destroy_drains_when_not_shut_down, .timeout = 30)
+CheckedTest(pool, destroy_drains_when_not_shut_down, .timeout = 30)
 {
     atomic_int runs = 0;
     pool_t *pool = pool_create(2);
@@ -141,7 +141,8 @@ static int add_one(void *value, void *arg, void **result)
     return 0;
 }
 
-Test(pool, continuations_of_accepted_tasks_run_during_a_drain, .timeout = 30)
+CheckedTest(pool, continuations_of_accepted_tasks_run_during_a_drain,
+            .timeout = 30)
 {
     struct gate g;
     gate_init(&g);
@@ -170,7 +171,7 @@ Test(pool, continuations_of_accepted_tasks_run_during_a_drain, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(pool, continuations_attached_after_destroy_still_run, .timeout = 30)
+CheckedTest(pool, continuations_attached_after_destroy_still_run, .timeout = 30)
 {
     atomic_int runs = 0;
     pool_t *pool = pool_create(1);
@@ -185,7 +186,7 @@ Test(pool, continuations_attached_after_destroy_still_run, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(pool, the_default_pool_cannot_be_shut_down, .timeout = 30)
+CheckedTest(pool, the_default_pool_cannot_be_shut_down, .timeout = 30)
 {
     pool_t *d = pool_default();
     cr_assert_not_null(d);
@@ -221,7 +222,8 @@ static int wait_on_child(void *arg, void **result)
     return rc;
 }
 
-Test(pool, waiting_inside_a_task_never_deadlocks_one_thread, .timeout = 60)
+CheckedTest(pool, waiting_inside_a_task_never_deadlocks_one_thread,
+            .timeout = 60)
 {
     pool_t *pool = pool_create(1);
     struct nested top = {pool, 1};
@@ -234,7 +236,7 @@ Test(pool, waiting_inside_a_task_never_deadlocks_one_thread, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(pool, waits_nested_fifty_deep_complete, .timeout = 60)
+CheckedTest(pool, waits_nested_fifty_deep_complete, .timeout = 60)
 {
     pool_t *pool = pool_create(1);
     struct nested top = {pool, 50};
@@ -247,7 +249,8 @@ Test(pool, waits_nested_fifty_deep_complete, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(pool, waits_complete_by_helping_when_no_thread_can_start, .timeout = 60)
+CheckedTest(pool, waits_complete_by_helping_when_no_thread_can_start,
+            .timeout = 60)
 {
     pool_t *pool = pool_create(1);
     fut__fault_set(FUT_FAULT_THREAD, 1, true); /* no stand-in thread */
@@ -269,7 +272,7 @@ static int destroy_own_pool(void *arg, void **result)
     return 0;
 }
 
-Test(pool, a_task_may_destroy_its_own_pool, .timeout = 30)
+CheckedTest(pool, a_task_may_destroy_its_own_pool, .timeout = 30)
 {
     atomic_int runs = 0;
     pool_t *pool = pool_create(1);
@@ -282,7 +285,7 @@ Test(pool, a_task_may_destroy_its_own_pool, .timeout = 30)
     future_release(g);
 }
 
-Test(pool, create_fails_cleanly_without_threads)
+CheckedTest(pool, create_fails_cleanly_without_threads)
 {
     fut__fault_set(FUT_FAULT_THREAD, 1, true);
     errno = 0;
@@ -292,7 +295,7 @@ Test(pool, create_fails_cleanly_without_threads)
     expect_no_leaks();
 }
 
-Test(pool, create_runs_with_the_threads_it_got, .timeout = 30)
+CheckedTest(pool, create_runs_with_the_threads_it_got, .timeout = 30)
 {
     atomic_int runs = 0;
     fut__fault_set(FUT_FAULT_THREAD, 3, true); /* the third and later fail */
@@ -306,7 +309,7 @@ Test(pool, create_runs_with_the_threads_it_got, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(pool, allocation_failures_are_enomem_and_consume_nothing)
+CheckedTest(pool, allocation_failures_are_enomem_and_consume_nothing)
 {
     atomic_int runs = 0;
     pool_t *pool = pool_create(1);
@@ -366,7 +369,8 @@ static void *submit_and_wait(void *arg)
     return NULL;
 }
 
-Test(pool, many_threads_submit_chain_cancel_and_wait_at_once, .timeout = 120)
+CheckedTest(pool, many_threads_submit_chain_cancel_and_wait_at_once,
+            .timeout = 120)
 {
     atomic_int runs = 0;
     pool_t *pool = pool_create(2);
@@ -410,7 +414,8 @@ static int wait_on_outer(void *arg, void **result)
     return future_wait(n->outer, NULL); /* runs nested inside outer's wait */
 }
 
-Test(pool, a_helped_task_waiting_for_its_helper_gets_edeadlk, .timeout = 60)
+CheckedTest(pool, a_helped_task_waiting_for_its_helper_gets_edeadlk,
+            .timeout = 60)
 {
     /* No stand-in can start, so the outer task's wait runs the queued
      * inner task on its own stack; the inner one waits for the outer. It
@@ -441,7 +446,8 @@ static int recorded(void *value, void *arg, void **result)
     return 0;
 }
 
-Test(pool, cancel_leaves_continuations_of_finished_tasks_alone, .timeout = 30)
+CheckedTest(pool, cancel_leaves_continuations_of_finished_tasks_alone,
+            .timeout = 30)
 {
     struct gate g;
     gate_init(&g);
@@ -465,7 +471,7 @@ Test(pool, cancel_leaves_continuations_of_finished_tasks_alone, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(pool, shutdown_reaches_threads_that_were_spinning, .timeout = 60)
+CheckedTest(pool, shutdown_reaches_threads_that_were_spinning, .timeout = 60)
 {
     /* Idle threads spin a while before they sleep; a shutdown that comes
      * while they spin must still reach them, or destroy waits forever. */
@@ -500,7 +506,8 @@ static int note_pool(void *value, void *arg, void **result)
     return 0;
 }
 
-Test(pool, a_cancelled_pool_runs_no_more_continuations_itself, .timeout = 30)
+CheckedTest(pool, a_cancelled_pool_runs_no_more_continuations_itself,
+            .timeout = 30)
 {
     /* The continuation is made ready as the last running task settles on
      * the cancelled pool; it must go to the default pool, not be kept and

@@ -5,7 +5,7 @@
 
 static _Thread_local bool tls_in_call;
 
-Test(spec_cancel, queued_task_never_runs, .timeout = 30)
+CheckedTest(spec_cancel, queued_task_never_runs, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     spec_blocker_t b;
@@ -79,17 +79,17 @@ static void running_case(int ret)
     spec_gate_destroy(&r.gate);
 }
 
-Test(spec_cancel, running_task_decides_success, .timeout = 30)
+CheckedTest(spec_cancel, running_task_decides_success, .timeout = 30)
 {
     running_case(0);
 }
 
-Test(spec_cancel, running_task_decides_its_own_error, .timeout = 30)
+CheckedTest(spec_cancel, running_task_decides_its_own_error, .timeout = 30)
 {
     running_case(99);
 }
 
-Test(spec_cancel, running_task_may_return_ecanceled, .timeout = 30)
+CheckedTest(spec_cancel, running_task_may_return_ecanceled, .timeout = 30)
 {
     running_case(ECANCELED);
 }
@@ -112,7 +112,7 @@ static int spin_task(void *arg, void **result)
     return ECANCELED;
 }
 
-Test(spec_cancel, task_cancelled_turns_true_while_running, .timeout = 30)
+CheckedTest(spec_cancel, task_cancelled_turns_true_while_running, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     struct spinner s;
@@ -141,7 +141,7 @@ static int cancelled_flag_then(void *value, void *arg, void **result)
     return cancelled_flag_task(arg, result);
 }
 
-Test(spec_cancel, task_cancelled_false_when_not_asked, .timeout = 30)
+CheckedTest(spec_cancel, task_cancelled_false_when_not_asked, .timeout = 30)
 {
     cr_assert_not(task_cancelled(), "true outside any task");
     pool_t *p = spec_pool(1);
@@ -157,7 +157,7 @@ Test(spec_cancel, task_cancelled_false_when_not_asked, .timeout = 30)
     cr_assert_not(task_cancelled());
 }
 
-Test(spec_cancel, settled_future_returns_false, .timeout = 30)
+CheckedTest(spec_cancel, settled_future_returns_false, .timeout = 30)
 {
     int obj = 0;
     future_t *r = future_resolved(&obj);
@@ -192,7 +192,7 @@ Test(spec_cancel, settled_future_returns_false, .timeout = 30)
     pool_destroy(p);
 }
 
-Test(spec_cancel, waiting_continuation_settles_now, .timeout = 30)
+CheckedTest(spec_cancel, waiting_continuation_settles_now, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     spec_blocker_t b;
@@ -243,7 +243,7 @@ static int recover_catch(int error, void *arg, void **result)
     return 0;
 }
 
-Test(spec_cancel, reaches_dependents_as_ecanceled_failure, .timeout = 30)
+CheckedTest(spec_cancel, reaches_dependents_as_ecanceled_failure, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     spec_blocker_t b;
@@ -285,7 +285,8 @@ Test(spec_cancel, reaches_dependents_as_ecanceled_failure, .timeout = 30)
     spec_blocker_destroy(&b);
 }
 
-Test(spec_cancel, promise_future_cancel_wins_over_later_settle, .timeout = 30)
+CheckedTest(spec_cancel, promise_future_cancel_wins_over_later_settle,
+            .timeout = 30)
 {
     promise_t *pr = spec_promise();
     future_t *f = spec_pfuture(pr);
@@ -331,7 +332,7 @@ static int cancel_inside_task(void *arg, void **result)
     return 0;
 }
 
-Test(spec_cancel, callbacks_never_run_inside_cancel, .timeout = 30)
+CheckedTest(spec_cancel, callbacks_never_run_inside_cancel, .timeout = 30)
 {
     /* from the test thread */
     struct in_call_probe pr1 = {0};
@@ -394,7 +395,8 @@ static int running_then(void *value, void *arg, void **result)
     return 0;
 }
 
-Test(spec_cancel, running_continuation_decides_its_outcome, .timeout = 30)
+CheckedTest(spec_cancel, running_continuation_decides_its_outcome,
+            .timeout = 30)
 {
     struct running_cb r;
     sem_init(&r.started, 0, 0);

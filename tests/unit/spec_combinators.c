@@ -36,7 +36,7 @@ static void expect_pending(future_t *f, const char *what)
 
 /* ---------------------------------------------------------- when_all -- */
 
-Test(spec_when_all, succeeds_with_null_after_every_input, .timeout = 30)
+CheckedTest(spec_when_all, succeeds_with_null_after_every_input, .timeout = 30)
 {
     struct set s;
     set_init(&s);
@@ -54,7 +54,7 @@ Test(spec_when_all, succeeds_with_null_after_every_input, .timeout = 30)
     set_fini(&s);
 }
 
-Test(spec_when_all, does_not_settle_early_on_a_failure, .timeout = 30)
+CheckedTest(spec_when_all, does_not_settle_early_on_a_failure, .timeout = 30)
 {
     struct set s;
     set_init(&s);
@@ -92,7 +92,7 @@ static void lowest_index_case(const int *order, const int *errs, int expect)
     set_fini(&s);
 }
 
-Test(spec_when_all, fails_with_lowest_index_error, .timeout = 30)
+CheckedTest(spec_when_all, fails_with_lowest_index_error, .timeout = 30)
 {
     const int errs[NP] = {0, 11, 22, 33};
     const int back[NP] = {3, 2, 1, 0};
@@ -107,7 +107,8 @@ Test(spec_when_all, fails_with_lowest_index_error, .timeout = 30)
     lowest_index_case(back, errs3, 55);
 }
 
-Test(spec_when_all, lowest_index_cancellation_counts_as_failure, .timeout = 30)
+CheckedTest(spec_when_all, lowest_index_cancellation_counts_as_failure,
+            .timeout = 30)
 {
     struct set s;
     set_init(&s);
@@ -123,7 +124,7 @@ Test(spec_when_all, lowest_index_cancellation_counts_as_failure, .timeout = 30)
     set_fini(&s);
 }
 
-Test(spec_when_all, zero_inputs_already_succeeded)
+CheckedTest(spec_when_all, zero_inputs_already_succeeded)
 {
     future_t *dummy[1] = {NULL};
     future_t *w = when_all(dummy, 0);
@@ -139,7 +140,8 @@ Test(spec_when_all, zero_inputs_already_succeeded)
     future_release(w2);
 }
 
-Test(spec_when_all, repeated_inputs_from_pools_and_promises, .timeout = 30)
+CheckedTest(spec_when_all, repeated_inputs_from_pools_and_promises,
+            .timeout = 30)
 {
     pool_t *pa = spec_pool(1), *pb = spec_pool(2);
     spec_blocker_t ba, bb;
@@ -175,7 +177,7 @@ Test(spec_when_all, repeated_inputs_from_pools_and_promises, .timeout = 30)
     spec_blocker_destroy(&bb);
 }
 
-Test(spec_when_all, inputs_are_borrowed_and_kept_alive, .timeout = 30)
+CheckedTest(spec_when_all, inputs_are_borrowed_and_kept_alive, .timeout = 30)
 {
     promise_t *p[NP];
     future_t *f[NP];
@@ -198,7 +200,7 @@ Test(spec_when_all, inputs_are_borrowed_and_kept_alive, .timeout = 30)
         promise_release(p[i]);
 }
 
-Test(spec_when_all, bad_input_is_einval)
+CheckedTest(spec_when_all, bad_input_is_einval)
 {
     future_t *ok = future_resolved(NULL);
     cr_assert_not_null(ok);
@@ -212,7 +214,8 @@ Test(spec_when_all, bad_input_is_einval)
     future_release(ok);
 }
 
-Test(spec_when_all, cancelling_the_result_spares_the_inputs, .timeout = 30)
+CheckedTest(spec_when_all, cancelling_the_result_spares_the_inputs,
+            .timeout = 30)
 {
     struct set s;
     set_init(&s);
@@ -240,7 +243,7 @@ Test(spec_when_all, cancelling_the_result_spares_the_inputs, .timeout = 30)
 
 /* ---------------------------------------------------------- when_any -- */
 
-Test(spec_when_any, succeeds_with_index_of_first_settled, .timeout = 30)
+CheckedTest(spec_when_any, succeeds_with_index_of_first_settled, .timeout = 30)
 {
     struct set s;
     set_init(&s);
@@ -260,7 +263,7 @@ Test(spec_when_any, succeeds_with_index_of_first_settled, .timeout = 30)
     set_fini(&s);
 }
 
-Test(spec_when_any, a_failed_input_counts_as_first, .timeout = 30)
+CheckedTest(spec_when_any, a_failed_input_counts_as_first, .timeout = 30)
 {
     struct set s;
     set_init(&s);
@@ -273,7 +276,7 @@ Test(spec_when_any, a_failed_input_counts_as_first, .timeout = 30)
     set_fini(&s);
 }
 
-Test(spec_when_any, settles_while_other_tasks_still_run, .timeout = 30)
+CheckedTest(spec_when_any, settles_while_other_tasks_still_run, .timeout = 30)
 {
     pool_t *p = spec_pool(2);
     spec_blocker_t b;
@@ -296,7 +299,7 @@ Test(spec_when_any, settles_while_other_tasks_still_run, .timeout = 30)
     spec_blocker_destroy(&b);
 }
 
-Test(spec_when_any, already_settled_input_wins, .timeout = 30)
+CheckedTest(spec_when_any, already_settled_input_wins, .timeout = 30)
 {
     struct set s;
     set_init(&s);
@@ -311,7 +314,7 @@ Test(spec_when_any, already_settled_input_wins, .timeout = 30)
     set_fini(&s);
 }
 
-Test(spec_when_any, bad_input_is_einval)
+CheckedTest(spec_when_any, bad_input_is_einval)
 {
     future_t *ok = future_resolved(NULL);
     cr_assert_not_null(ok);
@@ -331,7 +334,8 @@ Test(spec_when_any, bad_input_is_einval)
     future_release(ok);
 }
 
-Test(spec_when_any, cancelling_the_result_spares_the_inputs, .timeout = 30)
+CheckedTest(spec_when_any, cancelling_the_result_spares_the_inputs,
+            .timeout = 30)
 {
     struct set s;
     set_init(&s);

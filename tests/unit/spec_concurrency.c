@@ -76,7 +76,7 @@ static void *submit_wait_thread(void *arg)
     return NULL;
 }
 
-Test(spec_concurrency, many_threads_submit_and_wait, .timeout = 60)
+CheckedTest(spec_concurrency, many_threads_submit_and_wait, .timeout = 60)
 {
     struct shared s;
     shared_init(&s, 3);
@@ -113,7 +113,7 @@ static void *fire_forget_thread(void *arg)
     return NULL;
 }
 
-Test(spec_concurrency, fire_and_forget_from_many_threads, .timeout = 60)
+CheckedTest(spec_concurrency, fire_and_forget_from_many_threads, .timeout = 60)
 {
     struct shared s;
     shared_init(&s, 2);
@@ -196,7 +196,7 @@ static void *chain_thread(void *arg)
     return NULL;
 }
 
-Test(spec_concurrency, many_threads_chain_and_release, .timeout = 60)
+CheckedTest(spec_concurrency, many_threads_chain_and_release, .timeout = 60)
 {
     struct shared s;
     shared_init(&s, 3);
@@ -229,7 +229,8 @@ static void *attach_thread(void *arg)
     return NULL;
 }
 
-Test(spec_concurrency, continuations_attached_while_settling, .timeout = 60)
+CheckedTest(spec_concurrency, continuations_attached_while_settling,
+            .timeout = 60)
 {
     for (int round = 0; round < 5; round++) {
         struct shared s;
@@ -310,7 +311,7 @@ static void *cancel_thread(void *arg)
     return NULL;
 }
 
-Test(spec_concurrency, cancel_races_with_running, .timeout = 60)
+CheckedTest(spec_concurrency, cancel_races_with_running, .timeout = 60)
 {
     struct cancel_state *st = calloc(1, sizeof *st);
     cr_assert_not_null(st);
@@ -386,7 +387,8 @@ static void *wait_release_thread(void *arg)
     return NULL;
 }
 
-Test(spec_concurrency, shared_future_waited_retained_released, .timeout = 60)
+CheckedTest(spec_concurrency, shared_future_waited_retained_released,
+            .timeout = 60)
 {
     struct shared s;
     shared_init(&s, 1);

@@ -10,6 +10,8 @@
 #include <criterion/criterion.h>
 #include <futures.h>
 
+#include "helpers.h" /* CheckedTest() */
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>

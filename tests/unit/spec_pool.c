@@ -5,7 +5,7 @@
 
 /* ------------------------------------------------------------ submit -- */
 
-Test(spec_pool, submit_succeeds_with_task_value, .timeout = 30)
+CheckedTest(spec_pool, submit_succeeds_with_task_value, .timeout = 30)
 {
     pool_t *p = spec_pool(2);
     int obj = 7;
@@ -16,7 +16,7 @@ Test(spec_pool, submit_succeeds_with_task_value, .timeout = 30)
     pool_destroy(p);
 }
 
-Test(spec_pool, submit_fails_with_task_error, .timeout = 30)
+CheckedTest(spec_pool, submit_fails_with_task_error, .timeout = 30)
 {
     pool_t *p = spec_pool(2);
     future_t *f = pool_submit(p, spec_error_task, (void *)(intptr_t)4242);
@@ -32,7 +32,7 @@ static int result_starts_null_task(void *arg, void **result)
     return *result == NULL ? 0 : EINVAL;
 }
 
-Test(spec_pool, task_result_starts_null, .timeout = 30)
+CheckedTest(spec_pool, task_result_starts_null, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     future_t *f = pool_submit(p, result_starts_null_task, NULL);
@@ -42,7 +42,7 @@ Test(spec_pool, task_result_starts_null, .timeout = 30)
     pool_destroy(p);
 }
 
-Test(spec_pool, create_zero_threads_means_cpu_count, .timeout = 30)
+CheckedTest(spec_pool, create_zero_threads_means_cpu_count, .timeout = 30)
 {
     pool_t *p = spec_pool(0);
     int obj = 1;
@@ -53,7 +53,7 @@ Test(spec_pool, create_zero_threads_means_cpu_count, .timeout = 30)
     pool_destroy(p);
 }
 
-Test(spec_pool, submit_null_pool_is_einval, .timeout = 30)
+CheckedTest(spec_pool, submit_null_pool_is_einval, .timeout = 30)
 {
     atomic_int n;
     atomic_init(&n, 0);
@@ -64,7 +64,7 @@ Test(spec_pool, submit_null_pool_is_einval, .timeout = 30)
     cr_assert_eq(atomic_load(&n), 0);
 }
 
-Test(spec_pool, submit_null_fn_is_einval, .timeout = 30)
+CheckedTest(spec_pool, submit_null_fn_is_einval, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     errno = 0;
@@ -74,7 +74,7 @@ Test(spec_pool, submit_null_fn_is_einval, .timeout = 30)
     pool_destroy(p);
 }
 
-Test(spec_pool, submit_after_shutdown_drain_is_eshutdown, .timeout = 30)
+CheckedTest(spec_pool, submit_after_shutdown_drain_is_eshutdown, .timeout = 30)
 {
     atomic_int n;
     atomic_init(&n, 0);
@@ -88,7 +88,7 @@ Test(spec_pool, submit_after_shutdown_drain_is_eshutdown, .timeout = 30)
     cr_assert_eq(atomic_load(&n), 0, "refused task ran");
 }
 
-Test(spec_pool, submit_after_shutdown_cancel_is_eshutdown, .timeout = 30)
+CheckedTest(spec_pool, submit_after_shutdown_cancel_is_eshutdown, .timeout = 30)
 {
     atomic_int n;
     atomic_init(&n, 0);
@@ -106,7 +106,7 @@ Test(spec_pool, submit_after_shutdown_cancel_is_eshutdown, .timeout = 30)
 
 #define QUEUED 16
 
-Test(spec_pool, shutdown_drain_runs_every_queued_task, .timeout = 30)
+CheckedTest(spec_pool, shutdown_drain_runs_every_queued_task, .timeout = 30)
 {
     enum { NT = 2 };
     pool_t *p = spec_pool(NT);
@@ -145,8 +145,8 @@ Test(spec_pool, shutdown_drain_runs_every_queued_task, .timeout = 30)
     spec_blocker_destroy(&b);
 }
 
-Test(spec_pool, shutdown_cancel_cancels_queued_and_finishes_running,
-     .timeout = 30)
+CheckedTest(spec_pool, shutdown_cancel_cancels_queued_and_finishes_running,
+            .timeout = 30)
 {
     enum { NT = 2 };
     pool_t *p = spec_pool(NT);
@@ -184,7 +184,7 @@ Test(spec_pool, shutdown_cancel_cancels_queued_and_finishes_running,
     spec_blocker_destroy(&b);
 }
 
-Test(spec_pool, shutdown_twice_and_null_do_nothing, .timeout = 30)
+CheckedTest(spec_pool, shutdown_twice_and_null_do_nothing, .timeout = 30)
 {
     pool_shutdown(NULL, POOL_DRAIN);
     pool_shutdown(NULL, POOL_CANCEL);
@@ -225,7 +225,7 @@ static void *destroy_thread(void *arg)
     return NULL;
 }
 
-Test(spec_pool, destroy_drains_queued_tasks, .timeout = 30)
+CheckedTest(spec_pool, destroy_drains_queued_tasks, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     spec_blocker_t b;
@@ -282,7 +282,7 @@ Test(spec_pool, destroy_drains_queued_tasks, .timeout = 30)
     spec_blocker_destroy(&b);
 }
 
-Test(spec_pool, futures_stay_valid_after_destroy, .timeout = 30)
+CheckedTest(spec_pool, futures_stay_valid_after_destroy, .timeout = 30)
 {
     pool_t *p = spec_pool(2);
     int obj = 3;
@@ -308,7 +308,7 @@ Test(spec_pool, futures_stay_valid_after_destroy, .timeout = 30)
     future_release(bad);
 }
 
-Test(spec_pool, destroy_default_pool_does_nothing, .timeout = 30)
+CheckedTest(spec_pool, destroy_default_pool_does_nothing, .timeout = 30)
 {
     pool_t *d = pool_default();
     cr_assert_not_null(d);
@@ -332,7 +332,8 @@ static int plus_hundred_then(void *value, void *arg, void **result)
     return 0;
 }
 
-Test(spec_pool, continuations_of_accepted_tasks_run_during_drain, .timeout = 30)
+CheckedTest(spec_pool, continuations_of_accepted_tasks_run_during_drain,
+            .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     spec_blocker_t b;
@@ -385,7 +386,7 @@ static int ff_task(void *arg, void **result)
     return 0;
 }
 
-Test(spec_ownership, released_task_still_runs, .timeout = 30)
+CheckedTest(spec_ownership, released_task_still_runs, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     spec_blocker_t b;
@@ -418,7 +419,7 @@ static int ff_then(void *value, void *arg, void **result)
     return ff_task(arg, result);
 }
 
-Test(spec_ownership, released_continuation_still_runs, .timeout = 30)
+CheckedTest(spec_ownership, released_continuation_still_runs, .timeout = 30)
 {
     struct ff s;
     atomic_init(&s.n, 0);
@@ -436,7 +437,7 @@ Test(spec_ownership, released_continuation_still_runs, .timeout = 30)
     sem_destroy(&s.done);
 }
 
-Test(spec_ownership, retain_adds_a_reference, .timeout = 30)
+CheckedTest(spec_ownership, retain_adds_a_reference, .timeout = 30)
 {
     cr_assert_null(future_retain(NULL));
     future_release(NULL);
@@ -482,7 +483,8 @@ static int id_catch(int error, void *arg, void **result)
     return error;
 }
 
-Test(spec_ownership, combinators_and_chains_borrow_their_inputs, .timeout = 30)
+CheckedTest(spec_ownership, combinators_and_chains_borrow_their_inputs,
+            .timeout = 30)
 {
     promise_t *pr = spec_promise();
     future_t *f = spec_pfuture(pr);
@@ -514,7 +516,7 @@ Test(spec_ownership, combinators_and_chains_borrow_their_inputs, .timeout = 30)
     future_release(f);
 }
 
-Test(spec_ownership, library_never_frees_values, .timeout = 30)
+CheckedTest(spec_ownership, library_never_frees_values, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     int *v = malloc(sizeof *v);
@@ -546,7 +548,8 @@ Test(spec_ownership, library_never_frees_values, .timeout = 30)
     free(v);
 }
 
-Test(spec_pool, cancel_shutdown_moves_continuations_to_default, .timeout = 30)
+CheckedTest(spec_pool, cancel_shutdown_moves_continuations_to_default,
+            .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     spec_blocker_t b;
@@ -588,7 +591,7 @@ static int self_destroy_task(void *arg, void **result)
     return 0;
 }
 
-Test(spec_pool, destroy_from_own_task_drains_and_returns, .timeout = 30)
+CheckedTest(spec_pool, destroy_from_own_task_drains_and_returns, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     struct self_destroy s;

@@ -5,7 +5,7 @@
 
 static _Thread_local bool tls_in_call;
 
-Test(spec_promise, resolve_then_first_wins, .timeout = 30)
+CheckedTest(spec_promise, resolve_then_first_wins, .timeout = 30)
 {
     promise_t *pr = spec_promise();
     future_t *f = spec_pfuture(pr);
@@ -19,7 +19,7 @@ Test(spec_promise, resolve_then_first_wins, .timeout = 30)
     promise_release(pr);
 }
 
-Test(spec_promise, reject_then_first_wins, .timeout = 30)
+CheckedTest(spec_promise, reject_then_first_wins, .timeout = 30)
 {
     promise_t *pr = spec_promise();
     future_t *f = spec_pfuture(pr);
@@ -32,7 +32,8 @@ Test(spec_promise, reject_then_first_wins, .timeout = 30)
     promise_release(pr);
 }
 
-Test(spec_promise, reject_with_non_positive_error_is_einval, .timeout = 30)
+CheckedTest(spec_promise, reject_with_non_positive_error_is_einval,
+            .timeout = 30)
 {
     promise_t *pr = spec_promise();
     future_t *f = spec_pfuture(pr);
@@ -47,7 +48,7 @@ Test(spec_promise, reject_with_non_positive_error_is_einval, .timeout = 30)
     promise_release(pr);
 }
 
-Test(spec_promise, null_arguments)
+CheckedTest(spec_promise, null_arguments)
 {
     cr_assert_eq(promise_resolve(NULL, NULL), EINVAL);
     cr_assert_eq(promise_reject(NULL, EIO), EINVAL);
@@ -57,7 +58,7 @@ Test(spec_promise, null_arguments)
     promise_release(NULL);
 }
 
-Test(spec_promise, future_may_be_taken_many_times, .timeout = 30)
+CheckedTest(spec_promise, future_may_be_taken_many_times, .timeout = 30)
 {
     enum { K = 6 };
     promise_t *pr = spec_promise();
@@ -95,7 +96,7 @@ static void *bg_waiter(void *arg)
     return NULL;
 }
 
-Test(spec_promise, releasing_unsettled_promise_breaks_it, .timeout = 30)
+CheckedTest(spec_promise, releasing_unsettled_promise_breaks_it, .timeout = 30)
 {
     promise_t *pr = spec_promise();
     future_t *f = spec_pfuture(pr);
@@ -121,7 +122,8 @@ Test(spec_promise, releasing_unsettled_promise_breaks_it, .timeout = 30)
     sem_destroy(&w.ready);
 }
 
-Test(spec_promise, releasing_settled_promise_keeps_outcome, .timeout = 30)
+CheckedTest(spec_promise, releasing_settled_promise_keeps_outcome,
+            .timeout = 30)
 {
     promise_t *pr = spec_promise();
     future_t *f = spec_pfuture(pr);
@@ -139,7 +141,7 @@ Test(spec_promise, releasing_settled_promise_keeps_outcome, .timeout = 30)
     future_release(f2);
 }
 
-Test(spec_promise, release_without_any_future_taken, .timeout = 30)
+CheckedTest(spec_promise, release_without_any_future_taken, .timeout = 30)
 {
     promise_t *pr = spec_promise();
     promise_release(pr);
@@ -197,7 +199,8 @@ static int settle_inside_task(void *arg, void **result)
     return 0;
 }
 
-Test(spec_promise, callbacks_never_run_inside_resolve_or_reject, .timeout = 30)
+CheckedTest(spec_promise, callbacks_never_run_inside_resolve_or_reject,
+            .timeout = 30)
 {
     promise_t *ok = spec_promise(), *bad = spec_promise();
     future_t *fo = spec_pfuture(ok), *fb = spec_pfuture(bad);
@@ -275,7 +278,7 @@ static void *racer_thread(void *arg)
     return NULL;
 }
 
-Test(spec_promise, concurrent_settles_exactly_one_wins, .timeout = 30)
+CheckedTest(spec_promise, concurrent_settles_exactly_one_wins, .timeout = 30)
 {
     for (int round = 0; round < 50; round++) {
         promise_t *pr = spec_promise();

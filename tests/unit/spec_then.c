@@ -82,7 +82,7 @@ static int probe_catch_fail(int error, void *arg, void **result)
 
 /* ------------------------------------------------------------- then -- */
 
-Test(spec_then, runs_on_success_with_value_and_arg, .timeout = 30)
+CheckedTest(spec_then, runs_on_success_with_value_and_arg, .timeout = 30)
 {
     struct probe pb;
     probe_init(&pb);
@@ -104,7 +104,7 @@ Test(spec_then, runs_on_success_with_value_and_arg, .timeout = 30)
     sem_destroy(&pb.done);
 }
 
-Test(spec_then, callback_error_fails_the_result, .timeout = 30)
+CheckedTest(spec_then, callback_error_fails_the_result, .timeout = 30)
 {
     struct probe pb;
     probe_init(&pb);
@@ -122,7 +122,7 @@ Test(spec_then, callback_error_fails_the_result, .timeout = 30)
     sem_destroy(&pb.done);
 }
 
-Test(spec_then, skipped_when_predecessor_fails, .timeout = 30)
+CheckedTest(spec_then, skipped_when_predecessor_fails, .timeout = 30)
 {
     struct probe before, after;
     probe_init(&before);
@@ -154,7 +154,7 @@ Test(spec_then, skipped_when_predecessor_fails, .timeout = 30)
     sem_destroy(&after.done);
 }
 
-Test(spec_then, skipped_when_predecessor_cancelled, .timeout = 30)
+CheckedTest(spec_then, skipped_when_predecessor_cancelled, .timeout = 30)
 {
     struct probe pb;
     probe_init(&pb);
@@ -190,7 +190,7 @@ static int tid_task(void *arg, void **result)
     return 0;
 }
 
-Test(spec_then, runs_on_the_pool_that_ran_the_predecessor, .timeout = 30)
+CheckedTest(spec_then, runs_on_the_pool_that_ran_the_predecessor, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     pthread_t worker;
@@ -243,7 +243,8 @@ Test(spec_then, runs_on_the_pool_that_ran_the_predecessor, .timeout = 30)
     sem_destroy(&pb2.done);
 }
 
-Test(spec_then, poolless_futures_continue_on_the_default_pool, .timeout = 30)
+CheckedTest(spec_then, poolless_futures_continue_on_the_default_pool,
+            .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     pthread_t worker;
@@ -291,7 +292,8 @@ Test(spec_then, poolless_futures_continue_on_the_default_pool, .timeout = 30)
         sem_destroy(&pb[i].done);
 }
 
-Test(spec_then, many_continuations_before_and_after_settling, .timeout = 30)
+CheckedTest(spec_then, many_continuations_before_and_after_settling,
+            .timeout = 30)
 {
     enum { K = 16 };
     promise_t *pr = spec_promise();
@@ -321,7 +323,7 @@ Test(spec_then, many_continuations_before_and_after_settling, .timeout = 30)
         sem_destroy(&pb[i].done);
 }
 
-Test(spec_then, null_arguments_are_einval)
+CheckedTest(spec_then, null_arguments_are_einval)
 {
     future_t *f = future_resolved(NULL);
     cr_assert_not_null(f);
@@ -366,7 +368,7 @@ static int attach_inside_task(void *arg, void **result)
     return 0;
 }
 
-Test(spec_then, callbacks_never_run_inside_then_or_catch, .timeout = 30)
+CheckedTest(spec_then, callbacks_never_run_inside_then_or_catch, .timeout = 30)
 {
     struct probe pt, pc;
     probe_init(&pt);
@@ -433,7 +435,7 @@ Test(spec_then, callbacks_never_run_inside_then_or_catch, .timeout = 30)
 
 /* ------------------------------------------------------------ catch -- */
 
-Test(spec_catch, runs_on_failure_and_recovers, .timeout = 30)
+CheckedTest(spec_catch, runs_on_failure_and_recovers, .timeout = 30)
 {
     struct probe pb;
     probe_init(&pb);
@@ -454,7 +456,7 @@ Test(spec_catch, runs_on_failure_and_recovers, .timeout = 30)
     sem_destroy(&pb.done);
 }
 
-Test(spec_catch, callback_error_fails_the_result, .timeout = 30)
+CheckedTest(spec_catch, callback_error_fails_the_result, .timeout = 30)
 {
     struct probe pb;
     probe_init(&pb);
@@ -469,7 +471,7 @@ Test(spec_catch, callback_error_fails_the_result, .timeout = 30)
     sem_destroy(&pb.done);
 }
 
-Test(spec_catch, runs_on_cancellation_with_ecanceled, .timeout = 30)
+CheckedTest(spec_catch, runs_on_cancellation_with_ecanceled, .timeout = 30)
 {
     struct probe pb;
     probe_init(&pb);
@@ -486,7 +488,7 @@ Test(spec_catch, runs_on_cancellation_with_ecanceled, .timeout = 30)
     sem_destroy(&pb.done);
 }
 
-Test(spec_catch, skipped_on_success_value_passes_through, .timeout = 30)
+CheckedTest(spec_catch, skipped_on_success_value_passes_through, .timeout = 30)
 {
     struct probe before, after;
     probe_init(&before);
@@ -519,7 +521,7 @@ Test(spec_catch, skipped_on_success_value_passes_through, .timeout = 30)
     sem_destroy(&after.done);
 }
 
-Test(spec_catch, then_after_catch_and_catch_after_then, .timeout = 30)
+CheckedTest(spec_catch, then_after_catch_and_catch_after_then, .timeout = 30)
 {
     /* fail -> then (skipped) -> catch (recovers) -> then (runs) */
     atomic_int skipped;
@@ -604,7 +606,7 @@ static future_t *build_chain(future_t *head)
     return f;
 }
 
-Test(spec_chain, million_thens_attached_before_settling, .timeout = 120)
+CheckedTest(spec_chain, million_thens_attached_before_settling, .timeout = 120)
 {
     atomic_store(&max_spread, 0);
     atomic_store(&chain_calls, 0);
@@ -621,7 +623,7 @@ Test(spec_chain, million_thens_attached_before_settling, .timeout = 120)
     promise_release(pr);
 }
 
-Test(spec_chain, million_thens_on_a_settled_pool_future, .timeout = 120)
+CheckedTest(spec_chain, million_thens_on_a_settled_pool_future, .timeout = 120)
 {
     atomic_store(&max_spread, 0);
     atomic_store(&chain_calls, 0);
@@ -638,7 +640,7 @@ Test(spec_chain, million_thens_on_a_settled_pool_future, .timeout = 120)
     pool_destroy(p);
 }
 
-Test(spec_chain, million_thens_propagate_a_failure, .timeout = 120)
+CheckedTest(spec_chain, million_thens_propagate_a_failure, .timeout = 120)
 {
     atomic_store(&max_spread, 0);
     atomic_store(&chain_calls, 0);

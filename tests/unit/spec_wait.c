@@ -6,7 +6,7 @@
 
 /* ----------------------------------------------------------- outcome -- */
 
-Test(spec_wait, repeated_waits_return_the_same_outcome, .timeout = 30)
+CheckedTest(spec_wait, repeated_waits_return_the_same_outcome, .timeout = 30)
 {
     pool_t *p = spec_pool(2);
     int obj = 0;
@@ -79,17 +79,17 @@ static void many_waiters(bool succeed)
     sem_destroy(&ready);
 }
 
-Test(spec_wait, many_threads_see_the_same_success, .timeout = 30)
+CheckedTest(spec_wait, many_threads_see_the_same_success, .timeout = 30)
 {
     many_waiters(true);
 }
 
-Test(spec_wait, many_threads_see_the_same_failure, .timeout = 30)
+CheckedTest(spec_wait, many_threads_see_the_same_failure, .timeout = 30)
 {
     many_waiters(false);
 }
 
-Test(spec_wait, null_future_is_einval)
+CheckedTest(spec_wait, null_future_is_einval)
 {
     void *v = NULL;
     cr_assert_eq(future_wait(NULL, &v), EINVAL);
@@ -99,7 +99,7 @@ Test(spec_wait, null_future_is_einval)
     cr_assert_not(future_is_ready(NULL));
 }
 
-Test(spec_wait, wait_for_and_is_ready_track_settlement, .timeout = 30)
+CheckedTest(spec_wait, wait_for_and_is_ready_track_settlement, .timeout = 30)
 {
     promise_t *pr = spec_promise();
     future_t *f = spec_pfuture(pr);
@@ -119,7 +119,7 @@ Test(spec_wait, wait_for_and_is_ready_track_settlement, .timeout = 30)
 
 /* ------------------------------------------------ resolved and failed -- */
 
-Test(spec_wait, resolved_and_failed_are_already_settled)
+CheckedTest(spec_wait, resolved_and_failed_are_already_settled)
 {
     int obj = 0;
     future_t *r = future_resolved(&obj);
@@ -139,7 +139,7 @@ Test(spec_wait, resolved_and_failed_are_already_settled)
     future_release(e);
 }
 
-Test(spec_wait, failed_with_non_positive_error_is_einval)
+CheckedTest(spec_wait, failed_with_non_positive_error_is_einval)
 {
     errno = 0;
     cr_assert_null(future_failed(0));
@@ -184,7 +184,7 @@ static int nested_task(void *arg, void **result)
     return 0;
 }
 
-Test(spec_wait, inside_task_single_thread, .timeout = 30)
+CheckedTest(spec_wait, inside_task_single_thread, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     struct nest n = {p, 1};
@@ -195,7 +195,7 @@ Test(spec_wait, inside_task_single_thread, .timeout = 30)
     pool_destroy(p);
 }
 
-Test(spec_wait, inside_task_nested_single_thread, .timeout = 30)
+CheckedTest(spec_wait, inside_task_nested_single_thread, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     struct nest n = {p, 6};
@@ -221,7 +221,8 @@ static int wait_behind_task(void *arg, void **result)
     return future_wait(b->target, result);
 }
 
-Test(spec_wait, inside_task_waits_for_task_queued_behind_it, .timeout = 30)
+CheckedTest(spec_wait, inside_task_waits_for_task_queued_behind_it,
+            .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     struct behind b;
@@ -245,7 +246,7 @@ Test(spec_wait, inside_task_waits_for_task_queued_behind_it, .timeout = 30)
 }
 
 /* All threads of a pool wait for a queued task at once. */
-Test(spec_wait, inside_task_every_thread_waits, .timeout = 30)
+CheckedTest(spec_wait, inside_task_every_thread_waits, .timeout = 30)
 {
     enum { NT = 3 };
     pool_t *p = spec_pool(NT);
@@ -294,7 +295,7 @@ static int self_wait_task(void *arg, void **result)
     return 0;
 }
 
-Test(spec_wait, task_waiting_for_itself_is_edeadlk, .timeout = 30)
+CheckedTest(spec_wait, task_waiting_for_itself_is_edeadlk, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     struct selfwait s;
@@ -325,7 +326,7 @@ static int wait_in_callback_then(void *value, void *arg, void **result)
     return rc;
 }
 
-Test(spec_wait, inside_continuation_single_thread, .timeout = 30)
+CheckedTest(spec_wait, inside_continuation_single_thread, .timeout = 30)
 {
     pool_t *p = spec_pool(1);
     int obj = 0;
@@ -351,7 +352,7 @@ static int crowd_task(void *arg, void **result)
     return future_wait(c->gate_future, result);
 }
 
-Test(spec_wait, more_waiting_tasks_than_threads, .timeout = 30)
+CheckedTest(spec_wait, more_waiting_tasks_than_threads, .timeout = 30)
 {
     enum { NT = 2, K = 12 };
     pool_t *p = spec_pool(NT);

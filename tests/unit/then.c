@@ -31,7 +31,7 @@ static int fail_with_arg(void *value, void *arg, void **result)
     return (int)P2U(arg);
 }
 
-Test(then, runs_on_the_value_and_settles_with_its_return, .timeout = 30)
+CheckedTest(then, runs_on_the_value_and_settles_with_its_return, .timeout = 30)
 {
     pool_t *pool = pool_create(2);
     future_t *f = pool_submit(pool, value_task, U2P(40));
@@ -48,7 +48,7 @@ Test(then, runs_on_the_value_and_settles_with_its_return, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(then, is_skipped_on_failure_which_passes_through, .timeout = 30)
+CheckedTest(then, is_skipped_on_failure_which_passes_through, .timeout = 30)
 {
     atomic_int runs = 0;
     pool_t *pool = pool_create(2);
@@ -72,7 +72,7 @@ static int recover_with_error(int error, void *arg, void **result)
     return 0;
 }
 
-Test(then, catch_recovers_from_failure, .timeout = 30)
+CheckedTest(then, catch_recovers_from_failure, .timeout = 30)
 {
     future_t *f = future_failed(EIO);
     future_t *g = future_catch(f, recover_with_error, NULL);
@@ -91,7 +91,7 @@ static int rethrow(int error, void *arg, void **result)
     return error + 1;
 }
 
-Test(then, catch_may_fail_again, .timeout = 30)
+CheckedTest(then, catch_may_fail_again, .timeout = 30)
 {
     future_t *f = future_failed(10);
     future_t *g = future_catch(f, rethrow, NULL);
@@ -100,7 +100,7 @@ Test(then, catch_may_fail_again, .timeout = 30)
     future_release(g);
 }
 
-Test(then, catch_passes_success_through_without_running, .timeout = 30)
+CheckedTest(then, catch_passes_success_through_without_running, .timeout = 30)
 {
     atomic_int runs = 0;
     int x;
@@ -117,7 +117,7 @@ Test(then, catch_passes_success_through_without_running, .timeout = 30)
     future_release(sync);
 }
 
-Test(then, null_arguments_are_einval_and_register_nothing)
+CheckedTest(then, null_arguments_are_einval_and_register_nothing)
 {
     future_t *f = future_resolved(NULL);
     errno = 0;
@@ -136,7 +136,8 @@ Test(then, null_arguments_are_einval_and_register_nothing)
     expect_no_leaks();
 }
 
-Test(then, many_continuations_before_and_after_settling_all_run, .timeout = 60)
+CheckedTest(then, many_continuations_before_and_after_settling_all_run,
+            .timeout = 60)
 {
     atomic_int runs = 0;
     promise_t *p = promise_create();
@@ -180,7 +181,7 @@ static int record_task_thread(void *arg, void **result)
     return 0;
 }
 
-Test(then, runs_on_the_pool_that_ran_the_predecessor, .timeout = 30)
+CheckedTest(then, runs_on_the_pool_that_ran_the_predecessor, .timeout = 30)
 {
     pthread_t task_thread;
     struct where w = {0};
@@ -195,7 +196,7 @@ Test(then, runs_on_the_pool_that_ran_the_predecessor, .timeout = 30)
     pool_destroy(pool);
 }
 
-Test(then, never_runs_inside_the_registering_call, .timeout = 30)
+CheckedTest(then, never_runs_inside_the_registering_call, .timeout = 30)
 {
     struct where w = {0};
     future_t *f = future_resolved(NULL);
@@ -208,7 +209,7 @@ Test(then, never_runs_inside_the_registering_call, .timeout = 30)
     future_release(g);
 }
 
-Test(then, never_runs_inside_promise_resolve, .timeout = 30)
+CheckedTest(then, never_runs_inside_promise_resolve, .timeout = 30)
 {
     struct where w = {0};
     promise_t *p = promise_create();
@@ -254,7 +255,7 @@ static future_t *chain(future_t *f, int n, then_fn fn)
     return g;
 }
 
-Test(then, a_million_hops_do_not_grow_the_stack, .timeout = 120)
+CheckedTest(then, a_million_hops_do_not_grow_the_stack, .timeout = 120)
 {
     promise_t *p = promise_create();
     future_t *root = promise_future(p);
@@ -271,7 +272,8 @@ Test(then, a_million_hops_do_not_grow_the_stack, .timeout = 120)
     expect_no_leaks();
 }
 
-Test(then, a_failure_crosses_a_million_hops_without_recursion, .timeout = 120)
+CheckedTest(then, a_failure_crosses_a_million_hops_without_recursion,
+            .timeout = 120)
 {
     /* Skipped callbacks settle inline; a recursive implementation would
      * overflow the stack here. */
@@ -304,7 +306,7 @@ static int release_own_future(void *value, void *arg, void **result)
     return 0;
 }
 
-Test(then, a_callback_may_release_its_own_future, .timeout = 30)
+CheckedTest(then, a_callback_may_release_its_own_future, .timeout = 30)
 {
     struct self_release s;
     sem_init(&s.done, 0, 0);
@@ -349,7 +351,8 @@ static int stop_the_chain(void *arg, void **result)
     return 0;
 }
 
-Test(then, an_endless_chain_does_not_starve_a_one_thread_pool, .timeout = 60)
+CheckedTest(then, an_endless_chain_does_not_starve_a_one_thread_pool,
+            .timeout = 60)
 {
     /* The chain stops only when the task queued behind it has run: if
      * the thread ran the chain's hops one after another for ever, without

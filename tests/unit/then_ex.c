@@ -31,7 +31,7 @@ static int catch_owned(int error, void *arg, void **result)
     return then_owned(NULL, arg, result);
 }
 
-Test(then_ex, frees_once_after_the_callback_ran, .timeout = 30)
+CheckedTest(then_ex, frees_once_after_the_callback_ran, .timeout = 30)
 {
     struct owned t = {0, 0}, c = {0, 0};
     future_t *ok = future_resolved(U2P(1)), *bad = future_failed(EIO);
@@ -51,7 +51,7 @@ Test(then_ex, frees_once_after_the_callback_ran, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(then_ex, frees_once_when_the_callback_is_skipped, .timeout = 30)
+CheckedTest(then_ex, frees_once_when_the_callback_is_skipped, .timeout = 30)
 {
     struct owned t = {0, 0}, c = {0, 0};
     future_t *ok = future_resolved(U2P(1)), *bad = future_failed(EIO);
@@ -69,7 +69,7 @@ Test(then_ex, frees_once_when_the_callback_is_skipped, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(then_ex, frees_once_when_cancelled_while_waiting, .timeout = 30)
+CheckedTest(then_ex, frees_once_when_cancelled_while_waiting, .timeout = 30)
 {
     struct owned o = {0, 0};
     promise_t *p = promise_create();
@@ -86,7 +86,7 @@ Test(then_ex, frees_once_when_cancelled_while_waiting, .timeout = 30)
     expect_no_leaks();
 }
 
-Test(then_ex, frees_before_returning_when_it_fails)
+CheckedTest(then_ex, frees_before_returning_when_it_fails)
 {
     struct owned oom = {0, 0}, bad = {0, 0}, none = {0, 0};
     future_t *f = future_resolved(NULL);
@@ -120,7 +120,8 @@ static void *cancel_at_barrier(void *arg)
     return NULL;
 }
 
-Test(then_ex, frees_once_when_cancel_races_the_predecessor, .timeout = 120)
+CheckedTest(then_ex, frees_once_when_cancel_races_the_predecessor,
+            .timeout = 120)
 {
     for (int round = 0; round < 3000; round++) {
         struct owned o = {0, 0};

@@ -58,7 +58,8 @@ static void shuffle(int *a, int n, uint32_t seed)
 
 /* --------------------------------------------------------------- delays -- */
 
-Test(timer, a_delay_succeeds_with_null_after_at_least_its_time, .timeout = 60)
+CheckedTest(timer, a_delay_succeeds_with_null_after_at_least_its_time,
+            .timeout = 60)
 {
     static const uint64_t delays[] = {0, 1 * MS, 20 * MS, 60 * MS};
     for (size_t i = 0; i < sizeof delays / sizeof delays[0]; i++) {
@@ -85,7 +86,7 @@ static int count_then(void *value, void *arg, void **result)
     return 0;
 }
 
-Test(timer, continuations_of_a_delay_run_when_it_fires, .timeout = 60)
+CheckedTest(timer, continuations_of_a_delay_run_when_it_fires, .timeout = 60)
 {
     atomic_int runs = 0;
     uint64_t start = now_ns();
@@ -177,21 +178,22 @@ static void expect_fired_by_deadline(int n, uint64_t base, uint64_t step,
     loop_destroy(loop);
 }
 
-Test(timer, delays_fire_in_deadline_order, .timeout = 60)
+CheckedTest(timer, delays_fire_in_deadline_order, .timeout = 60)
 {
     /* 30 delays 5 ms apart, created in a shuffled order: 200 ms. */
     expect_fired_by_deadline(30, 50 * MS, 5 * MS, 12345);
     expect_no_leaks();
 }
 
-Test(timer, delays_due_together_fire_in_deadline_order, .timeout = 60)
+CheckedTest(timer, delays_due_together_fire_in_deadline_order, .timeout = 60)
 {
     /* 20 us apart: the timer thread finds several due at each wake-up. */
     expect_fired_by_deadline(64, 30 * MS, 20000, 777);
     expect_no_leaks();
 }
 
-Test(timer, ten_thousand_delays_fire_without_a_thread_each, .timeout = 60)
+CheckedTest(timer, ten_thousand_delays_fire_without_a_thread_each,
+            .timeout = 60)
 {
     enum { N = 10000 };
     future_t **ds = calloc(N, sizeof *ds);
@@ -221,7 +223,7 @@ Test(timer, ten_thousand_delays_fire_without_a_thread_each, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(timer, cancelling_a_delay_settles_it_at_once, .timeout = 60)
+CheckedTest(timer, cancelling_a_delay_settles_it_at_once, .timeout = 60)
 {
     atomic_int runs = 0;
     future_t *d = future_delay(3600 * UINT64_C(1000000000)); /* an hour */
@@ -238,7 +240,7 @@ Test(timer, cancelling_a_delay_settles_it_at_once, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(timer, a_fired_delay_cannot_be_cancelled, .timeout = 60)
+CheckedTest(timer, a_fired_delay_cannot_be_cancelled, .timeout = 60)
 {
     future_t *d = future_delay(1 * MS);
     cr_assert_eq(future_wait(d, NULL), 0);
@@ -248,7 +250,7 @@ Test(timer, a_fired_delay_cannot_be_cancelled, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(timer, cancelled_delays_leave_the_others_on_time, .timeout = 60)
+CheckedTest(timer, cancelled_delays_leave_the_others_on_time, .timeout = 60)
 {
     enum { N = 100 };
     future_t *ds[N];
@@ -268,8 +270,9 @@ Test(timer, cancelled_delays_leave_the_others_on_time, .timeout = 60)
 
 /* ------------------------------------------------------------- timeouts -- */
 
-Test(timer, a_timeout_on_a_future_that_never_settles_fails_and_cancels_it,
-     .timeout = 60)
+CheckedTest(timer,
+            a_timeout_on_a_future_that_never_settles_fails_and_cancels_it,
+            .timeout = 60)
 {
     promise_t *p = promise_create();
     future_t *f = promise_future(p);
@@ -286,8 +289,8 @@ Test(timer, a_timeout_on_a_future_that_never_settles_fails_and_cancels_it,
     expect_no_leaks();
 }
 
-Test(timer, a_timeout_takes_the_value_of_a_future_settled_in_time,
-     .timeout = 60)
+CheckedTest(timer, a_timeout_takes_the_value_of_a_future_settled_in_time,
+            .timeout = 60)
 {
     promise_t *p = promise_create();
     future_t *f = promise_future(p);
@@ -305,7 +308,8 @@ Test(timer, a_timeout_takes_the_value_of_a_future_settled_in_time,
     expect_no_leaks();
 }
 
-Test(timer, a_timeout_takes_the_error_of_a_future_failed_in_time, .timeout = 60)
+CheckedTest(timer, a_timeout_takes_the_error_of_a_future_failed_in_time,
+            .timeout = 60)
 {
     promise_t *p = promise_create();
     future_t *f = promise_future(p);
@@ -332,8 +336,8 @@ Test(timer, a_timeout_takes_the_error_of_a_future_failed_in_time, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(timer, a_timeout_on_a_task_finishing_in_time_takes_its_value,
-     .timeout = 60)
+CheckedTest(timer, a_timeout_on_a_task_finishing_in_time_takes_its_value,
+            .timeout = 60)
 {
     pool_t *pool = pool_create(1);
     future_t *f = pool_submit(pool, value_task, U2P(8));
@@ -360,7 +364,7 @@ static int until_cancelled(void *arg, void **result)
     return task_cancelled() ? ECANCELED : 0;
 }
 
-Test(timer, a_timeout_asks_a_running_task_to_cancel, .timeout = 60)
+CheckedTest(timer, a_timeout_asks_a_running_task_to_cancel, .timeout = 60)
 {
     atomic_bool saw = false;
     pool_t *pool = pool_create(1);
@@ -375,7 +379,7 @@ Test(timer, a_timeout_asks_a_running_task_to_cancel, .timeout = 60)
     expect_no_leaks();
 }
 
-Test(timer, a_timeout_checks_its_arguments)
+CheckedTest(timer, a_timeout_checks_its_arguments)
 {
     errno = 0;
     cr_assert_null(future_timeout(NULL, MS));
@@ -383,7 +387,8 @@ Test(timer, a_timeout_checks_its_arguments)
     expect_no_leaks();
 }
 
-Test(timer, a_cancelled_timeout_takes_its_delay_out_of_the_heap, .timeout = 60)
+CheckedTest(timer, a_cancelled_timeout_takes_its_delay_out_of_the_heap,
+            .timeout = 60)
 {
     /* 10,000 cancelled timeouts of 10 s: with their delays left in the
      * heap until the deadline, this would hold on to some 700 KiB. */

@@ -53,7 +53,7 @@ static int then_step(void *value, void *arg, void **result)
     return 0;
 }
 
-Test(trace, records_one_complete_event_per_task, .timeout = 60)
+CheckedTest(trace, records_one_complete_event_per_task, .timeout = 60)
 {
     char json[128];
     temp_path(json, sizeof json, ".json");
@@ -85,7 +85,7 @@ Test(trace, records_one_complete_event_per_task, .timeout = 60)
     unlink(json);
 }
 
-Test(trace, lanes_separate_pools_and_threads, .timeout = 60)
+CheckedTest(trace, lanes_separate_pools_and_threads, .timeout = 60)
 {
     char json[128], cmd[512];
     temp_path(json, sizeof json, ".json");
@@ -109,7 +109,7 @@ Test(trace, lanes_separate_pools_and_threads, .timeout = 60)
     unlink(json);
 }
 
-Test(trace, records_nothing_unless_started, .timeout = 30)
+CheckedTest(trace, records_nothing_unless_started, .timeout = 30)
 {
     char json[128];
     temp_path(json, sizeof json, ".json");
@@ -129,7 +129,7 @@ Test(trace, records_nothing_unless_started, .timeout = 30)
     unlink(json);
 }
 
-Test(trace, start_and_stop_report_misuse)
+CheckedTest(trace, start_and_stop_report_misuse)
 {
     char json[128];
     temp_path(json, sizeof json, ".json");
@@ -146,7 +146,7 @@ Test(trace, start_and_stop_report_misuse)
     expect_no_leaks();
 }
 
-Test(trace, names_are_escaped_into_valid_json, .timeout = 30)
+CheckedTest(trace, names_are_escaped_into_valid_json, .timeout = 30)
 {
     char json[128];
     temp_path(json, sizeof json, ".json");
@@ -158,7 +158,7 @@ Test(trace, names_are_escaped_into_valid_json, .timeout = 30)
     unlink(json);
 }
 
-Test(trace, svg_tool_draws_one_bar_per_task, .timeout = 60)
+CheckedTest(trace, svg_tool_draws_one_bar_per_task, .timeout = 60)
 {
     char json[128], svg[128], cmd[768];
     temp_path(json, sizeof json, ".json");

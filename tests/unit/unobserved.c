@@ -49,7 +49,7 @@ static future_t *rejected(int error)
     return f;
 }
 
-Test(unobserved, a_dropped_failure_is_reported_once)
+CheckedTest(unobserved, a_dropped_failure_is_reported_once)
 {
     listen();
     future_release(rejected(EIO));
@@ -59,7 +59,7 @@ Test(unobserved, a_dropped_failure_is_reported_once)
     cr_assert_null(last.site);
 }
 
-Test(unobserved, a_failed_task_names_its_function, .timeout = 30)
+CheckedTest(unobserved, a_failed_task_names_its_function, .timeout = 30)
 {
     listen();
     pool_t *pool = pool_create(1);
@@ -76,7 +76,7 @@ Test(unobserved, a_failed_task_names_its_function, .timeout = 30)
 
 static int recover_with_zero(int error, void *arg, void **result);
 
-Test(unobserved, waiting_or_watching_observes, .timeout = 30)
+CheckedTest(unobserved, waiting_or_watching_observes, .timeout = 30)
 {
     listen();
     future_t *a = rejected(EIO), *b = rejected(EIO), *c = rejected(EIO);
@@ -106,7 +106,7 @@ static int never_called(void *value, void *arg, void **result)
     return EFAULT;
 }
 
-Test(unobserved, a_chain_reports_once_with_the_first_site, .timeout = 30)
+CheckedTest(unobserved, a_chain_reports_once_with_the_first_site, .timeout = 30)
 {
     listen();
     pool_t *pool = pool_create(1);
@@ -124,7 +124,7 @@ Test(unobserved, a_chain_reports_once_with_the_first_site, .timeout = 30)
     cr_assert(last.site == (void (*)(void))fail_task, "the first failure");
 }
 
-Test(unobserved, cancellations_and_successes_are_not_reported)
+CheckedTest(unobserved, cancellations_and_successes_are_not_reported)
 {
     listen();
     promise_t *p = promise_create();
@@ -138,7 +138,7 @@ Test(unobserved, cancellations_and_successes_are_not_reported)
     cr_assert_eq(atomic_load(&reports), 0);
 }
 
-Test(unobserved, a_timeout_nobody_saw_is_reported, .timeout = 30)
+CheckedTest(unobserved, a_timeout_nobody_saw_is_reported, .timeout = 30)
 {
     listen();
     promise_t *p = promise_create();
@@ -155,7 +155,7 @@ Test(unobserved, a_timeout_nobody_saw_is_reported, .timeout = 30)
     cr_assert_eq(atomic_load(&reports), 1);
 }
 
-Test(unobserved, a_null_handler_turns_reports_off)
+CheckedTest(unobserved, a_null_handler_turns_reports_off)
 {
     listen();
     futures_set_unobserved_handler(NULL, NULL);
@@ -182,7 +182,7 @@ static char *printed(const struct futures_failure *failure)
     return text;
 }
 
-Test(unobserved, the_default_prints_one_line_with_error_and_site)
+CheckedTest(unobserved, the_default_prints_one_line_with_error_and_site)
 {
     struct futures_failure failure = {EIO, "task",
                                       (void (*)(void))fail_task};
@@ -198,7 +198,7 @@ Test(unobserved, the_default_prints_one_line_with_error_and_site)
     cr_assert_null(strstr(text, " in "), "%s", text);
 }
 
-Test(unobserved, the_default_is_installed_at_start)
+CheckedTest(unobserved, the_default_is_installed_at_start)
 {
     /* A fresh process (Criterion forks one per test) reports to stderr. */
     int saved = dup(STDERR_FILENO);
@@ -216,7 +216,7 @@ Test(unobserved, the_default_is_installed_at_start)
     cr_assert(strstr(text, "EBADMSG"), "%s", text);
 }
 
-Test(unobserved, a_rejection_is_reported_whichever_reference_goes_last)
+CheckedTest(unobserved, a_rejection_is_reported_whichever_reference_goes_last)
 {
     listen();
     promise_t *p = promise_create();
