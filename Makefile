@@ -44,7 +44,7 @@ SONAME := libfutures.so.$(VERSION_MAJOR)
 SHARED := $(B)/libfutures.so.$(VERSION)
 
 .PHONY: all test check install uninstall clean samples demo docs bench bench-peers soak \
-        criterion unit asan tsan valgrind exports header-cxx install-test
+        criterion unit asan tsan valgrind valgrind-unit exports header-cxx install-test
 
 all: $(STATIC) $(SHARED) $(B)/libfutures.so
 
@@ -194,6 +194,26 @@ soak: $(B)/stress/races $(B)/stress/shutdown_soak $(B)/stress/random_soak
 	STRESS_SCALE=100 TSAN_OPTIONS=halt_on_error=1 $(B)/tsan/stress/random_soak
 	STRESS_SCALE=100 $(B)/asan/stress/random_soak
 
+# The unit suite under memcheck. Criterion runs each test in a process it
+# starts with exec, hence --trace-children; the children the fork tests make
+# _exit() with copies of other threads' objects, hence silent after fork.
+# The samples suite is left out: it checks wall-clock ratios, which
+# valgrind's slowdown distorts. Any error or leak in any log fails.
+VG_UNIT := $(B)/valgrind-unit
+valgrind-unit: $(B)/tests/unit
+	@rm -rf $(VG_UNIT) && mkdir -p $(VG_UNIT)
+	valgrind -q --trace-children=yes --child-silent-after-fork=yes \
+	    --trace-children-skip='/bin/*,/usr/bin/*' --leak-check=full \
+	    --show-leak-kinds=definite,indirect,possible \
+	    --errors-for-leak-kinds=definite,indirect,possible \
+	    --suppressions=tests/valgrind.supp --log-file=$(VG_UNIT)/%p.log \
+	    $(B)/tests/unit -j2 --filter '!(samples)/*' > $(VG_UNIT)/output 2>&1; \
+	  grep -E '^\[(FAIL|----)\]|Synthesis' $(VG_UNIT)/output
+	@grep -q 'Failing: 0 | Crashing: 0' $(VG_UNIT)/output
+	@if [ -n "$$(find $(VG_UNIT) -name '*.log' -size +0)" ]; then \
+	    cat $$(find $(VG_UNIT) -name '*.log' -size +0); exit 1; fi
+	@echo "valgrind-unit: $$(ls $(VG_UNIT)/*.log | wc -l) processes, no errors, no leaks"
+
 # Installs into a scratch prefix and builds a program against it with pkg-config.
 install-test: all
 	rm -rf $(B)/stage
@@ -207,7 +227,7 @@ install-test: all
 	    -o $(B)/stage/app-static
 	$(B)/stage/app-static
 
-check: test asan tsan valgrind install-test
+check: test asan tsan valgrind valgrind-unit install-test
 
 # ---------------------------------------------------------------- install --
 

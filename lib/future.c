@@ -87,9 +87,11 @@ future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
 /* Frees a future nobody refers to, or one that was never handed out. */
 void fut__free(future_t *f)
 {
-    fut__value_free_fn result_free = fut__result_free_of(f, true);
-    if (result_free && fut__is_settled(f) && f->error == 0 && f->value)
-        result_free(f->value); /* it owns its value: nobody can read it */
+    if (fut__owns_value(f)) {
+        fut__value_free_fn result_free = fut__result_free_of(f, true);
+        if (result_free && fut__is_settled(f) && f->error == 0 && f->value)
+            result_free(f->value); /* it owns its value: nobody reads it */
+    }
     if (f->ops->destroy)
         f->ops->destroy(f);
     if (f->exec)
@@ -120,7 +122,8 @@ void future_release(future_t *f)
     if (old == 1) {
         if (FUT_DEBUG && !fut__is_settled(f))
             fut__panic("last reference to an unsettled future released");
-        fut__report_unobserved(f);
+        if (fut__is_settled(f) && f->error)
+            fut__report_unobserved(f); /* unless someone looked */
         fut__free(f);
     } else if (old == 0) {
         fut__panic("future released more than retained");
@@ -143,6 +146,8 @@ static struct fut__watch *settle_locked(future_t *f, struct fut__stripe *s,
                                         int error, void *value, fut__fn site)
 {
     struct fut__watch *list = f->watchers;
+    if (list && error)
+        fut__observe(f); /* the failure goes to whoever watches it */
     f->watchers = NULL;
     f->error = error;
     if (error)
@@ -350,7 +355,8 @@ int future_wait(future_t *f, void **value)
         if (!spin_on(f, FUT_SPIN_NS))
             block_on(f, NULL);
     }
-    fut__observe(f);
+    if (f->error)
+        fut__observe(f); /* only failures are ever reported */
     if (value && f->error == 0)
         *value = f->value;
     return f->error;

@@ -137,7 +137,9 @@ struct fut__ops {
 enum {
     FUT_CANCEL_REQUESTED = 1, /* future_cancel() while RUNNING */
     FUT_OBSERVED = 2,         /* its outcome was waited for or watched */
-    FUT_OWNS_VALUE = 4        /* has a result destructor (owned.c) */
+    FUT_OWNS_VALUE = 4,       /* has a result destructor (owned.c) */
+    FUT_KEEPS_SOURCE = 8      /* passes on a value that a source it holds
+                                 owns (future_catch, future_timeout) */
 };
 
 struct future {
@@ -180,6 +182,22 @@ void fut__discard(future_t *f, void *value); /* a value offered too late */
 /* Result destructors (owned.c). */
 typedef void (*fut__value_free_fn)(void *);
 fut__value_free_fn fut__result_free_of(const future_t *f, bool take);
+
+static inline bool fut__owns_value(const future_t *f)
+{
+    return atomic_load_explicit(&((future_t *)f)->flags,
+                                memory_order_acquire) &
+           FUT_OWNS_VALUE;
+}
+
+/* Must whoever reads @f's value keep @f alive while it does? Yes if the
+ * value goes when @f goes: @f owns it, or holds the source that does. */
+static inline bool fut__value_needs_f(const future_t *f)
+{
+    return atomic_load_explicit(&((future_t *)f)->flags,
+                                memory_order_acquire) &
+           (FUT_OWNS_VALUE | FUT_KEEPS_SOURCE);
+}
 void fut__enqueue(future_t *f);
 bool fut__run(future_t *f, bool may_chain);
 void fut__chain(bool on); /* sched.c: keep a continuation for this thread */

@@ -110,9 +110,10 @@ static void predecessor_settled(struct fut__inputs *in, size_t index)
     future_t *pred = c->watch.target;
     c->in_error = pred->error;
     c->in_value = pred->error ? NULL : pred->value;
-    /* The value may be one that pred owns (future_set_result_free): keep
-     * pred until the callback has run, or as long as we pass it on. */
-    if (c->in_value)
+    /* A value that pred owns (future_set_result_free, set before it
+     * settled, as the header asks) would go with pred: keep pred until the
+     * callback has run, or as long as we pass the value on. */
+    if (c->in_value && fut__value_needs_f(pred))
         c->source = future_retain(pred);
     struct fut__exec *exec = c->base.exec;
     bool closed =
@@ -122,10 +123,13 @@ static void predecessor_settled(struct fut__inputs *in, size_t index)
         return;
     }
     free_arg_once(&c->base); /* its callback will never run */
-    if (closed)
+    if (closed) {
         fut__settle(&c->base, ECANCELED, NULL); /* its loop is gone */
-    else
-        fut__pass_on(&c->base, pred);
+        return;
+    }
+    if (c->source) /* before settling: our continuations must keep us */
+        atomic_fetch_or(&c->base.flags, FUT_KEEPS_SOURCE);
+    fut__pass_on(&c->base, pred);
 }
 
 /*

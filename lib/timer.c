@@ -264,8 +264,10 @@ static void timeout_input_settled(struct fut__inputs *in, size_t index)
     future_t *input = in->w[0].target, *delay = in->w[1].target;
     if (index == 0) {
         struct timeout *t = timeout_of(in->owner);
-        if (input->error == 0 && input->value)
+        if (input->error == 0 && input->value && fut__value_needs_f(input)) {
             t->source = future_retain(input); /* its value is passed on */
+            atomic_fetch_or(&t->base.flags, FUT_KEEPS_SOURCE);
+        }
         if (fut__pass_on(in->owner, input))
             future_cancel(delay); /* the timer is not needed any more */
     } else if (delay->error == 0) {

@@ -77,7 +77,6 @@ void fut__inputs_init(struct fut__inputs *in, future_t *owner,
     atomic_init(&in->pins, (unsigned)n + 1);
     for (size_t i = 0; i < n; i++) {
         w[i].target = future_retain(targets[i]);
-        fut__observe(targets[i]); /* its failure is ours to pass on */
         w[i].set = in;
         w[i].linked = false;
     }
@@ -97,6 +96,10 @@ void fut__inputs_arm(struct fut__inputs *in)
         if (fut__is_settled(in->owner)) {
             unpin(in);
         } else if (!link_watch(w)) {
+            /* Settled already; one that settles later is marked observed
+             * as it settles (future.c). Only failures need the mark. */
+            if (w->target->error)
+                fut__observe(w->target);
             w->next = NULL;
             fut__deliver(w);
         } else if (fut__is_settled(in->owner) && unlink_watch(w)) {

@@ -214,3 +214,28 @@ CheckedTest(result_free, without_memory_it_fails_and_changes_nothing)
     future_release(f);
     cr_assert_eq(frees(&v), 0, "no destructor was set");
 }
+
+/* A pass-through (catch on success) hands on a value its source owns: a
+ * continuation of the pass-through must keep the value alive too. */
+CheckedTest(result_free, a_value_passed_on_stays_alive_down_the_chain,
+            .timeout = 30)
+{
+    struct value v = {0};
+    loop_t *loop = loop_create();
+    promise_t *p = promise_create();
+    future_t *f = promise_future(p);
+    future_set_result_free(f, free_value);
+    future_t *caught = future_catch_on(f, loop, recover, NULL);
+    future_t *timed = future_timeout(caught, UINT64_C(60000000000));
+    future_t *g = future_then_on(timed, loop, check_alive, NULL);
+    future_release(f);
+    future_release(caught);
+    future_release(timed);
+    cr_assert_eq(promise_resolve(p, &v), 0);
+    promise_release(p);
+    cr_assert_eq(loop_run(loop), 0);
+    cr_assert_eq(future_wait(g, NULL), 0, "the value was freed before use");
+    future_release(g);
+    loop_destroy(loop);
+    cr_assert_eq(frees(&v), 1);
+}

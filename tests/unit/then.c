@@ -359,10 +359,15 @@ CheckedTest(then, an_endless_chain_does_not_starve_a_one_thread_pool,
      * ever turning to its queue, this would hang. */
     struct endless e = {.hops = 0};
     sem_init(&e.done, 0, 0);
+    struct gate g;
+    gate_init(&g);
     pool_t *pool = pool_create(1);
-    future_t *first = pool_submit(pool, value_task, NULL);
+    /* The chain starts once the gate opens: by then e.current is set and
+     * the stopper is queued. */
+    future_t *first = pool_submit(pool, gated_task, &g);
     e.current = future_then(first, endless_hop, &e);
     future_t *stopper = pool_submit(pool, stop_the_chain, &e);
+    gate_open(&g);
     cr_assert_eq(future_wait(stopper, NULL), 0);
     sem_wait(&e.done);
     cr_assert_gt(e.hops, 0);
@@ -372,5 +377,6 @@ CheckedTest(then, an_endless_chain_does_not_starve_a_one_thread_pool,
     future_release(first);
     pool_destroy(pool);
     sem_destroy(&e.done);
+    gate_destroy(&g);
     expect_no_leaks();
 }

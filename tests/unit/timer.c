@@ -255,14 +255,16 @@ CheckedTest(timer, cancelled_delays_leave_the_others_on_time, .timeout = 60)
     enum { N = 100 };
     future_t *ds[N];
     uint64_t start = now_ns();
+    /* Long enough that none is due before the cancels, even under
+     * valgrind, where making a hundred delays takes tens of ms. */
     for (int i = 0; i < N; i++)
-        ds[i] = future_delay((uint64_t)(10 + i % 10) * MS);
+        ds[i] = future_delay((uint64_t)(200 + i % 10) * MS);
     for (int i = 0; i < N; i += 2)
         cr_assert(future_cancel(ds[i]));
     for (int i = 0; i < N; i++)
         cr_assert_eq(future_wait(ds[i], NULL), i % 2 ? 0 : ECANCELED,
                      "delay %d", i);
-    cr_assert_geq(now_ns() - start, 11 * MS);
+    cr_assert_geq(now_ns() - start, 201 * MS);
     for (int i = 0; i < N; i++)
         future_release(ds[i]);
     expect_no_leaks();
@@ -351,28 +353,38 @@ CheckedTest(timer, a_timeout_on_a_task_finishing_in_time_takes_its_value,
     expect_no_leaks();
 }
 
+struct cancellable {
+    sem_t started;
+    atomic_bool saw; /* task_cancelled() turned true */
+};
+
 /* Runs until asked to cancel (ten seconds at most); says whether it was. */
 static int until_cancelled(void *arg, void **result)
 {
     (void)result;
+    struct cancellable *c = arg;
+    sem_post(&c->started);
     uint64_t deadline = now_ns() + 10000 * MS;
     while (!task_cancelled() && now_ns() < deadline) {
         struct timespec ts = {0, (long)MS};
         nanosleep(&ts, NULL); /* the job's simulated work */
     }
-    atomic_store((atomic_bool *)arg, task_cancelled());
+    atomic_store(&c->saw, task_cancelled());
     return task_cancelled() ? ECANCELED : 0;
 }
 
 CheckedTest(timer, a_timeout_asks_a_running_task_to_cancel, .timeout = 60)
 {
-    atomic_bool saw = false;
+    struct cancellable c = {.saw = false};
+    sem_init(&c.started, 0, 0);
     pool_t *pool = pool_create(1);
-    future_t *f = pool_submit_blocking(pool, until_cancelled, &saw);
+    future_t *f = pool_submit_blocking(pool, until_cancelled, &c);
+    sem_wait(&c.started); /* running, not queued, when the timeout fires */
     future_t *t = future_timeout(f, 20 * MS);
     cr_assert_eq(future_wait(t, NULL), ETIMEDOUT);
     cr_assert_eq(future_wait(f, NULL), ECANCELED, "the task's own return");
-    cr_assert(atomic_load(&saw), "task_cancelled() turned true");
+    cr_assert(atomic_load(&c.saw), "task_cancelled() turned true");
+    sem_destroy(&c.started);
     future_release(t);
     future_release(f);
     pool_destroy(pool);
