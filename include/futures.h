@@ -150,7 +150,10 @@ FUTURES_API void pool_destroy(pool_t *pool);
  * have been held when the parent forked). Work the parent had queued never
  * runs in the child, so a wait for it there would not end: use
  * future_wait_for(). Event loops do not cross a fork either. The
- * library's own locks are held across fork() so none is left locked.
+ * library's own locks are held across fork() so none is left locked. A
+ * task that calls fork() may go on in the child; when it returns there,
+ * the child's copy of the pool thread ends (and the child process with it
+ * if it was its only thread) rather than run the parent's queue.
  */
 FUTURES_API pool_t *pool_default(void);
 
@@ -317,8 +320,10 @@ FUTURES_API void future_release(future_t *f);
  * it at once: one that promise_resolve() offers after the future settled
  * (the call returns EALREADY and the value is freed). NULL values and
  * failures are never passed to it. Futures that pass @f's value on without
- * making a new one (future_catch() on success, future_timeout()) keep @f
- * alive, so the value stays valid while any of them is referenced.
+ * making a new one (future_catch() on success, future_timeout(), a then
+ * callback that returns its input) keep @f alive, so the value stays valid
+ * while any of them is referenced; such a future never frees that value
+ * with a destructor of its own (set for a value it might make instead).
  * A NULL @result_free removes the destructor. Call it while you hold a
  * reference, before anything could have read the value.
  * Errors: EINVAL (NULL @f), ENOMEM (nothing changed).
@@ -508,9 +513,12 @@ typedef void (*futures_unobserved_fn)(const struct futures_failure *failure,
  * its last reference goes: @handler(failure, @arg) runs on the thread that
  * drops that reference. Observing means future_wait() returning it, or
  * handing the future to future_then(), future_catch(), when_all(),
- * when_any() or future_timeout(). Cancellations (ECANCELED) are never
- * reported. A failure that a continuation passes on is reported once, by
- * the last future of the chain, with the site of the first failure.
+ * when_any() or future_timeout(), even if what it was handed to has given
+ * up on it (a when_any already decided, a cancelled continuation).
+ * Cancellations (ECANCELED) are never reported, nor is a promise whose
+ * future was never handed out. A failure that a continuation passes on is
+ * reported once, by the last future of the chain, with the site of the
+ * first failure (once per chain when several continuations pass it on).
  * The default handler is futures_unobserved_print(); NULL turns reports
  * off. The handler must not block for long and must not call back into
  * libfutures' waits.

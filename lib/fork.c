@@ -42,6 +42,7 @@ static void child(void)
     atomic_fetch_add(&fut__generation, 1);
     for (size_t i = NHOOKS; i-- > 0;)
         hooks[i](FUT_FORK_CHILD);
+    fut__timer_after_fork(); /* the first thread the child starts */
 }
 
 __attribute__((constructor)) static void register_fork_handlers(void)

@@ -138,8 +138,9 @@ enum {
     FUT_CANCEL_REQUESTED = 1, /* future_cancel() while RUNNING */
     FUT_OBSERVED = 2,         /* its outcome was waited for or watched */
     FUT_OWNS_VALUE = 4,       /* has a result destructor (owned.c) */
-    FUT_KEEPS_SOURCE = 8      /* passes on a value that a source it holds
+    FUT_KEEPS_SOURCE = 8,     /* passes on a value that a source it holds
                                  owns (future_catch, future_timeout) */
+    FUT_HANDED_OUT = 16       /* a promise's future was handed out */
 };
 
 struct future {
@@ -373,6 +374,7 @@ void fut__report_unobserved(const future_t *f);
 enum fut__fork_phase { FUT_FORK_PREPARE, FUT_FORK_PARENT, FUT_FORK_CHILD };
 void fut__sched_fork(enum fut__fork_phase phase);
 void fut__timer_fork(enum fut__fork_phase phase);
+void fut__timer_after_fork(void);
 void fut__trace_fork(enum fut__fork_phase phase);
 void fut__unobserved_fork(enum fut__fork_phase phase);
 void fut__stripe_fork(enum fut__fork_phase phase);

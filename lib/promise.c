@@ -30,6 +30,7 @@ future_t *promise_future(promise_t *p)
         errno = EINVAL;
         return NULL;
     }
+    atomic_fetch_or(&p->future.flags, FUT_HANDED_OUT);
     return future_retain(&p->future);
 }
 
@@ -54,10 +55,9 @@ void promise_release(promise_t *p)
 {
     if (!p)
         return;
-    /* About to be broken, with no other reference (so nobody else can
-     * settle it meanwhile): nobody can ever see that, so it is not a
-     * failure to report (unobserved.c). A rejection is reported as usual. */
-    if (atomic_load(&p->future.refs) == 1 && !fut__is_settled(&p->future))
+    /* Its future never handed out: nobody could ever have seen how it
+     * ended, so that is no failure to report (unobserved.c). */
+    if (!(atomic_load(&p->future.flags) & FUT_HANDED_OUT))
         fut__observe(&p->future);
     fut__settle(&p->future, EPIPE, NULL);
     future_release(&p->future);

@@ -316,6 +316,9 @@ static void run_counted_locked(pool_t *p, future_t *f, bool may_chain)
     fut__pool_unlock(p);
     bool ran = fut__run(f, may_chain);
     future_release(f); /* the run queue's reference */
+    if (fut__pool_is_stale(p))
+        pthread_exit(NULL); /* the task forked: this is the child's copy of
+                               a parent's thread, and the pool is not ours */
     fut__pool_lock(p);
     p->nrunning--;
     if (ran)
@@ -437,13 +440,25 @@ int fut__start_core_locked(pool_t *p)
  * calls this BLOCKING_FANOUT times as it starts: a burst of jobs is met by a
  * tree of starts on every CPU rather than by the submitter alone, one by one.
  */
+/* No blocking thread could start: the core threads may have to take over
+ * the jobs (jobs_for_core_locked). */
+static void blocking_start_failed_locked(pool_t *p)
+{
+    p->nb_start_failed = true;
+    update_hint_locked(p);
+    if (jobs_for_core_locked(p) && p->nidle)
+        pthread_cond_signal(&p->work);
+}
+
 static void grow_blocking_locked(pool_t *p, int retries)
 {
     if (p->jobs.len <= p->nb_idle + p->nb_starting || p->nb_live >= p->nb_limit)
         return;
     struct fut__worker *w = fut__calloc(sizeof *w);
-    if (!w)
+    if (!w) {
+        blocking_start_failed_locked(p);
         return;
+    }
     w->pool = p;
     w->blocking = true;
     fut__pool_retain(p); /* the thread's */
@@ -459,10 +474,7 @@ static void grow_blocking_locked(pool_t *p, int retries)
         p->nb_starting--;
         atomic_fetch_sub(&p->refs, 1); /* the caller's remains */
         fut__mem_free(w);
-        p->nb_start_failed = true;
-        update_hint_locked(p); /* the core threads may have to take over */
-        if (jobs_for_core_locked(p) && p->nidle)
-            pthread_cond_signal(&p->work);
+        blocking_start_failed_locked(p);
         if (p->nlive + p->nb_live == 0)
             pthread_cond_broadcast(&p->ended);
         /* Other jobs may have counted on this start: try once more. */

@@ -70,7 +70,10 @@ static int run_continuation(future_t *f, void **result)
     int error = c->cb.catches ? c->cb.catch_(c->in_error, c->cb.arg, result)
                               : c->cb.then(c->in_value, c->cb.arg, result);
     free_arg_once(f);
-    drop_source(c);
+    if (c->source && !error && *result == c->in_value)
+        atomic_fetch_or(&f->flags, FUT_KEEPS_SOURCE); /* passed it on */
+    else
+        drop_source(c);
     return error;
 }
 

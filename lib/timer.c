@@ -180,10 +180,22 @@ void fut__timer_fork(enum fut__fork_phase phase)
         return;
     }
     if (phase == FUT_FORK_CHILD && thread_running) {
-        thread_running = false;
-        if (fut__cond_init(&wake) != 0 || (heap_len && ensure_thread_locked()))
-            fut__panic("cannot restart the timer thread after fork()");
+        thread_running = false; /* restarted by fut__timer_after_fork() */
+        if (fut__cond_init(&wake) != 0)
+            fut__panic("cannot initialise the timer after fork()");
     }
+    pthread_mutex_unlock(&lock);
+}
+
+/* In the child, once every module has started afresh (so that what the
+ * timers settle goes to the child's own pools): restart the thread for the
+ * delays it inherited. If it cannot start, the next future_delay() or
+ * future_timeout() tries again. */
+void fut__timer_after_fork(void)
+{
+    pthread_mutex_lock(&lock);
+    if (heap_len)
+        ensure_thread_locked();
     pthread_mutex_unlock(&lock);
 }
 

@@ -94,6 +94,7 @@ void fut__inputs_arm(struct fut__inputs *in)
     for (size_t i = 0; i < in->n; i++) {
         struct fut__watch *w = &in->w[i];
         if (fut__is_settled(in->owner)) {
+            fut__observe(w->target); /* handed to a decided combinator */
             unpin(in);
         } else if (!link_watch(w)) {
             /* Settled already; one that settles later is marked observed
@@ -103,6 +104,7 @@ void fut__inputs_arm(struct fut__inputs *in)
             w->next = NULL;
             fut__deliver(w);
         } else if (fut__is_settled(in->owner) && unlink_watch(w)) {
+            fut__observe(w->target);
             unpin(in);
         }
     }
@@ -120,8 +122,12 @@ void fut__inputs_detach(struct fut__inputs *in)
     } while (!atomic_compare_exchange_weak(&in->pins, &pins, pins + 1));
 
     for (size_t i = 0; i < in->n; i++) {
-        if (unlink_watch(&in->w[i]))
+        /* Handed to a combinator or continuation: observed, even if it
+         * settles only after its watcher gave up (when_any decided). */
+        if (unlink_watch(&in->w[i])) {
+            fut__observe(in->w[i].target);
             unpin(in);
+        }
     }
     unpin(in);
 }

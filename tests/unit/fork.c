@@ -326,3 +326,76 @@ CheckedTest(fork, a_stripe_held_when_fork_begins_is_free_in_the_child,
     pthread_join(holder, NULL);
     promise_release(p);
 }
+
+/* ------------------------------------------------- fork inside a task -- */
+
+static pid_t test_pid;
+static sem_t forker_may_go;
+
+/* Queued behind the forking task: it must never run in the child. */
+static int parents_work(void *arg, void **result)
+{
+    (void)arg;
+    if (getpid() != test_pid)
+        _exit(42);
+    *result = NULL;
+    return 0;
+}
+
+/* Forks; the child returns from the task, as a careless task might. */
+static int forking_task(void *arg, void **result)
+{
+    (void)arg;
+    *result = NULL;
+    sem_wait(&forker_may_go); /* parents_work is queued behind us */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(10);
+        return 0; /* back into what was the parent's worker loop */
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : EFAULT;
+}
+
+CheckedTest(fork, a_child_forked_by_a_task_runs_none_of_the_parents_work,
+            .timeout = 60)
+{
+    test_pid = getpid();
+    sem_init(&forker_may_go, 0, 0);
+    pool_t *pool = pool_create(1);
+    future_t *a = pool_submit(pool, forking_task, NULL);
+    future_t *b = pool_submit(pool, parents_work, NULL);
+    sem_post(&forker_may_go);
+    cr_assert_eq(future_wait(a, NULL), 0,
+                 "the child ran the parent's queued task, or hung");
+    cr_assert_eq(future_wait(b, NULL), 0);
+    future_release(a);
+    future_release(b);
+    pool_destroy(pool);
+}
+
+/* The child cannot restart the timer thread at fork (its first thread
+ * start fails): no abort; the next delay starts it, and the inherited
+ * delay fires too. */
+static void timer_restarts_later(void *arg)
+{
+    future_t *inherited = arg;
+    future_t *fresh = future_delay(1000000);
+    CHILD_CHECK(fresh);
+    CHILD_CHECK(future_wait(fresh, NULL) == 0);
+    CHILD_CHECK(future_wait(inherited, NULL) == 0);
+    future_release(fresh);
+}
+
+CheckedTest(fork, a_timer_that_cannot_restart_in_the_child_does_later,
+            .timeout = 60)
+{
+    future_t *d = future_delay(UINT64_C(20000000)); /* timer thread up */
+    fut__fault_set(FUT_FAULT_THREAD, 1, false); /* the child's first start */
+    in_child(timer_restarts_later, d);
+    fut__fault_set(FUT_FAULT_THREAD, 0, false);
+    cr_assert_eq(future_wait(d, NULL), 0);
+    future_release(d);
+}

@@ -239,3 +239,51 @@ CheckedTest(result_free, a_value_passed_on_stays_alive_down_the_chain,
     loop_destroy(loop);
     cr_assert_eq(frees(&v), 1);
 }
+
+static int pass_input_on(void *value, void *arg, void **result)
+{
+    (void)arg;
+    *result = value; /* a tap: logs, then hands the value on */
+    return 0;
+}
+
+/* A then callback that returns its input hands on a value its source owns:
+ * the then future must keep the source, and must not free it itself. */
+CheckedTest(result_free, a_callback_that_returns_its_input_keeps_it_alive,
+            .timeout = 30)
+{
+    struct value v = {0};
+    promise_t *p = promise_create();
+    future_t *src = promise_future(p);
+    future_set_result_free(src, free_value);
+    future_t *g = future_then(src, pass_input_on, NULL);
+    future_set_result_free(g, free_value); /* not its value to free */
+    promise_resolve(p, &v);
+    promise_release(p);
+    void *out = NULL;
+    cr_assert_eq(future_wait(g, &out), 0);
+    future_release(src);
+    cr_assert_eq(out, &v);
+    cr_assert_eq(frees(&v), 0, "freed while g hands it out");
+    future_release(g);
+    cr_assert_eq(frees(&v), 1, "freed once, by its owner");
+}
+
+/* A catch with a destructor of its own (for the value it may recover
+ * with) that passes the source's value on must not free it a second time. */
+CheckedTest(result_free, a_pass_through_with_its_own_destructor_frees_once,
+            .timeout = 30)
+{
+    struct value v = {0};
+    promise_t *p = promise_create();
+    future_t *src = promise_future(p);
+    future_set_result_free(src, free_value);
+    future_t *caught = future_catch(src, recover, NULL);
+    future_set_result_free(caught, free_value);
+    promise_resolve(p, &v);
+    promise_release(p);
+    cr_assert_eq(future_wait(caught, NULL), 0);
+    future_release(src);
+    future_release(caught);
+    cr_assert_eq(frees(&v), 1);
+}

@@ -885,3 +885,37 @@ CheckedTest(thread_faults, default_pool_first_start_fails_under_a_continuation,
     cr_assert(ran);
     expect_no_leaks();
 }
+
+/* As above, but what fails is the allocation of the blocking thread's own
+ * record, before any thread start: the job must still run. */
+static pool_t *record_pool;
+
+static int wait_for_a_job_whose_record_fails(void *arg, void **result)
+{
+    (void)arg;
+    /* The 1st allocation is the job's future, the 2nd the worker record
+     * of the blocking thread that would run it. */
+    fut__fault_set(FUT_FAULT_ALLOC, 2, false);
+    future_t *job = pool_submit_blocking(record_pool, value_task, U2P(1));
+    fut__fault_set(FUT_FAULT_ALLOC, 0, false);
+    if (!job)
+        return EIO;
+    bool done = future_wait_for(job, HANG_NS);
+    future_release(job);
+    *result = NULL;
+    return done ? 0 : ETIMEDOUT;
+}
+
+CheckedTest(thread_faults, a_job_whose_thread_record_cannot_be_allocated_runs,
+            .timeout = WATCHDOG)
+{
+    record_pool = pool_create(1);
+    long before = fut__fault_fired(FUT_FAULT_ALLOC);
+    future_t *f =
+        pool_submit_blocking(record_pool, wait_for_a_job_whose_record_fails,
+                             NULL);
+    cr_assert_eq(future_wait(f, NULL), 0, "the job was stranded");
+    cr_assert_eq(fut__fault_fired(FUT_FAULT_ALLOC) - before, 1);
+    future_release(f);
+    pool_destroy(record_pool);
+}
