@@ -354,9 +354,12 @@ static int forking_task(void *arg, void **result)
         alarm(10);
         return 0; /* back into what was the parent's worker loop */
     }
+    /* 42: it ran the parent's work; a signal: it hung (alarm). Any other
+     * exit is fine: under ASan, LeakSanitizer's exit-time check fails the
+     * child for the parent's objects it inherited. */
     int status;
     waitpid(pid, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : EFAULT;
+    return WIFEXITED(status) && WEXITSTATUS(status) != 42 ? 0 : EFAULT;
 }
 
 CheckedTest(fork, a_child_forked_by_a_task_runs_none_of_the_parents_work,

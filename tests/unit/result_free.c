@@ -253,13 +253,15 @@ CheckedTest(result_free, a_callback_that_returns_its_input_keeps_it_alive,
             .timeout = 30)
 {
     struct value v = {0};
+    loop_t *loop = loop_create(); /* runs g here, so ours is its last ref */
     promise_t *p = promise_create();
     future_t *src = promise_future(p);
     future_set_result_free(src, free_value);
-    future_t *g = future_then(src, pass_input_on, NULL);
+    future_t *g = future_then_on(src, loop, pass_input_on, NULL);
     future_set_result_free(g, free_value); /* not its value to free */
     promise_resolve(p, &v);
     promise_release(p);
+    cr_assert_eq(loop_run(loop), 0);
     void *out = NULL;
     cr_assert_eq(future_wait(g, &out), 0);
     future_release(src);
@@ -267,6 +269,7 @@ CheckedTest(result_free, a_callback_that_returns_its_input_keeps_it_alive,
     cr_assert_eq(frees(&v), 0, "freed while g hands it out");
     future_release(g);
     cr_assert_eq(frees(&v), 1, "freed once, by its owner");
+    loop_destroy(loop);
 }
 
 /* A catch with a destructor of its own (for the value it may recover
