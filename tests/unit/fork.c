@@ -16,14 +16,15 @@
 
 /*
  * GCC's AddressSanitizer runtime does not hold its allocator's locks across
- * fork(): a child forked while another thread allocates can hang inside
- * ASan's calloc (seen here: __sanitizer::Mutex::Lock under asan_calloc).
- * The tests that fork while other threads churn run only without it.
+ * fork(): a child forked while another thread allocates or frees (a pool
+ * thread dropping a future, say) can hang inside ASan's calloc (seen here:
+ * __sanitizer::Mutex::Lock under asan_calloc). So these tests run in the
+ * plain suite and under valgrind (make valgrind-unit), not under ASan.
  */
 #if defined(__SANITIZE_ADDRESS__)
-#define FORK_CHURN_UNSAFE 1
+#define FORK_UNDER_ASAN 1
 #else
-#define FORK_CHURN_UNSAFE 0
+#define FORK_UNDER_ASAN 0
 #endif
 
 #define CHILD_CHECK(cond)                                                    \
@@ -87,7 +88,8 @@ static void use_the_library(void *arg)
     future_release(blocking);
 }
 
-CheckedTest(fork, the_child_gets_a_default_pool_of_its_own, .timeout = 60)
+CheckedTest(fork, the_child_gets_a_default_pool_of_its_own, .timeout = 60,
+            .disabled = FORK_UNDER_ASAN)
 {
     pool_t *parents = pool_default();
     atomic_int runs = 0;
@@ -141,7 +143,8 @@ static void parents_pools_refuse(void *arg)
     use_the_library(NULL);
 }
 
-CheckedTest(fork, the_parents_pools_refuse_work_in_the_child, .timeout = 60)
+CheckedTest(fork, the_parents_pools_refuse_work_in_the_child, .timeout = 60,
+            .disabled = FORK_UNDER_ASAN)
 {
     struct parents p = {pool_create(2), pool_default()};
     struct gate g;
@@ -168,7 +171,8 @@ static void wait_inherited(void *arg)
     future_release(g);
 }
 
-CheckedTest(fork, inherited_delays_fire_and_continuations_run, .timeout = 60)
+CheckedTest(fork, inherited_delays_fire_and_continuations_run, .timeout = 60,
+            .disabled = FORK_UNDER_ASAN)
 {
     pool_t *pool = pool_create(1);
     future_t *fs[2] = {future_delay(UINT64_C(20000000)),
@@ -222,7 +226,7 @@ static void *churn(void *arg)
 }
 
 CheckedTest(fork, forking_while_other_threads_work, .timeout = 120,
-            .disabled = FORK_CHURN_UNSAFE)
+            .disabled = FORK_UNDER_ASAN)
 {
     struct churn c = {.pool = pool_create(2)};
     pthread_t threads[3];
@@ -267,7 +271,7 @@ static void touch_every_stripe(void *arg)
 }
 
 CheckedTest(fork, forking_while_futures_settle, .timeout = 120,
-            .disabled = FORK_CHURN_UNSAFE)
+            .disabled = FORK_UNDER_ASAN)
 {
     atomic_bool stop = false;
     pthread_t threads[2];
@@ -313,7 +317,7 @@ static void settle_the_held_future(void *arg)
 }
 
 CheckedTest(fork, a_stripe_held_when_fork_begins_is_free_in_the_child,
-            .timeout = 60)
+            .timeout = 60, .disabled = FORK_UNDER_ASAN)
 {
     sem_init(&let_go, 0, 0);
     sem_init(&released, 0, 0);
@@ -363,7 +367,7 @@ static int forking_task(void *arg, void **result)
 }
 
 CheckedTest(fork, a_child_forked_by_a_task_runs_none_of_the_parents_work,
-            .timeout = 60)
+            .timeout = 60, .disabled = FORK_UNDER_ASAN)
 {
     test_pid = getpid();
     sem_init(&forker_may_go, 0, 0);
@@ -393,7 +397,7 @@ static void timer_restarts_later(void *arg)
 }
 
 CheckedTest(fork, a_timer_that_cannot_restart_in_the_child_does_later,
-            .timeout = 60)
+            .timeout = 60, .disabled = FORK_UNDER_ASAN)
 {
     future_t *d = future_delay(UINT64_C(20000000)); /* timer thread up */
     fut__fault_set(FUT_FAULT_THREAD, 1, false); /* the child's first start */
