@@ -386,9 +386,14 @@ CheckedTest(fork, a_child_forked_by_a_task_runs_none_of_the_parents_work,
 /* The child cannot restart the timer thread at fork (its first thread
  * start fails): no abort; the next delay starts it, and the inherited
  * delay fires too. */
+static long starts_failed_before_fork;
+
 static void timer_restarts_later(void *arg)
 {
     future_t *inherited = arg;
+    /* The restart at fork() met the failure (the delay was pending). */
+    CHILD_CHECK(fut__fault_fired(FUT_FAULT_THREAD) >
+                starts_failed_before_fork);
     future_t *fresh = future_delay(1000000);
     CHILD_CHECK(fresh);
     CHILD_CHECK(future_wait(fresh, NULL) == 0);
@@ -399,7 +404,9 @@ static void timer_restarts_later(void *arg)
 CheckedTest(fork, a_timer_that_cannot_restart_in_the_child_does_later,
             .timeout = 60, .disabled = FORK_UNDER_ASAN)
 {
-    future_t *d = future_delay(UINT64_C(20000000)); /* timer thread up */
+    /* Pending at the fork even under valgrind, so the child restarts. */
+    future_t *d = future_delay(UINT64_C(2000000000)); /* timer thread up */
+    starts_failed_before_fork = fut__fault_fired(FUT_FAULT_THREAD);
     fut__fault_set(FUT_FAULT_THREAD, 1, false); /* the child's first start */
     in_child(timer_restarts_later, d);
     fut__fault_set(FUT_FAULT_THREAD, 0, false);
