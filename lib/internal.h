@@ -9,6 +9,7 @@
  *   promise.c      promises
  *   pool.c         pools' public face: create, submit, shut down, stats
  *   sched.c        pools' threads: run queues, sleeping, waking, exiting
+ *   ring.c         a core thread's lock-free run queue, and stealing
  *   loop.c         event loops: single-threaded executors
  *   timer.c        future_delay, future_timeout: one timer thread
  *   stripe.c       the striped locks and condition variables futures use
@@ -269,6 +270,29 @@ struct fut__queue {
 void fut__queue_push(struct fut__queue *q, future_t *f);
 future_t *fut__queue_pop(struct fut__queue *q);
 
+/*
+ * A core thread's own run queue (ring.c): one thread appends, any thread
+ * takes from the front, without locks. The rest of the struct belongs to
+ * the pool (sched.c) and outlives the threads that own it in turn.
+ */
+#define FUT_RING_SIZE 256
+
+struct fut__ring {
+    _Alignas(64) atomic_uint head; /* taken up to here: compare-and-swap */
+    _Alignas(64) atomic_uint tail; /* filled up to here: owner only */
+    atomic_uint executing;         /* owner only: futures it is running */
+    atomic_ulong completed;        /* owner only: futures it ran */
+    bool owned; /* a live core thread owns it; pool lock */
+    bool busy;  /* its owner holds or looks for work; pool lock */
+    _Alignas(64) _Atomic(future_t *) slot[FUT_RING_SIZE];
+};
+
+void fut__ring_init(struct fut__ring *r);
+bool fut__ring_push(struct fut__ring *r, future_t *f); /* false if full */
+future_t *fut__ring_pop(struct fut__ring *r);
+future_t *fut__ring_steal(struct fut__ring *from, struct fut__ring *to);
+size_t fut__ring_len(const struct fut__ring *r);
+
 enum fut__pool_state {
     FUT_POOL_OPEN,      /* accepts submissions and continuations */
     FUT_POOL_DRAINING,  /* accepts continuations, runs what is queued */
@@ -278,7 +302,12 @@ enum fut__pool_state {
 
 struct fut__worker;
 
-/* A pool; sched.c runs it, pool.c is its public face. */
+/*
+ * A pool; sched.c runs it, pool.c is its public face. Core work sits in
+ * the core threads' rings and in the injection queue (what other threads
+ * submit); blocking jobs in one locked queue. Lock order: lock, then
+ * inject_lock.
+ */
 struct pool {
     struct fut__exec exec;
     atomic_uint refs; /* creator, live threads, futures it runs */
@@ -286,10 +315,18 @@ struct pool {
     pthread_cond_t work;          /* idle core threads wait here */
     pthread_cond_t blocking_work; /* idle blocking threads wait here */
     pthread_cond_t ended;         /* pool_destroy() waits for the last */
-    struct fut__queue tasks;      /* for the core threads */
-    atomic_bool work_hint;        /* core work queued, for spinners */
-    struct fut__queue jobs;       /* for the blocking threads */
-    atomic_int state; /* enum fut__pool_state; written under the lock */
+    struct fut__ring **rings;     /* rings_cap slots; never shrinks */
+    atomic_size_t nrings;         /* slots in use, for thieves */
+    size_t rings_cap;
+    _Alignas(64) pthread_mutex_t inject_lock;
+    struct fut__queue inject; /* from outside the core threads */
+    atomic_size_t inject_len; /* inject.len, for a look without the lock */
+    _Alignas(64) atomic_uint nsearching; /* core threads awake, no work */
+    atomic_uint nsleeping;               /* core threads asleep; lock */
+    unsigned wake_tokens; /* wake-ups sent, not yet taken; lock */
+    atomic_bool jobs_hint; /* jobs the core threads should take */
+    struct fut__queue jobs; /* for the blocking threads */
+    atomic_int state; /* enum fut__pool_state; written under both locks */
     unsigned generation; /* fut__fork_generation() when it was made */
     bool is_default;
     bool detach_exits; /* destroyed from inside: nobody will join */
@@ -297,13 +334,14 @@ struct pool {
     unsigned next_thread;
     size_t ncore;    /* core threads kept able to run tasks */
     size_t nlive;    /* core threads alive, stand-ins included */
-    size_t nidle;    /* core threads waiting for work */
     size_t nblocked; /* core threads blocked in future_wait() */
     size_t nb_live, nb_idle, nb_limit; /* blocking threads */
     size_t nb_starting;                /* blocking threads on their way */
     bool nb_start_failed; /* the last blocking thread start failed */
-    size_t nrunning, peak;
-    uint64_t completed;
+    unsigned nb_failures; /* blocking thread starts that failed */
+    size_t nrunning;      /* jobs running (tasks count in the rings) */
+    size_t peak;
+    uint64_t completed;         /* jobs run */
     uint64_t idle_ns;           /* how long a thread beyond the core lingers */
     struct fut__worker *exited; /* ended, not joined yet */
 };
@@ -316,9 +354,11 @@ void fut__pool_retain(pool_t *p);
 void fut__pool_release(pool_t *p);
 void fut__pool_free(pool_t *p);
 int fut__start_core_locked(pool_t *p);
-void fut__push_task_locked(pool_t *p, future_t *f);
-void fut__push_job_locked(pool_t *p, future_t *f);
+bool fut__submit(pool_t *p, future_t *f, bool blocking);
+void fut__cancel_queued(pool_t *p); /* after POOL_CANCEL */
 void fut__maybe_stop_locked(pool_t *p);
+void fut__pool_counts(pool_t *p, size_t *queued, size_t *running,
+                      uint64_t *completed); /* lock held */
 struct fut__worker *fut__take_exited_locked(pool_t *p);
 void fut__join_all(struct fut__worker *list);
 bool fut__on_pool_thread(const pool_t *p);

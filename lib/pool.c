@@ -90,6 +90,11 @@ future_t *fut__task_new(task_fn fn, void *arg, struct fut__exec *exec)
 
 void fut__pool_free(pool_t *p)
 {
+    size_t n = atomic_load(&p->nrings);
+    for (size_t i = 0; i < n; i++)
+        fut__mem_free(p->rings[i]);
+    fut__mem_free(p->rings);
+    pthread_mutex_destroy(&p->inject_lock);
     pthread_cond_destroy(&p->ended);
     pthread_cond_destroy(&p->blocking_work);
     pthread_cond_destroy(&p->work);
@@ -103,24 +108,48 @@ static size_t online_cpus(void)
     return n > 0 ? (size_t)n : 1;
 }
 
+/* Core threads' rings a pool can have: its own threads, and stand-ins
+ * for those blocked in future_wait(). Past that, a blocked thread's pool
+ * gets no stand-in and the waiter helps instead (sched.c). */
+static size_t rings_for(size_t nthreads)
+{
+    return 2 * nthreads + 1024;
+}
+
+/* The pool's locks and condition variables; 0 or an errno, with none
+ * left initialised on failure. */
+static int init_sync(pool_t *p)
+{
+    int rc = fut__mutex_init(&p->lock);
+    if (rc)
+        return rc;
+    if ((rc = fut__mutex_init(&p->inject_lock)) != 0)
+        goto no_inject;
+    if ((rc = fut__cond_init(&p->work)) != 0)
+        goto no_work;
+    if ((rc = fut__cond_init(&p->blocking_work)) != 0)
+        goto no_blocking;
+    if ((rc = fut__cond_init(&p->ended)) == 0)
+        return 0;
+    pthread_cond_destroy(&p->blocking_work);
+no_blocking:
+    pthread_cond_destroy(&p->work);
+no_work:
+    pthread_mutex_destroy(&p->inject_lock);
+no_inject:
+    pthread_mutex_destroy(&p->lock);
+    return rc;
+}
+
 static pool_t *pool_alloc(size_t nthreads)
 {
     pool_t *p = fut__calloc(sizeof *p);
     if (!p)
         return NULL;
-    int rc = fut__mutex_init(&p->lock);
-    if (!rc && (rc = fut__cond_init(&p->work)) != 0)
-        pthread_mutex_destroy(&p->lock);
-    if (!rc && (rc = fut__cond_init(&p->blocking_work)) != 0) {
-        pthread_cond_destroy(&p->work);
-        pthread_mutex_destroy(&p->lock);
-    }
-    if (!rc && (rc = fut__cond_init(&p->ended)) != 0) {
-        pthread_cond_destroy(&p->blocking_work);
-        pthread_cond_destroy(&p->work);
-        pthread_mutex_destroy(&p->lock);
-    }
-    if (rc) {
+    p->rings_cap = rings_for(nthreads);
+    p->rings = fut__calloc(p->rings_cap * sizeof *p->rings);
+    if (!p->rings || init_sync(p)) {
+        fut__mem_free(p->rings);
         fut__mem_free(p);
         errno = ENOMEM;
         return NULL;
@@ -170,14 +199,7 @@ static future_t *submit_task(pool_t *pool, future_t *f, bool blocking)
         errno = ECHILD;
         return NULL;
     }
-    fut__pool_lock(pool);
-    bool open = pool->state == FUT_POOL_OPEN;
-    if (open && blocking)
-        fut__push_job_locked(pool, f);
-    else if (open)
-        fut__push_task_locked(pool, f);
-    fut__pool_unlock(pool);
-    if (!open) {
+    if (!fut__submit(pool, f, blocking)) {
         fut__free(f); /* never seen by anyone */
         errno = ESHUTDOWN;
         return NULL;
@@ -230,46 +252,32 @@ future_t *pool_submit_ex(pool_t *pool, task_fn fn, void *arg,
 
 /* --------------------------------------------------------- shutting down -- */
 
-/*
- * Cancels the tasks in @q, a cancelled pool's queue. Continuations of tasks
- * the pool accepted earlier are not its to cancel: they go to the default
- * pool, as the header promises.
- */
-static void cancel_tasks(struct fut__queue *q)
+/* Sets @pool's state; its lock is held, and the injection queue's lock is
+ * taken too, so no submission slips into a queue already emptied. */
+static void set_state_locked(pool_t *pool, int state)
 {
-    future_t *f;
-    while ((f = fut__queue_pop(q)) != NULL) {
-        if (!f->ops->is_task) {
-            fut__schedule(f); /* the pool refuses it now: the default pool */
-            continue;
-        }
-        future_cancel(f);
-        future_release(f); /* the run queue's reference */
-    }
+    pthread_mutex_lock(&pool->inject_lock);
+    atomic_store(&pool->state, state);
+    pthread_mutex_unlock(&pool->inject_lock);
 }
 
 void pool_shutdown(pool_t *pool, int mode)
 {
     if (!pool || pool->is_default || fut__pool_is_stale(pool))
         return;
-    struct fut__queue tasks = {0}, jobs = {0};
     fut__pool_lock(pool);
+    bool cancel = false;
     if (pool->state == FUT_POOL_OPEN) {
-        if (mode == POOL_CANCEL) {
-            pool->state = FUT_POOL_CANCELLED;
-            tasks = pool->tasks;
-            jobs = pool->jobs;
-            pool->tasks = pool->jobs = (struct fut__queue){0};
-        } else {
-            pool->state = FUT_POOL_DRAINING;
-            fut__maybe_stop_locked(pool);
-        }
+        cancel = mode == POOL_CANCEL;
+        set_state_locked(pool, cancel ? FUT_POOL_CANCELLED
+                                      : FUT_POOL_DRAINING);
+        fut__maybe_stop_locked(pool);
         pthread_cond_broadcast(&pool->work);
         pthread_cond_broadcast(&pool->blocking_work);
     }
     fut__pool_unlock(pool);
-    cancel_tasks(&tasks);
-    cancel_tasks(&jobs);
+    if (cancel)
+        fut__cancel_queued(pool);
 }
 
 /*
@@ -363,13 +371,16 @@ int pool_stats(pool_t *pool, struct pool_stats *out)
     if (fut__pool_is_stale(pool))
         return ECHILD;
     fut__pool_lock(pool);
+    size_t queued, running;
+    uint64_t completed;
+    fut__pool_counts(pool, &queued, &running, &completed);
     *out = (struct pool_stats){
         .threads = pool->nlive + pool->nb_live,
         .peak_threads = pool->peak,
         .blocking_threads = pool->nb_live,
-        .queued = pool->tasks.len + pool->jobs.len,
-        .running = pool->nrunning,
-        .completed = pool->completed,
+        .queued = queued,
+        .running = running,
+        .completed = completed,
     };
     fut__pool_unlock(pool);
     return 0;

@@ -1,14 +1,36 @@
 /*
  * sched.c - a pool's threads: run queues, sleeping, waking, exiting.
  *
- * The rest of the library sees only fut__schedule(), the executor
- * interface and the fut__block_* calls, so this file can be replaced
- * without touching futures or combinators. pool.c is the public face.
+ * The rest of the library sees only fut__schedule(), fut__submit(), the
+ * executor interface and the fut__block_* calls, so this file can be
+ * replaced without touching futures or combinators. pool.c is the public
+ * face.
  *
- * Two queues, both FIFO, linked through the futures' next fields and
- * guarded by the pool's mutex: tasks, for the core threads, and jobs
- * (pool_submit_blocking), for the blocking threads. A submission wakes an
- * idle thread of the right kind only if there is one.
+ * Where work waits. A core thread's own work (a task it submits, a
+ * continuation it readies) goes into its ring (ring.c), with no lock.
+ * Work from any other thread goes into the pool's injection queue, under
+ * inject_lock, which a core thread empties in batches into its ring. An
+ * idle core thread looks in its ring, then the injection queue, then
+ * steals half of another thread's ring. Blocking jobs (pool_submit_blocking)
+ * have their own queue under the pool lock, for the blocking threads.
+ *
+ * Sleeping and waking. A wake-up costs tens of microseconds here while a
+ * task costs a fraction of one, so a thread that runs out of work first
+ * spins a while (FUT_SPIN_NS) watching for more, counted in nsearching,
+ * and only then sleeps, counted in nsleeping. Whoever queues work wakes a
+ * sleeper only if nobody is searching: a searcher will find it. The two
+ * sides follow the store-then-load pattern with sequentially consistent
+ * atomics (a ring's tail, inject_len, the counters), so a queued future
+ * and a thread going to sleep always see each other:
+ *
+ *   queuer:  queue the work;              read nsearching, nsleeping
+ *   sleeper: nsleeping++, nsearching--;   look at the queues again
+ *
+ * and a searcher that finds work, if it was the last one searching and
+ * more is queued, wakes another. A waker moves the sleeper it wakes into
+ * nsearching itself and leaves a token, so two queuers never both wake
+ * for one searcher's worth of work; a thread woken without a token (a
+ * broadcast, a time-out) moves itself.
  *
  * Core threads. A pool keeps ncore of them able to run tasks. One that
  * blocks in future_wait() no longer counts (nblocked), and if that leaves
@@ -22,17 +44,20 @@
  * none can be started, the core threads run the jobs, so a job is never
  * stranded.
  *
- * The pool's states are in internal.h. A draining pool stops when both
- * queues are empty and nothing runs (nrunning == 0); in CANCELLED and
- * STOPPED, threads exit once they find no work.
+ * The pool's states are in internal.h. Each ring's `busy` flag says its
+ * owner holds or looks for work; it changes only under the pool lock, so
+ * a draining pool stops, under that lock, when no owner is busy, every
+ * queue is empty and no job runs. A cancelled pool's queued tasks are
+ * cancelled by pool_shutdown(), and any a thread took just before are
+ * cancelled by that thread instead of run.
  *
  * Threads. A thread that exits puts itself on the exited list, and whoever
  * next starts a thread, or pool_destroy(), joins it. A pool destroyed from
  * one of its own threads cannot join that one: its threads then detach
  * themselves as they exit, and their references keep the pool alive.
  *
- * Lock order: a pool lock is taken with no other lock held, and no thread
- * holds it while running a future.
+ * Lock order: the pool lock, then inject_lock; both are taken with no
+ * other lock held, and no thread holds either while running a future.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "internal.h"
@@ -46,10 +71,21 @@
 #define BLOCKING_FANOUT 2 /* threads each new blocking thread may start */
 #endif
 
+/* A core thread looks at the injection queue before its own ring once in
+ * this many turns, so work from outside is not starved by work it makes. */
+#define INJECT_EVERY 61
+
+/* Core threads that spin at once for work; a couple are enough to pick up
+ * what comes, and more would only take CPU from those that run it. */
+#define MAX_SPINNERS 2
+
 struct fut__worker {
     pthread_t thread;
     pool_t *pool;
     bool blocking;
+    bool searching;        /* counted in pool->nsearching */
+    unsigned turns;        /* for INJECT_EVERY, and where to steal first */
+    struct fut__ring *ring; /* core threads only */
     struct fut__worker *next; /* on the pool's exited list */
 };
 
@@ -59,7 +95,7 @@ static _Thread_local struct fut__worker *self; /* NULL off pool threads */
  * Chaining. While a core thread settles a future it has just run (not
  * while user code runs), the first continuation that becomes ready for its
  * own pool is kept in `chained` instead of being queued, and the thread
- * runs it next: a chain of continuations then costs no queue lock and no
+ * runs it next: a chain of continuations then costs no queue and no
  * wake-up per hop. It is run from the thread's loop, so the stack does not
  * grow, and it is kept only when the thread is certain to run it next, so
  * it is never stranded out of other threads' sight. After CHAIN_LIMIT hops
@@ -77,15 +113,24 @@ void fut__chain(bool on)
     chaining = on;
 }
 
+static int pool_state(const pool_t *p)
+{
+    return atomic_load_explicit(&((pool_t *)p)->state, memory_order_acquire);
+}
+
+/* Does @p still run what reaches it: queued work, continuations? */
+static bool runs_work(const pool_t *p)
+{
+    int state = pool_state(p);
+    return state == FUT_POOL_OPEN || state == FUT_POOL_DRAINING;
+}
+
 /* Keeps @f for this thread to run next, if it may; see above. */
 static bool keep_chained(pool_t *p, future_t *f)
 {
     if (!chaining || chained || chain_len >= CHAIN_LIMIT || !self ||
-        self->blocking || self->pool != p)
-        return false;
-    int state = atomic_load_explicit(&p->state, memory_order_relaxed);
-    if (state != FUT_POOL_OPEN && state != FUT_POOL_DRAINING)
-        return false; /* the default pool takes it (try_push) */
+        self->blocking || self->pool != p || !runs_work(p))
+        return false; /* (a pool that stopped: the default pool takes it) */
     chained = f;
     return true;
 }
@@ -104,6 +149,18 @@ void fut__pool_lock(pool_t *p)
 void fut__pool_unlock(pool_t *p)
 {
     if (pthread_mutex_unlock(&p->lock))
+        fut__panic("pool unlock failed");
+}
+
+static void inject_lock(pool_t *p)
+{
+    if (pthread_mutex_lock(&p->inject_lock))
+        fut__panic("pool lock failed");
+}
+
+static void inject_unlock(pool_t *p)
+{
+    if (pthread_mutex_unlock(&p->inject_lock))
         fut__panic("pool unlock failed");
 }
 
@@ -148,6 +205,140 @@ future_t *fut__queue_pop(struct fut__queue *q)
     return f;
 }
 
+static size_t ring_count(pool_t *p)
+{
+    return atomic_load_explicit(&p->nrings, memory_order_acquire);
+}
+
+/* Is any core work queued anywhere? A look without locks. */
+static bool core_work_visible(pool_t *p)
+{
+    if (atomic_load(&p->inject_len) || atomic_load(&p->jobs_hint))
+        return true;
+    size_t n = ring_count(p);
+    for (size_t i = 0; i < n; i++)
+        if (fut__ring_len(p->rings[i]))
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------ waking threads -- */
+
+/* Wakes a sleeping core thread, as a searcher; the pool lock is held. */
+static void wake_one_locked(pool_t *p)
+{
+    if (atomic_load_explicit(&p->nsleeping, memory_order_relaxed) == 0 ||
+        atomic_load_explicit(&p->nsearching, memory_order_relaxed) != 0)
+        return;
+    atomic_fetch_sub_explicit(&p->nsleeping, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->nsearching, 1, memory_order_relaxed);
+    p->wake_tokens++;
+    pthread_cond_signal(&p->work);
+}
+
+/* After queueing core work: wakes a thread if none will find it. */
+static void wake_if_needed(pool_t *p)
+{
+    if (atomic_load(&p->nsearching) != 0 || atomic_load(&p->nsleeping) == 0)
+        return;
+    fut__pool_lock(p);
+    wake_one_locked(p);
+    fut__pool_unlock(p);
+}
+
+static void start_searching(pool_t *p, struct fut__worker *w)
+{
+    if (!w->searching) {
+        w->searching = true;
+        atomic_fetch_add_explicit(&p->nsearching, 1, memory_order_seq_cst);
+    }
+}
+
+/* A searcher found work. If it was the last one searching and more work
+ * is queued, another thread must look for it (see the top of the file). */
+static void stop_searching(pool_t *p, struct fut__worker *w, bool found)
+{
+    if (!w->searching)
+        return;
+    w->searching = false;
+    if (atomic_fetch_sub(&p->nsearching, 1) == 1 && found &&
+        core_work_visible(p))
+        wake_if_needed(p);
+}
+
+/* ---------------------------------------------------- the injection queue */
+
+/*
+ * Queues @f from outside @p's core threads. A submission needs the pool
+ * open; a continuation, only that it still runs work. The state is read
+ * under inject_lock, which every change of state takes too, so nothing
+ * lands in a queue that shutdown has already emptied.
+ */
+static bool inject(pool_t *p, future_t *f, bool submission)
+{
+    inject_lock(p);
+    bool ok = submission ? pool_state(p) == FUT_POOL_OPEN : runs_work(p);
+    if (ok) {
+        fut__queue_push(&p->inject, f);
+        atomic_store(&p->inject_len, p->inject.len); /* see the top */
+    }
+    inject_unlock(p);
+    if (ok)
+        wake_if_needed(p);
+    return ok;
+}
+
+/* Queues @f, the current thread's, in its own ring if it has one for @p. */
+static bool push_local(pool_t *p, future_t *f)
+{
+    if (!self || self->pool != p || !self->ring ||
+        !fut__ring_push(self->ring, f))
+        return false;
+    wake_if_needed(p);
+    return true;
+}
+
+/*
+ * Moves a fair share of the injection queue (so the other threads find
+ * some too) into this thread's ring, taking the lock once per batch rather
+ * than once per future. With @take, the first one is returned to run at
+ * once instead; without, the batch goes behind what the ring holds, so
+ * nothing overtakes what was queued before it.
+ */
+static future_t *take_injected(pool_t *p, struct fut__worker *w, bool take)
+{
+    if (!atomic_load_explicit(&p->inject_len, memory_order_relaxed))
+        return NULL;
+    inject_lock(p);
+    future_t *f = take ? fut__queue_pop(&p->inject) : NULL;
+    size_t share = p->inject.len / (ring_count(p) + 1) + !take;
+    if (share > FUT_RING_SIZE / 2)
+        share = FUT_RING_SIZE / 2;
+    while (share-- > 0 && p->inject.head &&
+           fut__ring_push(w->ring, p->inject.head))
+        fut__queue_pop(&p->inject);
+    atomic_store_explicit(&p->inject_len, p->inject.len, memory_order_relaxed);
+    inject_unlock(p);
+    return f;
+}
+
+/* Takes half of another thread's ring, trying each once. */
+static future_t *steal(pool_t *p, struct fut__worker *w)
+{
+    size_t n = ring_count(p);
+    for (size_t i = 0; i < n; i++) {
+        struct fut__ring *victim = p->rings[(w->turns + i) % n];
+        if (victim == w->ring)
+            continue;
+        future_t *f = fut__ring_steal(victim, w->ring);
+        if (f)
+            return f;
+    }
+    return NULL;
+}
+
+/* ----------------------------------------------------------------- jobs -- */
+
 static int start_thread_locked(pool_t *p, bool blocking);
 static void grow_blocking_locked(pool_t *p, int retries);
 
@@ -165,76 +356,159 @@ static bool jobs_for_core_locked(const pool_t *p)
                                 p->jobs.len > p->nb_idle + p->nb_starting));
 }
 
-/* Is there work for a core thread: a task, or a job (above)? */
-static bool core_work_locked(const pool_t *p)
-{
-    return p->tasks.len || jobs_for_core_locked(p);
-}
-
-/* Keeps the hint that spinning core threads watch up to date. */
+/* Keeps the hint core threads watch up to date, and wakes one if the
+ * jobs have just become theirs. */
 static void update_hint_locked(pool_t *p)
 {
-    atomic_store_explicit(&p->work_hint, core_work_locked(p),
-                          memory_order_relaxed);
+    bool theirs = jobs_for_core_locked(p);
+    atomic_store(&p->jobs_hint, theirs);
+    if (theirs)
+        wake_one_locked(p);
 }
 
-void fut__push_task_locked(pool_t *p, future_t *f)
-{
-    fut__queue_push(&p->tasks, f);
-    update_hint_locked(p);
-    if (p->nidle)
-        pthread_cond_signal(&p->work);
-}
-
-void fut__push_job_locked(pool_t *p, future_t *f)
+static void push_job_locked(pool_t *p, future_t *f)
 {
     fut__queue_push(&p->jobs, f);
     grow_blocking_locked(p, 1); /* on failure the job waits */
     update_hint_locked(p);
     if (p->nb_idle)
         pthread_cond_signal(&p->blocking_work);
-    else if (jobs_for_core_locked(p) && p->nidle)
-        pthread_cond_signal(&p->work); /* a core thread will run it */
 }
 
-/* --------------------------------------------------------- the threads -- */
+/* A job for a core thread, counted as running; NULL if none is theirs. */
+static future_t *take_job_for_core(pool_t *p)
+{
+    if (!atomic_load_explicit(&p->jobs_hint, memory_order_relaxed))
+        return NULL;
+    fut__pool_lock(p);
+    future_t *f = jobs_for_core_locked(p) ? fut__queue_pop(&p->jobs) : NULL;
+    if (f)
+        p->nrunning++;
+    update_hint_locked(p);
+    fut__pool_unlock(p);
+    return f;
+}
+
+/* ----------------------------------------------------------- submitting -- */
+
+/* Queues @f, a new task of @p's; false if @p takes no submissions. */
+bool fut__submit(pool_t *p, future_t *f, bool blocking)
+{
+    if (blocking) {
+        fut__pool_lock(p);
+        bool open = pool_state(p) == FUT_POOL_OPEN;
+        if (open)
+            push_job_locked(p, f);
+        fut__pool_unlock(p);
+        return open;
+    }
+    if (pool_state(p) == FUT_POOL_OPEN && push_local(p, f))
+        return true;
+    return inject(p, f, true);
+}
+
+/* ---------------------------------------------------- stopping, cancelling */
+
+/* Does any core thread hold or look for work? The lock is held. */
+static bool any_busy_locked(const pool_t *p)
+{
+    size_t n = ring_count((pool_t *)p);
+    for (size_t i = 0; i < n; i++)
+        if (p->rings[i]->busy || fut__ring_len(p->rings[i]))
+            return true;
+    return false;
+}
 
 void fut__maybe_stop_locked(pool_t *p)
 {
-    if (p->state == FUT_POOL_DRAINING && !p->tasks.len && !p->jobs.len &&
-        !p->nrunning) {
-        p->state = FUT_POOL_STOPPED;
+    if (pool_state(p) != FUT_POOL_DRAINING || p->jobs.len || p->nrunning ||
+        any_busy_locked(p))
+        return;
+    inject_lock(p);
+    bool empty = p->inject.len == 0;
+    if (empty)
+        atomic_store(&p->state, FUT_POOL_STOPPED);
+    inject_unlock(p);
+    if (empty) {
         pthread_cond_broadcast(&p->work);
         pthread_cond_broadcast(&p->blocking_work);
     }
 }
 
+/*
+ * Disposes of @f, taken from a cancelled pool's queue. Continuations of
+ * tasks the pool accepted earlier are not its to cancel: they go to the
+ * default pool, as the header promises.
+ */
+static void dispose(future_t *f)
+{
+    if (!f->ops->is_task) {
+        fut__schedule(f); /* the pool refuses it now: the default pool */
+        return;
+    }
+    future_cancel(f);
+    future_release(f); /* the run queue's reference */
+}
+
+static void dispose_all(struct fut__queue *q)
+{
+    future_t *f;
+    while ((f = fut__queue_pop(q)) != NULL)
+        dispose(f);
+}
+
+/* After pool_shutdown(POOL_CANCEL), with no lock held: cancels what is
+ * queued. A thread that took a task a moment before cancels it itself. */
+void fut__cancel_queued(pool_t *p)
+{
+    fut__pool_lock(p);
+    struct fut__queue jobs = p->jobs;
+    p->jobs = (struct fut__queue){0};
+    update_hint_locked(p);
+    inject_lock(p);
+    struct fut__queue injected = p->inject;
+    p->inject = (struct fut__queue){0};
+    atomic_store(&p->inject_len, 0);
+    inject_unlock(p);
+    fut__pool_unlock(p);
+    dispose_all(&injected);
+    dispose_all(&jobs);
+    size_t n = ring_count(p);
+    for (size_t i = 0; i < n; i++) {
+        future_t *f;
+        while ((f = fut__ring_pop(p->rings[i])) != NULL)
+            dispose(f);
+    }
+}
+
+void fut__pool_counts(pool_t *p, size_t *queued, size_t *running,
+                      uint64_t *completed)
+{
+    *queued = p->jobs.len +
+              atomic_load_explicit(&p->inject_len, memory_order_relaxed);
+    *running = p->nrunning;
+    *completed = p->completed;
+    size_t n = ring_count(p);
+    for (size_t i = 0; i < n; i++) {
+        struct fut__ring *r = p->rings[i];
+        *queued += fut__ring_len(r);
+        *running += atomic_load_explicit(&r->executing, memory_order_relaxed);
+        *completed += atomic_load_explicit(&r->completed, memory_order_relaxed);
+    }
+}
+
+/* --------------------------------------------------------- the threads -- */
+
 static bool winding_down(const pool_t *p)
 {
-    return p->state == FUT_POOL_CANCELLED || p->state == FUT_POOL_STOPPED;
+    int state = pool_state(p);
+    return state == FUT_POOL_CANCELLED || state == FUT_POOL_STOPPED;
 }
 
 /* Core threads beyond ncore that are able to run tasks. */
 static bool core_surplus(const pool_t *p)
 {
     return p->nlive - p->nblocked > p->ncore;
-}
-
-/* The next future for this thread, or NULL; the lock is held. */
-static future_t *next_work_locked(pool_t *p, bool blocking)
-{
-    if (chained) {
-        future_t *f = chained; /* a continuation this thread kept */
-        chained = NULL;
-        chain_len++;
-        return f;
-    }
-    chain_len = 0;
-    future_t *f = blocking ? NULL : fut__queue_pop(&p->tasks);
-    if (!f && (blocking || jobs_for_core_locked(p)))
-        f = fut__queue_pop(&p->jobs); /* for core threads: none could start */
-    update_hint_locked(p);
-    return f;
 }
 
 /* Waits on @cond until woken, or for idle_ns when @timed; true on time-out. */
@@ -250,79 +524,210 @@ static bool idle_wait_locked(pool_t *p, pthread_cond_t *cond, bool timed)
 }
 
 /*
- * With the lock held and no tasks found, a core thread spins a while with
- * the lock dropped, watching for a task, before it goes to sleep: while it
- * spins it is not idle, so a submission need not wake anyone. It yields
- * the CPU every few hundred nanoseconds, because the thread it just woke
- * (a waiter, say) is often queued on this very CPU and would otherwise
- * wait for the spin to end. Returns whether a task arrived.
+ * The next future for core thread @w, or NULL; *job says it came from the
+ * blocking jobs (and is counted in nrunning). No lock is held.
  */
-static bool spin_for_task_locked(pool_t *p)
+static future_t *find_work(pool_t *p, struct fut__worker *w, bool *job)
 {
-    fut__pool_unlock(p);
+    *job = false;
+    if (chained) {
+        future_t *f = chained; /* a continuation this thread kept */
+        chained = NULL;
+        chain_len++;
+        return f;
+    }
+    chain_len = 0;
+    if (++w->turns % INJECT_EVERY == 0)
+        take_injected(p, w, false);
+    future_t *f = fut__ring_pop(w->ring);
+    if (!f)
+        f = take_injected(p, w, true);
+    if (!f)
+        f = steal(p, w);
+    if (!f && (f = take_job_for_core(p)) != NULL)
+        *job = true;
+    return f;
+}
+
+/*
+ * Runs @f on core thread @w, or, if the pool was cancelled since it was
+ * queued, disposes of it (see fut__cancel_queued()).
+ */
+static void run_on_core(pool_t *p, struct fut__worker *w, future_t *f,
+                        bool job, bool may_chain)
+{
+    struct fut__ring *r = w->ring;
+    bool ran = false;
+    if (pool_state(p) == FUT_POOL_CANCELLED && !job) {
+        dispose(f);
+    } else {
+        unsigned executing =
+            atomic_load_explicit(&r->executing, memory_order_relaxed);
+        atomic_store_explicit(&r->executing, executing + 1,
+                              memory_order_relaxed);
+        ran = fut__run(f, may_chain);
+        future_release(f); /* the run queue's reference */
+        if (fut__pool_is_stale(p))
+            pthread_exit(NULL); /* the task forked: this is the child's
+                                   copy of a parent's thread */
+        atomic_store_explicit(&r->executing, executing, memory_order_relaxed);
+    }
+    if (job) {
+        fut__pool_lock(p);
+        p->nrunning--;
+        if (ran)
+            p->completed++;
+        fut__pool_unlock(p);
+    } else if (ran) { /* not a task cancelled while it waited */
+        uint64_t done =
+            atomic_load_explicit(&r->completed, memory_order_relaxed);
+        atomic_store_explicit(&r->completed, done + 1, memory_order_relaxed);
+    }
+}
+
+/*
+ * Spins a while watching for core work before the thread goes to sleep.
+ * It yields the CPU every few hundred nanoseconds, because the thread it
+ * just woke (a waiter, say) is often queued on this very CPU and would
+ * otherwise wait for the spin to end. Returns whether work showed up.
+ */
+static bool spin_for_work(pool_t *p)
+{
     uint64_t until = fut__now_ns() + FUT_SPIN_NS;
     for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(&p->work_hint, memory_order_relaxed))
-            break;
+        if (core_work_visible(p))
+            return true;
         if (i % 64 == 0) {
-            if (fut__now_ns() > until)
-                break;
+            if (fut__now_ns() > until || winding_down(p))
+                return false;
             sched_yield();
         }
         fut__cpu_relax();
     }
-    fut__pool_lock(p);
-    return core_work_locked(p);
+}
+
+/* A woken thread is a searcher again: its waker made it one, or it does. */
+static void woken_locked(pool_t *p, struct fut__worker *w)
+{
+    if (p->wake_tokens) {
+        p->wake_tokens--;
+    } else {
+        atomic_fetch_sub_explicit(&p->nsleeping, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&p->nsearching, 1, memory_order_relaxed);
+    }
+    w->searching = true;
+    w->ring->busy = true;
 }
 
 /*
- * With the lock held and no work found: waits for work, or returns false
- * when this thread should exit (the pool is winding down, or the thread is
- * beyond what the pool keeps and stayed idle for idle_ns).
+ * A searching core thread that found nothing: sleeps until there is work
+ * (true), or returns false when it should exit (the pool is winding down,
+ * or the thread is beyond what the pool keeps and stayed idle for
+ * idle_ns). The lock is held.
  */
-static bool wait_for_work_locked(pool_t *p, bool blocking)
+static bool park_locked(pool_t *p, struct fut__worker *w)
+{
+    w->ring->busy = false;
+    fut__maybe_stop_locked(p);
+    if (winding_down(p)) {
+        stop_searching(p, w, false);
+        return false;
+    }
+    atomic_fetch_add(&p->nsleeping, 1);
+    w->searching = false;
+    atomic_fetch_sub(&p->nsearching, 1);
+    if (core_work_visible(p)) { /* it came in meanwhile: no sleep */
+        atomic_fetch_sub_explicit(&p->nsleeping, 1, memory_order_relaxed);
+        start_searching(p, w);
+        w->ring->busy = true;
+        return true;
+    }
+    bool timed_out = idle_wait_locked(p, &p->work, core_surplus(p));
+    woken_locked(p, w);
+    if (timed_out && !core_work_visible(p) && core_surplus(p)) {
+        w->ring->busy = false;
+        stop_searching(p, w, false);
+        return false;
+    }
+    return true;
+}
+
+static void core_loop(pool_t *p, struct fut__worker *w)
+{
+    for (;;) {
+        bool job;
+        future_t *f = find_work(p, w, &job);
+        if (f) {
+            stop_searching(p, w, true);
+            run_on_core(p, w, f, job, true);
+            continue;
+        }
+        start_searching(p, w);
+        if (atomic_load(&p->nsearching) <= MAX_SPINNERS && spin_for_work(p))
+            continue;
+        fut__pool_lock(p);
+        bool stay = park_locked(p, w);
+        fut__pool_unlock(p);
+        if (!stay)
+            return;
+    }
+}
+
+/* The next job for a blocking thread, counted as running; lock held. */
+static future_t *next_job_locked(pool_t *p)
+{
+    future_t *f = fut__queue_pop(&p->jobs);
+    if (f)
+        p->nrunning++;
+    update_hint_locked(p);
+    return f;
+}
+
+/* With the lock held and no job found: waits for one, or returns false
+ * when this thread should exit. */
+static bool wait_for_job_locked(pool_t *p)
 {
     fut__maybe_stop_locked(p);
-    if (winding_down(p))
+    if (winding_down(p) || p->nb_live > p->nb_limit)
         return false;
-    if (!blocking && spin_for_task_locked(p))
-        return true;
-    /* The lock was dropped while spinning: look at the state again, or a
-     * shutdown's broadcast could have passed this thread by. */
-    fut__maybe_stop_locked(p);
-    if (winding_down(p))
-        return false;
-    if (blocking) {
-        if (p->nb_live > p->nb_limit)
-            return false;
-        p->nb_idle++;
-        bool timed_out = idle_wait_locked(p, &p->blocking_work, true);
-        p->nb_idle--;
-        return !(timed_out && !p->jobs.len);
-    }
-    p->nidle++;
-    bool timed_out = idle_wait_locked(p, &p->work, core_surplus(p));
-    p->nidle--;
-    return !(timed_out && !core_work_locked(p) && core_surplus(p));
+    p->nb_idle++;
+    bool timed_out = idle_wait_locked(p, &p->blocking_work, true);
+    p->nb_idle--;
+    return !(timed_out && !p->jobs.len);
 }
 
-/*
- * Runs @f, which the caller took off a queue and has already counted in
- * nrunning: a draining pool must never see it in no queue and not running,
- * even while the lock is dropped before it starts.
- */
-static void run_counted_locked(pool_t *p, future_t *f, bool may_chain)
+static void run_job_locked(pool_t *p, future_t *f)
 {
     fut__pool_unlock(p);
-    bool ran = fut__run(f, may_chain);
+    bool ran = fut__run(f, false);
     future_release(f); /* the run queue's reference */
     if (fut__pool_is_stale(p))
-        pthread_exit(NULL); /* the task forked: this is the child's copy of
-                               a parent's thread, and the pool is not ours */
+        pthread_exit(NULL); /* the job forked; see run_on_core() */
     fut__pool_lock(p);
     p->nrunning--;
     if (ran)
-        p->completed++; /* not a task cancelled while it waited */
+        p->completed++;
+}
+
+/* A blocking thread's life; the lock is held on entry and exit. */
+static void blocking_loop_locked(pool_t *p)
+{
+    bool starting = true;
+    for (;;) {
+        future_t *f = next_job_locked(p);
+        if (starting) {
+            /* Counted as starting until now; with its job taken, what is
+             * still queued is what more threads are for. */
+            starting = false;
+            p->nb_starting--;
+            for (int i = 0; i < BLOCKING_FANOUT; i++)
+                grow_blocking_locked(p, 1); /* a burst meets a tree */
+        }
+        if (f)
+            run_job_locked(p, f);
+        else if (!wait_for_job_locked(p))
+            return;
+    }
 }
 
 static void exit_locked(pool_t *p, struct fut__worker *w)
@@ -330,10 +735,10 @@ static void exit_locked(pool_t *p, struct fut__worker *w)
     if (w->blocking) {
         p->nb_live--;
         update_hint_locked(p); /* its jobs may fall to the core threads */
-        if (p->nb_live == 0 && p->jobs.len && p->nidle)
-            pthread_cond_signal(&p->work);
     } else {
         p->nlive--;
+        w->ring->owned = false;
+        w->ring->busy = false;
     }
     if (p->detach_exits) {
         pthread_detach(pthread_self());
@@ -357,23 +762,12 @@ static void *thread_main(void *arg)
     snprintf(name, sizeof name, "futures-%u%c%u", p->id,
              w->blocking ? 'b' : '.', p->next_thread++);
     pthread_setname_np(pthread_self(), name);
-    bool starting = w->blocking;
-    for (;;) {
-        future_t *f = next_work_locked(p, w->blocking);
-        if (f)
-            p->nrunning++;
-        if (starting) {
-            /* Counted as starting until now; with its job taken, what is
-             * still queued is what more threads are for. */
-            starting = false;
-            p->nb_starting--;
-            for (int i = 0; i < BLOCKING_FANOUT; i++)
-                grow_blocking_locked(p, 1); /* a burst meets a tree */
-        }
-        if (f)
-            run_counted_locked(p, f, !w->blocking);
-        else if (!wait_for_work_locked(p, w->blocking))
-            break;
+    if (w->blocking) {
+        blocking_loop_locked(p);
+    } else {
+        fut__pool_unlock(p);
+        core_loop(p, w);
+        fut__pool_lock(p);
     }
     exit_locked(p, w);
     fut__pool_unlock(p);
@@ -400,6 +794,30 @@ struct fut__worker *fut__take_exited_locked(pool_t *p)
 }
 
 /*
+ * A ring for a new core thread: one a thread that exited left (empty: only
+ * its owner fills it, and it found nothing before it went), or a new one.
+ * Rings stay until the pool goes, so a thief never reads a freed one.
+ */
+static struct fut__ring *claim_ring_locked(pool_t *p)
+{
+    size_t n = ring_count(p);
+    for (size_t i = 0; i < n; i++)
+        if (!p->rings[i]->owned)
+            return p->rings[i];
+    if (n == p->rings_cap) {
+        errno = EAGAIN;
+        return NULL;
+    }
+    struct fut__ring *r = fut__calloc(sizeof *r);
+    if (!r)
+        return NULL;
+    fut__ring_init(r);
+    p->rings[n] = r;
+    atomic_store_explicit(&p->nrings, n + 1, memory_order_release);
+    return r;
+}
+
+/*
  * Starts one more thread; the pool lock is held. Returns 0 or an errno.
  * Joins exited threads on the way: they have ended, so it cannot block.
  */
@@ -411,17 +829,30 @@ static int start_thread_locked(pool_t *p, bool blocking)
         return ENOMEM;
     w->pool = p;
     w->blocking = blocking;
+    if (!blocking && !(w->ring = claim_ring_locked(p))) {
+        int error = errno;
+        fut__mem_free(w);
+        return error;
+    }
     fut__pool_retain(p); /* the thread's */
+    w->searching = !blocking; /* it looks for work first */
+    if (!blocking)
+        atomic_fetch_add(&p->nsearching, 1);
     int rc = fut__thread_start(&w->thread, thread_main, w);
     if (rc) {
+        if (!blocking)
+            atomic_fetch_sub(&p->nsearching, 1);
         atomic_fetch_sub(&p->refs, 1); /* the caller's remains */
         fut__mem_free(w);
         return rc;
     }
-    if (blocking)
+    if (blocking) {
         p->nb_live++;
-    else
+    } else {
         p->nlive++;
+        w->ring->owned = true;
+        w->ring->busy = true;
+    }
     if (p->nlive + p->nb_live > p->peak)
         p->peak = p->nlive + p->nb_live;
     return 0;
@@ -432,6 +863,15 @@ int fut__start_core_locked(pool_t *p)
     return start_thread_locked(p, false);
 }
 
+/* No blocking thread could start: the core threads may have to take over
+ * the jobs (jobs_for_core_locked). */
+static void blocking_start_failed_locked(pool_t *p)
+{
+    p->nb_start_failed = true;
+    p->nb_failures++;
+    update_hint_locked(p);
+}
+
 /*
  * Starts a blocking thread if queued jobs outnumber the threads that will
  * take them. Starting a thread takes tens of microseconds, so it happens
@@ -440,16 +880,6 @@ int fut__start_core_locked(pool_t *p)
  * calls this BLOCKING_FANOUT times as it starts: a burst of jobs is met by a
  * tree of starts on every CPU rather than by the submitter alone, one by one.
  */
-/* No blocking thread could start: the core threads may have to take over
- * the jobs (jobs_for_core_locked). */
-static void blocking_start_failed_locked(pool_t *p)
-{
-    p->nb_start_failed = true;
-    update_hint_locked(p);
-    if (jobs_for_core_locked(p) && p->nidle)
-        pthread_cond_signal(&p->work);
-}
-
 static void grow_blocking_locked(pool_t *p, int retries)
 {
     if (p->jobs.len <= p->nb_idle + p->nb_starting || p->nb_live >= p->nb_limit)
@@ -464,6 +894,7 @@ static void grow_blocking_locked(pool_t *p, int retries)
     fut__pool_retain(p); /* the thread's */
     p->nb_live++;
     p->nb_starting++;
+    unsigned failures = p->nb_failures;
     struct fut__worker *ended = fut__take_exited_locked(p);
     fut__pool_unlock(p);
     fut__join_all(ended);
@@ -480,11 +911,13 @@ static void grow_blocking_locked(pool_t *p, int retries)
         /* Other jobs may have counted on this start: try once more. */
         if (retries > 0)
             grow_blocking_locked(p, retries - 1);
-    } else {
+    } else if (p->nb_failures == failures) {
+        /* A start that failed while this one was on its way is newer
+         * news: its jobs may still need the core threads. */
         p->nb_start_failed = false;
-        if (p->nlive + p->nb_live > p->peak)
-            p->peak = p->nlive + p->nb_live;
     }
+    if (!rc && p->nlive + p->nb_live > p->peak)
+        p->peak = p->nlive + p->nb_live;
 }
 
 /* ------------------------------------------------------- the executor -- */
@@ -504,17 +937,14 @@ static void exec_release(struct fut__exec *exec)
     fut__pool_release(pool_of(exec));
 }
 
-/* Queues @f on @p if @p still runs tasks; returns false if it does not. */
+/* Queues @f on @p if @p still runs work; returns false if it does not. */
 static bool try_push(pool_t *p, future_t *f)
 {
     if (keep_chained(p, f))
         return true;
-    fut__pool_lock(p);
-    bool runs = p->state == FUT_POOL_OPEN || p->state == FUT_POOL_DRAINING;
-    if (runs)
-        fut__push_task_locked(p, f);
-    fut__pool_unlock(p);
-    return runs;
+    if (runs_work(p) && push_local(p, f))
+        return true;
+    return inject(p, f, false);
 }
 
 /*
@@ -592,8 +1022,7 @@ static bool compensate(pool_t *p)
 {
     fut__pool_lock(p);
     p->nblocked++;
-    bool runs = p->state == FUT_POOL_OPEN || p->state == FUT_POOL_DRAINING;
-    bool ok = !(runs && p->nlive - p->nblocked < p->ncore &&
+    bool ok = !(runs_work(p) && p->nlive - p->nblocked < p->ncore &&
                 start_thread_locked(p, false) != 0);
     if (!ok)
         p->nblocked--;
@@ -632,12 +1061,9 @@ unsigned fut__pool_id_of_thread(void)
 bool fut__help_one(void)
 {
     pool_t *p = self->pool;
-    fut__pool_lock(p);
-    future_t *f = next_work_locked(p, false);
-    if (f) {
-        p->nrunning++;
-        run_counted_locked(p, f, false);
-    }
-    fut__pool_unlock(p);
+    bool job;
+    future_t *f = find_work(p, self, &job);
+    if (f)
+        run_on_core(p, self, f, job, false);
     return f != NULL;
 }
