@@ -1,13 +1,31 @@
 /*
  * combinators.c - when_all() and when_any().
  *
- * A combinator is a future with one watch per input (watch.c). when_all
- * counts its inputs down and settles with the last one, failing with the
- * error of the lowest-index input that failed; each watch records its
- * input's error as it fires, so the inputs can be let go of early. when_any
- * settles with the index of the first input to settle, then detaches from
- * the rest so that a loop of when_any over long-lived futures does not pile
- * watches onto them.
+ * A combinator is a future with one watch per input it still waits for
+ * (watch.c). Both look at their inputs first, because the common case is a
+ * join over work that has mostly finished:
+ *
+ *   when_all  takes what it needs from each input that has settled already
+ *             (its error) and watches only the others, so it allocates and
+ *             arms nothing for a settled input and keeps no reference to
+ *             it. Each watch carries its input's index. The combinator
+ *             counts its watches down and settles with the last one; with
+ *             none, it settles at once.
+ *   when_any  settles at once with the lowest index of an input that has
+ *             settled already; only when none has does it watch them all.
+ *             It settles with the index of the first input to settle, then
+ *             detaches from the rest so that a loop of when_any over
+ *             long-lived futures does not pile watches onto them.
+ *
+ * when_all fails with the error of the lowest-index input that failed. It
+ * keeps that one failure as an atomic minimum of (index << 32 | error),
+ * which settled inputs seed before any watch is armed and notifications
+ * lower; the last notification reads it after the countdown (acq_rel), so
+ * relaxed order suffices for the minimum itself.
+ *
+ * An input handed to either counts as observed (unobserved.c): a failed
+ * input settled before the call is marked here, one that fails later by its
+ * watch (watch.c, future.c); when_any marks every input it stops looking at.
  *
  * Neither ever runs a user callback; their continuations run on the default
  * pool (exec is NULL).
@@ -18,13 +36,15 @@
 #include <limits.h>
 #include <stdint.h>
 
+#define NO_FAILURE UINT64_MAX /* above any (index, error): index < UINT_MAX */
+
 struct combinator {
     future_t base;
-    atomic_size_t remaining; /* when_all: inputs not settled yet */
-    atomic_bool decided;     /* when_any: an input has won */
+    atomic_size_t remaining;      /* when_all: watches not ended yet */
+    atomic_uint_least64_t failed; /* when_all: lowest failure, packed */
+    atomic_bool decided;          /* when_any: an input has won */
     struct fut__inputs in;
-    int *errors; /* when_all: each input's error */
-    struct fut__watch watches[];
+    struct fut__watch watches[]; /* pending inputs only, for when_all */
 };
 
 static struct combinator *of(future_t *f)
@@ -40,80 +60,184 @@ static void detach_combinator(future_t *f)
 static const struct fut__ops combinator_ops = {.kind = "combinator",
                                                .detach = detach_combinator};
 
-static void all_input_settled(struct fut__inputs *in, size_t index)
+static uint64_t pack_failure(size_t index, int error)
 {
-    struct combinator *c = of(in->owner);
-    c->errors[index] = in->w[index].target->error;
-    if (atomic_fetch_sub_explicit(&c->remaining, 1, memory_order_acq_rel) != 1)
-        return;
-    int error = 0;
-    for (size_t i = 0; i < in->n && !error; i++)
-        error = c->errors[i];
-    fut__settle(&c->base, error, NULL);
+    return (uint64_t)index << 32 | (uint32_t)error;
 }
 
-static void any_input_settled(struct fut__inputs *in, size_t index)
+/* Lowers c->failed to input @index's failure if that one comes first. */
+static void note_failure(struct combinator *c, size_t index, int error)
+{
+    uint64_t mine = pack_failure(index, error);
+    uint64_t seen = atomic_load_explicit(&c->failed, memory_order_relaxed);
+    while (mine < seen && !atomic_compare_exchange_weak_explicit(
+                              &c->failed, &seen, mine, memory_order_relaxed,
+                              memory_order_relaxed))
+        ;
+}
+
+static int failure_error(uint64_t failed)
+{
+    return failed == NO_FAILURE ? 0 : (int)(uint32_t)failed;
+}
+
+static void all_input_settled(struct fut__inputs *in, size_t pos)
+{
+    struct combinator *c = of(in->owner);
+    const struct fut__watch *w = &in->w[pos];
+    if (w->target->error)
+        note_failure(c, w->index, w->target->error);
+    if (atomic_fetch_sub_explicit(&c->remaining, 1, memory_order_acq_rel) != 1)
+        return;
+    uint64_t failed = atomic_load_explicit(&c->failed, memory_order_relaxed);
+    fut__settle(&c->base, failure_error(failed), NULL);
+}
+
+static void any_input_settled(struct fut__inputs *in, size_t pos)
 {
     struct combinator *c = of(in->owner);
     if (atomic_exchange(&c->decided, true))
         return;
+    size_t index = in->w[pos].index;
     if (fut__settle(&c->base, 0, (void *)(uintptr_t)index))
         fut__inputs_detach(in);
 }
 
-/* Checks the arguments and allocates a combinator over @n inputs. */
-static struct combinator *combinator_new(future_t *const *fs, size_t n,
-                                         bool all)
+/*
+ * What a first look at the inputs found, before anything is allocated or
+ * marked: @pending inputs had not settled, every input before @from had
+ * succeeded, and @settled is the lowest index of a settled input (n: none).
+ * Returns false, with errno EINVAL, for a NULL array or input.
+ */
+struct scan {
+    size_t pending;
+    size_t from;
+    size_t settled;
+};
+
+static bool scan_inputs(future_t *const *fs, size_t n, struct scan *s)
 {
     if (!fs) {
         errno = EINVAL;
-        return NULL;
+        return false;
     }
+    s->pending = 0;
+    s->from = s->settled = n;
     for (size_t i = 0; i < n; i++) {
-        if (!fs[i]) {
+        const future_t *f = fs[i];
+        if (!f) {
             errno = EINVAL;
-            return NULL;
+            return false;
         }
+        bool settled = fut__is_settled(f);
+        s->pending += !settled;
+        if (s->from == n && (!settled || f->error))
+            s->from = i;
+        if (s->settled == n && settled)
+            s->settled = i;
     }
-    size_t per_input = sizeof(struct fut__watch) + (all ? sizeof(int) : 0);
-    if (n >= UINT_MAX ||
-        n > (SIZE_MAX - sizeof(struct combinator)) / per_input) {
+    return true;
+}
+
+/* Allocates a combinator with room for @nwatch watches, or sets errno. */
+static struct combinator *combinator_new(size_t n, size_t nwatch)
+{
+    if (n >= UINT_MAX || nwatch > (SIZE_MAX - sizeof(struct combinator)) /
+                                      sizeof(struct fut__watch)) {
         errno = ENOMEM;
         return NULL;
     }
     struct combinator *c = (struct combinator *)fut__new(
-        sizeof *c + n * per_input, &combinator_ops, FUT_PENDING, 1);
+        sizeof *c + nwatch * sizeof(struct fut__watch), &combinator_ops,
+        FUT_PENDING, 1);
     if (!c)
         return NULL;
-    atomic_init(&c->remaining, n);
+    atomic_init(&c->remaining, 0);
+    atomic_init(&c->failed, NO_FAILURE);
     atomic_init(&c->decided, false);
-    if (all)
-        c->errors = (int *)(void *)&c->watches[n];
-    fut__inputs_init(&c->in, &c->base, c->watches, fs, n,
-                     all ? all_input_settled : any_input_settled);
     return c;
+}
+
+/*
+ * The second look, once nothing can fail: from @from on, a failed settled
+ * input is marked observed and seeds c->failed, and one still pending gets
+ * the next watch. An input that settled since the first look is taken as
+ * settled, so this never needs more watches than the first look counted.
+ * Returns how many watches it filled in.
+ */
+static size_t take_inputs(struct combinator *c, future_t *const *fs, size_t n,
+                          size_t from)
+{
+    uint64_t failed = NO_FAILURE;
+    size_t nwatch = 0;
+    for (size_t i = from; i < n; i++) {
+        future_t *f = fs[i];
+        if (!fut__is_settled(f)) {
+            c->watches[nwatch].target = f;
+            c->watches[nwatch++].index = (unsigned)i;
+        } else if (f->error) {
+            fut__observe(f); /* handed to when_all */
+            if (failed == NO_FAILURE)
+                failed = pack_failure(i, f->error);
+        }
+    }
+    atomic_store_explicit(&c->failed, failed, memory_order_relaxed);
+    return nwatch;
 }
 
 future_t *when_all(future_t *const *futures, size_t n)
 {
     if (n == 0)
         return future_resolved(NULL);
-    struct combinator *c = combinator_new(futures, n, true);
+    struct scan s;
+    if (!scan_inputs(futures, n, &s))
+        return NULL;
+    struct combinator *c = combinator_new(n, s.pending);
     if (!c)
         return NULL;
+    size_t nwatch = take_inputs(c, futures, n, s.from);
+    if (nwatch == 0) {
+        uint64_t failed =
+            atomic_load_explicit(&c->failed, memory_order_relaxed);
+        fut__settle(&c->base, failure_error(failed), NULL);
+        return &c->base;
+    }
+    atomic_store_explicit(&c->remaining, nwatch, memory_order_relaxed);
+    fut__inputs_init_filled(&c->in, &c->base, c->watches, nwatch,
+                            all_input_settled);
     fut__inputs_arm(&c->in);
+    return &c->base;
+}
+
+/* when_any decided by input @winner before watching anything: every input
+ * was handed to it, so each that failed or may still fail is observed. */
+static future_t *any_decided(struct combinator *c, future_t *const *fs,
+                             size_t n, size_t winner)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!fut__is_settled(fs[i]) || fs[i]->error)
+            fut__observe(fs[i]);
+    }
+    fut__settle(&c->base, 0, (void *)(uintptr_t)winner);
     return &c->base;
 }
 
 future_t *when_any(future_t *const *futures, size_t n)
 {
+    struct scan s;
     if (n == 0) {
         errno = EINVAL;
         return NULL;
     }
-    struct combinator *c = combinator_new(futures, n, false);
+    if (!scan_inputs(futures, n, &s))
+        return NULL;
+    struct combinator *c = combinator_new(n, s.settled < n ? 0 : n);
     if (!c)
         return NULL;
+    if (s.settled < n)
+        return any_decided(c, futures, n, s.settled);
+    fut__inputs_init(&c->in, &c->base, c->watches, futures, n,
+                     any_input_settled);
     fut__inputs_arm(&c->in);
     return &c->base;
 }

@@ -78,7 +78,10 @@ struct fut__exec {
 /*
  * How one future (the owner: a continuation, when_all, when_any) learns that
  * its inputs settled. The owner embeds a fut__inputs and one fut__watch per
- * input; each watch is a node in its input's (the target's) list.
+ * input it watches; each watch is a node in its input's (the target's) list.
+ * A watch's index says which of the owner's inputs it watches: its position
+ * in the set, unless the owner watches only some of its inputs (a when_all
+ * skips those that had settled already) and numbered them itself.
  *
  * Lifetimes are counted in pins: one per watch that has not ended, one for
  * the thread arming the set, one for each fut__inputs_detach() in progress.
@@ -97,12 +100,14 @@ struct fut__watch {
     struct fut__watch *prev, *next; /* target's list, then the queue */
     future_t *target;
     struct fut__inputs *set;
-    bool linked; /* put in target's list; under target's stripe lock */
+    bool linked;    /* put in target's list; under target's stripe lock */
+    unsigned index; /* the owner's input it watches; fits the padding */
 };
 
 struct fut__inputs {
     future_t *owner;
-    void (*notify)(struct fut__inputs *in, size_t index);
+    /* @pos: the watch's position in w, which need not be its index. */
+    void (*notify)(struct fut__inputs *in, size_t pos);
     atomic_uint pins;
     size_t n;
     struct fut__watch *w; /* n watches, embedded in the owner */
@@ -111,6 +116,9 @@ struct fut__inputs {
 void fut__inputs_init(struct fut__inputs *in, future_t *owner,
                       struct fut__watch *w, future_t *const *targets, size_t n,
                       void (*notify)(struct fut__inputs *, size_t));
+void fut__inputs_init_filled(struct fut__inputs *in, future_t *owner,
+                             struct fut__watch *w, size_t n,
+                             void (*notify)(struct fut__inputs *, size_t));
 void fut__inputs_arm(struct fut__inputs *in);
 void fut__inputs_detach(struct fut__inputs *in);
 void fut__deliver(struct fut__watch *list);

@@ -66,9 +66,23 @@ static void unpin(struct fut__inputs *in)
     future_release(in->owner);
 }
 
+/* Sets up @n watches, one on each of @targets (borrowed), in order. */
 void fut__inputs_init(struct fut__inputs *in, future_t *owner,
                       struct fut__watch *w, future_t *const *targets, size_t n,
                       void (*notify)(struct fut__inputs *, size_t))
+{
+    for (size_t i = 0; i < n; i++) {
+        w[i].target = targets[i];
+        w[i].index = (unsigned)i;
+    }
+    fut__inputs_init_filled(in, owner, w, n, notify);
+}
+
+/* Sets up @n watches whose target (borrowed) and index the owner has
+ * filled in already. */
+void fut__inputs_init_filled(struct fut__inputs *in, future_t *owner,
+                             struct fut__watch *w, size_t n,
+                             void (*notify)(struct fut__inputs *, size_t))
 {
     in->owner = future_retain(owner);
     in->notify = notify;
@@ -76,7 +90,7 @@ void fut__inputs_init(struct fut__inputs *in, future_t *owner,
     in->w = w;
     atomic_init(&in->pins, (unsigned)n + 1);
     for (size_t i = 0; i < n; i++) {
-        w[i].target = future_retain(targets[i]);
+        future_retain(w[i].target);
         w[i].set = in;
         w[i].linked = false;
     }
