@@ -288,6 +288,21 @@ static bool inject(pool_t *p, future_t *f, bool submission)
     return ok;
 }
 
+/* Puts @batch, taken from the injection queue, back at its front: it was
+ * queued before anything that came in since. */
+static void give_back_injected(pool_t *p, struct fut__queue *batch)
+{
+    inject_lock(p);
+    batch->tail->next = p->inject.head;
+    if (!p->inject.head)
+        p->inject.tail = batch->tail;
+    p->inject.head = batch->head;
+    p->inject.len += batch->len;
+    atomic_store(&p->inject_len, p->inject.len);
+    inject_unlock(p);
+    wake_if_needed(p);
+}
+
 /* Queues @f, the current thread's, in its own ring if it has one for @p. */
 static bool push_local(pool_t *p, future_t *f)
 {
@@ -299,26 +314,29 @@ static bool push_local(pool_t *p, future_t *f)
 }
 
 /*
- * Moves a fair share of the injection queue (so the other threads find
- * some too) into this thread's ring, taking the lock once per batch rather
- * than once per future. With @take, the first one is returned to run at
- * once instead; without, the batch goes behind what the ring holds, so
- * nothing overtakes what was queued before it.
+ * Takes what the injection queue holds: with @take, the first future, to
+ * run at once; as many more as fit into this thread's ring (where idle
+ * threads can steal them); and the rest back to the front of the queue.
+ * The lock is held only to cut the list out and to splice the rest back,
+ * never while walking it: each future is a cache miss here (the submitter
+ * wrote it on another CPU), and a submitter must not wait behind those.
+ * Without @take, the futures go behind what the ring holds, so nothing
+ * overtakes what was queued before it.
  */
 static future_t *take_injected(pool_t *p, struct fut__worker *w, bool take)
 {
     if (!atomic_load_explicit(&p->inject_len, memory_order_relaxed))
         return NULL;
     inject_lock(p);
-    future_t *f = take ? fut__queue_pop(&p->inject) : NULL;
-    size_t share = p->inject.len / (ring_count(p) + 1) + !take;
-    if (share > FUT_RING_SIZE / 2)
-        share = FUT_RING_SIZE / 2;
-    while (share-- > 0 && p->inject.head &&
-           fut__ring_push(w->ring, p->inject.head))
-        fut__queue_pop(&p->inject);
-    atomic_store_explicit(&p->inject_len, p->inject.len, memory_order_relaxed);
+    struct fut__queue batch = p->inject;
+    p->inject = (struct fut__queue){0};
+    atomic_store(&p->inject_len, 0);
     inject_unlock(p);
+    future_t *f = take ? fut__queue_pop(&batch) : NULL;
+    while (batch.head && fut__ring_push(w->ring, batch.head))
+        fut__queue_pop(&batch);
+    if (batch.head)
+        give_back_injected(p, &batch);
     return f;
 }
 
