@@ -670,6 +670,7 @@ static bool park_locked(pool_t *p, struct fut__worker *w)
     return true;
 }
 
+/* A core thread's life; returns with the pool lock held. */
 static void core_loop(pool_t *p, struct fut__worker *w)
 {
     for (;;) {
@@ -684,10 +685,10 @@ static void core_loop(pool_t *p, struct fut__worker *w)
         if (atomic_load(&p->nsearching) <= MAX_SPINNERS && spin_for_work(p))
             continue;
         fut__pool_lock(p);
-        bool stay = park_locked(p, w);
+        if (!park_locked(p, w))
+            return; /* with the lock held: the exit must count at once,
+                       or two surplus threads could both decide to go */
         fut__pool_unlock(p);
-        if (!stay)
-            return;
     }
 }
 
@@ -785,7 +786,6 @@ static void *thread_main(void *arg)
     } else {
         fut__pool_unlock(p);
         core_loop(p, w);
-        fut__pool_lock(p);
     }
     exit_locked(p, w);
     fut__pool_unlock(p);
