@@ -13,7 +13,9 @@
  * (fut__pool_is_stale). The fork generation tells them apart.
  *
  * Lock order: the modules' own locks, then the stripes, which are leaves
- * (stripe.c): no code holds a stripe lock while it takes another lock.
+ * (stripe.c): no code holds a stripe lock while it takes another lock;
+ * last the allocator's depot (slab.c), since freeing a future may take it
+ * under any other lock.
  */
 #include "internal.h"
 
@@ -22,7 +24,7 @@ atomic_uint fut__generation;
 /* Prepare in this order; parent and child in the reverse one. */
 static void (*const hooks[])(enum fut__fork_phase) = {
     fut__sched_fork, fut__timer_fork, fut__trace_fork, fut__unobserved_fork,
-    fut__owned_fork, fut__stripe_fork};
+    fut__owned_fork, fut__stripe_fork, fut__slab_fork};
 #define NHOOKS (sizeof hooks / sizeof hooks[0])
 
 static void prepare(void)

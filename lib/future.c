@@ -73,20 +73,24 @@ static void count_live(long delta)
 future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
                    unsigned refs)
 {
-    future_t *f = fut__calloc(size);
+    unsigned cls;
+    future_t *f = fut__future_calloc(size, &cls);
     if (!f)
         return NULL;
     count_live(1);
     f->ops = ops;
     atomic_init(&f->refs, refs);
     atomic_init(&f->state, state);
-    atomic_init(&f->flags, 0);
+    atomic_init(&f->flags, (unsigned char)(cls << FUT_SLAB_SHIFT));
     return f;
 }
 
 /* Frees a future nobody refers to, or one that was never handed out. */
 void fut__free(future_t *f)
 {
+    /* Where its memory came from (slab.c), recorded by fut__new(). */
+    unsigned cls = atomic_load_explicit(&f->flags, memory_order_relaxed) >>
+                   FUT_SLAB_SHIFT;
     if (fut__owns_value(f)) {
         /* A value passed on from a source is the source's to free. */
         bool passed_on = atomic_load(&f->flags) & FUT_KEEPS_SOURCE;
@@ -100,7 +104,7 @@ void fut__free(future_t *f)
     if (f->exec)
         f->exec->ops->release(f->exec);
     count_live(-1);
-    fut__mem_free(f);
+    fut__slab_free(f, cls);
 }
 
 void fut__set_exec(future_t *f, struct fut__exec *exec)

@@ -14,6 +14,7 @@
  *   timer.c        future_delay, future_timeout: one timer thread
  *   stripe.c       the striped locks and condition variables futures use
  *   alloc.c        every allocation and thread start, with fault injection
+ *   slab.c         futures' memory: size classes, per-thread free lists
  *   trace.c        the optional timeline of what ran where and when
  *   unobserved.c   reports of failures nobody looked at
  *   fork.c         what a child of fork() keeps, and what it starts afresh
@@ -151,6 +152,8 @@ enum {
                                  owns (future_catch, future_timeout) */
     FUT_HANDED_OUT = 16       /* a promise's future was handed out */
 };
+/* The top bits of future.flags: slab.c's size class + 1, or 0 (calloc). */
+#define FUT_SLAB_SHIFT 5
 
 struct future {
     const struct fut__ops *ops;
@@ -161,7 +164,7 @@ struct future {
     bool waited;  /* a thread has blocked on it; stripe lock */
     /* A queued task needs its function, a settled future its outcome,
      * never both: they share the space (56 bytes in all, so a task and its
-     * future fit one 64-byte heap chunk). */
+     * future fit one 56-byte slot of slab.c). */
     union {
         struct {
             union {
@@ -401,6 +404,18 @@ bool fut__help_one(void);
 
 void *fut__calloc(size_t size);
 void fut__mem_free(void *p);
+/* A future's memory, zeroed; *cls says how to free it (slab.c). */
+void *fut__future_calloc(size_t size, unsigned *cls);
+void *fut__slab_alloc(size_t size, unsigned *cls); /* no fault injection */
+void fut__slab_free(void *p, unsigned cls);
+bool fut__slab_caching(void); /* false: every future is calloc()ed */
+struct fut__slab_stats {
+    size_t carved;   /* slots ever carved from blocks */
+    size_t in_depot; /* free slots in the depot */
+    size_t in_cache; /* free slots in the calling thread's caches */
+    size_t blocks;
+};
+void fut__slab_stats(struct fut__slab_stats *out); /* for tests */
 int fut__thread_start(pthread_t *tid, void *(*fn)(void *), void *arg);
 _Noreturn void fut__panic(const char *msg);
 
@@ -427,6 +442,7 @@ void fut__trace_fork(enum fut__fork_phase phase);
 void fut__unobserved_fork(enum fut__fork_phase phase);
 void fut__stripe_fork(enum fut__fork_phase phase);
 void fut__owned_fork(enum fut__fork_phase phase);
+void fut__slab_fork(enum fut__fork_phase phase);
 
 /* ---------------------------------------------------------------- tracing */
 

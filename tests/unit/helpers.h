@@ -164,6 +164,21 @@ static inline void work_for_ns(uint64_t ns)
  */
 void fut__count_live(bool on); /* lib/internal.h */
 long fut__live_futures(void);
+bool fut__slab_caching(void);
+
+/*
+ * The futures' allocator keeps freed futures on free lists and carves new
+ * ones from 64 KiB blocks (lib/slab.c), so a test that counts heap bytes
+ * would see blocks, not what the library keeps. Such a test switches it
+ * to plain calloc() and free() first; the allocator reads the setting at
+ * its first allocation, and the test's process has made none yet.
+ * tests/unit/alloc_cache.c checks the allocator's own memory.
+ */
+static inline void plain_allocator(void)
+{
+    setenv("FUTURES_NO_CACHE", "1", 1);
+    cr_assert_not(fut__slab_caching(), "a future was allocated already");
+}
 
 /* How long pool threads get to drop their last references: a waiter may
  * see an outcome a moment before the thread that published it lets go. */

@@ -79,6 +79,7 @@ CheckedTest(when_all_settled, settled_inputs_settle_it_at_once)
 CheckedTest(when_all_settled, settled_inputs_cost_no_watches)
 {
     enum { N = 2000 }; /* its watches would stay below the mmap threshold */
+    plain_allocator();
     future_t **fs = calloc(N, sizeof *fs);
     for (int i = 0; i < N; i++)
         fs[i] = i % 7 == 3 ? future_failed(EIO) : future_resolved(NULL);
@@ -373,6 +374,7 @@ CheckedTest(when_all_settled, inputs_released_right_after_the_call,
 CheckedTest(when_all_settled, a_join_over_finished_tasks, .timeout = 60)
 {
     enum { N = 2000 };
+    plain_allocator();
     pool_t *pool = pool_create(2);
     future_t **fs = calloc(N, sizeof *fs);
     for (int i = 0; i < N; i++)
