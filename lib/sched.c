@@ -205,6 +205,15 @@ future_t *fut__queue_pop(struct fut__queue *q)
     return f;
 }
 
+static void queue_push_front(struct fut__queue *q, future_t *f)
+{
+    f->next = q->head;
+    q->head = f;
+    if (!q->tail)
+        q->tail = f;
+    q->len++;
+}
+
 static size_t ring_count(pool_t *p)
 {
     return atomic_load_explicit(&p->nrings, memory_order_acquire);
@@ -333,8 +342,15 @@ static future_t *take_injected(pool_t *p, struct fut__worker *w, bool take)
     atomic_store(&p->inject_len, 0);
     inject_unlock(p);
     future_t *f = take ? fut__queue_pop(&batch) : NULL;
-    while (batch.head && fut__ring_push(w->ring, batch.head))
-        fut__queue_pop(&batch);
+    future_t *g;
+    while ((g = fut__queue_pop(&batch)) != NULL) {
+        /* Off the list before it is in the ring: from there another
+         * thread may take it, run it and free it at once. */
+        if (!fut__ring_push(w->ring, g)) {
+            queue_push_front(&batch, g);
+            break;
+        }
+    }
     if (batch.head)
         give_back_injected(p, &batch);
     return f;
