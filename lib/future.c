@@ -175,10 +175,41 @@ static void after_settle(future_t *f, struct fut__watch *list)
     fut__deliver(list);
 }
 
+/* Moves @f from state @from to @to, unless another thread moved it. */
+static bool move_state(future_t *f, int from, int to)
+{
+    unsigned char expected = (unsigned char)from;
+    return atomic_compare_exchange_strong_explicit(
+        &f->state, &expected, (unsigned char)to, memory_order_acq_rel,
+        memory_order_acquire);
+}
+
+/*
+ * Makes the settlement of @f this thread's, with its lock held. PENDING to
+ * QUEUED and QUEUED to RUNNING happen without the lock (fut__enqueue,
+ * fut__run), so a PENDING or QUEUED future is first claimed by moving it
+ * to RUNNING: then no worker can start it while its outcome is written
+ * over its task fields. A future found RUNNING is settled only by the
+ * thread that runs it, which is the caller unless @running_is_other.
+ */
+static bool claim_locked(future_t *f, bool running_is_other)
+{
+    for (;;) {
+        int state = fut__state(f);
+        if (state == FUT_SETTLED)
+            return false;
+        if (state == FUT_RUNNING)
+            return !running_is_other;
+        if (move_state(f, state, FUT_RUNNING))
+            return true;
+        running_is_other = true; /* if it is RUNNING now, a worker took it */
+    }
+}
+
 static bool settle(future_t *f, int error, void *value, fut__fn site)
 {
     struct fut__stripe *s = fut__lock(f);
-    if (fut__state(f) == FUT_SETTLED) {
+    if (!claim_locked(f, false)) {
         fut__unlock(s);
         return false;
     }
@@ -219,12 +250,7 @@ bool fut__pass_on(future_t *f, const future_t *from)
  */
 void fut__enqueue(future_t *f)
 {
-    struct fut__stripe *s = fut__lock(f);
-    bool pending = fut__state(f) == FUT_PENDING;
-    if (pending)
-        fut__set_state(f, FUT_QUEUED);
-    fut__unlock(s);
-    if (pending)
+    if (move_state(f, FUT_PENDING, FUT_QUEUED))
         fut__schedule(future_retain(f));
 }
 
@@ -237,13 +263,8 @@ void fut__enqueue(future_t *f)
  */
 bool fut__run(future_t *f, bool may_chain)
 {
-    struct fut__stripe *s = fut__lock(f);
-    bool queued = fut__state(f) == FUT_QUEUED;
-    if (queued)
-        fut__set_state(f, FUT_RUNNING);
-    fut__unlock(s);
-    if (!queued)
-        return false;
+    if (!move_state(f, FUT_QUEUED, FUT_RUNNING))
+        return false; /* cancelled while it waited */
 
     struct frame frame = {f, running};
     void *result = NULL;
@@ -396,9 +417,8 @@ bool future_cancel(future_t *f)
     if (!f)
         return false;
     struct fut__stripe *s = fut__lock(f);
-    int state = fut__state(f);
-    if (state == FUT_SETTLED || state == FUT_RUNNING) {
-        if (state == FUT_RUNNING)
+    if (!claim_locked(f, true)) {
+        if (fut__state(f) == FUT_RUNNING)
             atomic_fetch_or(&f->flags, FUT_CANCEL_REQUESTED);
         fut__unlock(s);
         return false;

@@ -20,7 +20,7 @@
  *   fork.c         what a child of fork() keeps, and what it starts afresh
  *   owned.c        result destructors, for the few futures that own a value
  *
- * A future's life, written out (its state field; the lock is its stripe's):
+ * A future's life, written out (its state field):
  *
  *   PENDING --(inputs settle)--> QUEUED --(a worker takes it)--> RUNNING
  *      |                           |                               |
@@ -30,6 +30,13 @@
  * stay PENDING until settled by hand. Cancellation settles PENDING and QUEUED
  * futures at once; a RUNNING one only gets FUT_CANCEL_REQUESTED.
  * SETTLED is final, and error == 0 means success.
+ *
+ * The two steps along the top are compare-and-swaps, taken without a lock
+ * (a continuation readied, a task started, on every hop of a chain). The
+ * step to SETTLED is taken under the future's stripe lock, which guards its
+ * watchers and waiters; a PENDING or QUEUED future is first claimed by a
+ * compare-and-swap to RUNNING, so no worker starts it while its outcome is
+ * written over its task fields (future.c, claim_locked).
  */
 #ifndef FUTURES_INTERNAL_H
 #define FUTURES_INTERNAL_H
@@ -220,15 +227,11 @@ void fut__count_live(bool on);
 long fut__live_futures(void);
 future_t *fut__task_new(task_fn fn, void *arg, struct fut__exec *exec);
 
-/* The state, for code holding the future's stripe lock. */
+/* The state, for code holding the future's stripe lock: SETTLED or not
+ * is stable there, the other states are not (see the top). */
 static inline int fut__state(const future_t *f)
 {
     return atomic_load_explicit(&((future_t *)f)->state, memory_order_relaxed);
-}
-
-static inline void fut__set_state(future_t *f, int state)
-{
-    atomic_store_explicit(&f->state, state, memory_order_relaxed);
 }
 
 static inline bool fut__is_settled(const future_t *f)
