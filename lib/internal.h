@@ -10,6 +10,7 @@
  *   pool.c         pools' public face: create, submit, shut down, stats
  *   sched.c        pools' threads: run queues, sleeping, waking, exiting
  *   ring.c         a core thread's lock-free run queue, and stealing
+ *   jobs.c         blocking jobs and the threads that run them
  *   loop.c         event loops: single-threaded executors
  *   timer.c        future_delay, future_timeout: one timer thread
  *   stripe.c       the striped locks and condition variables futures use
@@ -314,7 +315,16 @@ enum fut__pool_state {
     FUT_POOL_STOPPED    /* drained; threads exit */
 };
 
-struct fut__worker;
+/* A pool's thread (sched.c, jobs.c). */
+struct fut__worker {
+    pthread_t thread;
+    pool_t *pool;
+    bool blocking;
+    bool searching;        /* counted in pool->nsearching */
+    unsigned turns;        /* for INJECT_EVERY, and where to steal first */
+    struct fut__ring *ring; /* core threads only */
+    struct fut__worker *next; /* on the pool's exited list */
+};
 
 /*
  * A pool; sched.c runs it, pool.c is its public face. Core work sits in
@@ -362,6 +372,12 @@ struct pool {
 
 extern const struct fut__exec_ops fut__pool_exec_ops;
 
+static inline bool fut__pool_winding_down(const pool_t *p)
+{
+    int state = atomic_load(&((pool_t *)p)->state);
+    return state == FUT_POOL_CANCELLED || state == FUT_POOL_STOPPED;
+}
+
 void fut__pool_lock(pool_t *p);
 void fut__pool_unlock(pool_t *p);
 void fut__pool_retain(pool_t *p);
@@ -371,6 +387,15 @@ int fut__start_core_locked(pool_t *p);
 bool fut__submit(pool_t *p, future_t *f, bool blocking);
 void fut__cancel_queued(pool_t *p); /* after POOL_CANCEL */
 void fut__maybe_stop_locked(pool_t *p);
+void *fut__thread_main(void *arg);
+void fut__wake_one_locked(pool_t *p);
+bool fut__idle_wait_locked(pool_t *p, pthread_cond_t *cond, bool timed);
+
+/* Blocking jobs (jobs.c); the pool lock is held where it says _locked. */
+void fut__push_job_locked(pool_t *p, future_t *f);
+future_t *fut__take_job_for_core(pool_t *p);
+void fut__update_jobs_hint_locked(pool_t *p);
+void fut__blocking_loop_locked(pool_t *p);
 void fut__pool_counts(pool_t *p, size_t *queued, size_t *running,
                       uint64_t *completed); /* lock held */
 struct fut__worker *fut__take_exited_locked(pool_t *p);

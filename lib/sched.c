@@ -12,7 +12,8 @@
  * inject_lock, which a core thread empties in batches into its ring. An
  * idle core thread looks in its ring, then the injection queue, then
  * steals half of another thread's ring. Blocking jobs (pool_submit_blocking)
- * have their own queue under the pool lock, for the blocking threads.
+ * have their own queue under the pool lock, for the blocking threads
+ * (jobs.c).
  *
  * Sleeping and waking. A wake-up costs tens of microseconds here while a
  * task costs a fraction of one, so a thread that runs out of work first
@@ -39,10 +40,8 @@
  * beyond ncore that stay idle for idle_ns exit. If no stand-in can be
  * started, the waiter runs queued tasks itself (FUT_BLOCK_HELP).
  *
- * Blocking threads start on demand, one per job that finds no idle one, up
- * to nb_limit, and exit after idle_ns without work. If none is alive and
- * none can be started, the core threads run the jobs, so a job is never
- * stranded.
+ * Blocking jobs and their threads are jobs.c's. When no blocking thread
+ * can run them, jobs_hint tells the core threads to.
  *
  * The pool's states are in internal.h. Each ring's `busy` flag says its
  * owner holds or looks for work; it changes only under the pool lock, so
@@ -67,10 +66,6 @@
 #include <stdio.h>
 #include <time.h>
 
-#ifndef BLOCKING_FANOUT
-#define BLOCKING_FANOUT 2 /* threads each new blocking thread may start */
-#endif
-
 /* A core thread looks at the injection queue before its own ring once in
  * this many turns, so work from outside is not starved by work it makes. */
 #define INJECT_EVERY 61
@@ -79,15 +74,6 @@
  * what comes, and more would only take CPU from those that run it. */
 #define MAX_SPINNERS 2
 
-struct fut__worker {
-    pthread_t thread;
-    pool_t *pool;
-    bool blocking;
-    bool searching;        /* counted in pool->nsearching */
-    unsigned turns;        /* for INJECT_EVERY, and where to steal first */
-    struct fut__ring *ring; /* core threads only */
-    struct fut__worker *next; /* on the pool's exited list */
-};
 
 static _Thread_local struct fut__worker *self; /* NULL off pool threads */
 
@@ -234,7 +220,7 @@ static bool core_work_visible(pool_t *p)
 /* ------------------------------------------------------ waking threads -- */
 
 /* Wakes a sleeping core thread, as a searcher; the pool lock is held. */
-static void wake_one_locked(pool_t *p)
+void fut__wake_one_locked(pool_t *p)
 {
     if (atomic_load_explicit(&p->nsleeping, memory_order_relaxed) == 0 ||
         atomic_load_explicit(&p->nsearching, memory_order_relaxed) != 0)
@@ -251,7 +237,7 @@ static void wake_if_needed(pool_t *p)
     if (atomic_load(&p->nsearching) != 0 || atomic_load(&p->nsleeping) == 0)
         return;
     fut__pool_lock(p);
-    wake_one_locked(p);
+    fut__wake_one_locked(p);
     fut__pool_unlock(p);
 }
 
@@ -371,58 +357,6 @@ static future_t *steal(pool_t *p, struct fut__worker *w)
     return NULL;
 }
 
-/* ----------------------------------------------------------------- jobs -- */
-
-static int start_thread_locked(pool_t *p, bool blocking);
-static void grow_blocking_locked(pool_t *p, int retries);
-
-/*
- * Jobs that core threads should take: those no blocking thread will run,
- * because none is alive, or because the last start failed and the jobs
- * outnumber the blocking threads idle or starting. Otherwise a job whose
- * thread could not start would wait for the next submission to try again,
- * and for ever if the job that blocks a blocking thread waits for it.
- */
-static bool jobs_for_core_locked(const pool_t *p)
-{
-    return p->jobs.len &&
-           (p->nb_live == 0 || (p->nb_start_failed &&
-                                p->jobs.len > p->nb_idle + p->nb_starting));
-}
-
-/* Keeps the hint core threads watch up to date, and wakes one if the
- * jobs have just become theirs. */
-static void update_hint_locked(pool_t *p)
-{
-    bool theirs = jobs_for_core_locked(p);
-    atomic_store(&p->jobs_hint, theirs);
-    if (theirs)
-        wake_one_locked(p);
-}
-
-static void push_job_locked(pool_t *p, future_t *f)
-{
-    fut__queue_push(&p->jobs, f);
-    grow_blocking_locked(p, 1); /* on failure the job waits */
-    update_hint_locked(p);
-    if (p->nb_idle)
-        pthread_cond_signal(&p->blocking_work);
-}
-
-/* A job for a core thread, counted as running; NULL if none is theirs. */
-static future_t *take_job_for_core(pool_t *p)
-{
-    if (!atomic_load_explicit(&p->jobs_hint, memory_order_relaxed))
-        return NULL;
-    fut__pool_lock(p);
-    future_t *f = jobs_for_core_locked(p) ? fut__queue_pop(&p->jobs) : NULL;
-    if (f)
-        p->nrunning++;
-    update_hint_locked(p);
-    fut__pool_unlock(p);
-    return f;
-}
-
 /* ----------------------------------------------------------- submitting -- */
 
 /* Queues @f, a new task of @p's; false if @p takes no submissions. */
@@ -432,7 +366,7 @@ bool fut__submit(pool_t *p, future_t *f, bool blocking)
         fut__pool_lock(p);
         bool open = pool_state(p) == FUT_POOL_OPEN;
         if (open)
-            push_job_locked(p, f);
+            fut__push_job_locked(p, f);
         fut__pool_unlock(p);
         return open;
     }
@@ -498,7 +432,7 @@ void fut__cancel_queued(pool_t *p)
     fut__pool_lock(p);
     struct fut__queue jobs = p->jobs;
     p->jobs = (struct fut__queue){0};
-    update_hint_locked(p);
+    fut__update_jobs_hint_locked(p);
     inject_lock(p);
     struct fut__queue injected = p->inject;
     p->inject = (struct fut__queue){0};
@@ -533,11 +467,6 @@ void fut__pool_counts(pool_t *p, size_t *queued, size_t *running,
 
 /* --------------------------------------------------------- the threads -- */
 
-static bool winding_down(const pool_t *p)
-{
-    int state = pool_state(p);
-    return state == FUT_POOL_CANCELLED || state == FUT_POOL_STOPPED;
-}
 
 /* Core threads beyond ncore that are able to run tasks. */
 static bool core_surplus(const pool_t *p)
@@ -546,7 +475,7 @@ static bool core_surplus(const pool_t *p)
 }
 
 /* Waits on @cond until woken, or for idle_ns when @timed; true on time-out. */
-static bool idle_wait_locked(pool_t *p, pthread_cond_t *cond, bool timed)
+bool fut__idle_wait_locked(pool_t *p, pthread_cond_t *cond, bool timed)
 {
     if (!timed) {
         pthread_cond_wait(cond, &p->lock);
@@ -578,7 +507,7 @@ static future_t *find_work(pool_t *p, struct fut__worker *w, bool *job)
         f = take_injected(p, w, true);
     if (!f)
         f = steal(p, w);
-    if (!f && (f = take_job_for_core(p)) != NULL)
+    if (!f && (f = fut__take_job_for_core(p)) != NULL)
         *job = true;
     return f;
 }
@@ -632,7 +561,7 @@ static bool spin_for_work(pool_t *p)
         if (core_work_visible(p))
             return true;
         if (i % 64 == 0) {
-            if (fut__now_ns() > until || winding_down(p))
+            if (fut__now_ns() > until || fut__pool_winding_down(p))
                 return false;
             sched_yield();
         }
@@ -663,7 +592,7 @@ static bool park_locked(pool_t *p, struct fut__worker *w)
 {
     w->ring->busy = false;
     fut__maybe_stop_locked(p);
-    if (winding_down(p)) {
+    if (fut__pool_winding_down(p)) {
         stop_searching(p, w, false);
         return false;
     }
@@ -676,7 +605,7 @@ static bool park_locked(pool_t *p, struct fut__worker *w)
         w->ring->busy = true;
         return true;
     }
-    bool timed_out = idle_wait_locked(p, &p->work, core_surplus(p));
+    bool timed_out = fut__idle_wait_locked(p, &p->work, core_surplus(p));
     woken_locked(p, w);
     if (timed_out && !core_work_visible(p) && core_surplus(p)) {
         w->ring->busy = false;
@@ -708,68 +637,11 @@ static void core_loop(pool_t *p, struct fut__worker *w)
     }
 }
 
-/* The next job for a blocking thread, counted as running; lock held. */
-static future_t *next_job_locked(pool_t *p)
-{
-    future_t *f = fut__queue_pop(&p->jobs);
-    if (f)
-        p->nrunning++;
-    update_hint_locked(p);
-    return f;
-}
-
-/* With the lock held and no job found: waits for one, or returns false
- * when this thread should exit. */
-static bool wait_for_job_locked(pool_t *p)
-{
-    fut__maybe_stop_locked(p);
-    if (winding_down(p) || p->nb_live > p->nb_limit)
-        return false;
-    p->nb_idle++;
-    bool timed_out = idle_wait_locked(p, &p->blocking_work, true);
-    p->nb_idle--;
-    return !(timed_out && !p->jobs.len);
-}
-
-static void run_job_locked(pool_t *p, future_t *f)
-{
-    fut__pool_unlock(p);
-    bool ran = fut__run(f, false);
-    future_release(f); /* the run queue's reference */
-    if (fut__pool_is_stale(p))
-        pthread_exit(NULL); /* the job forked; see run_on_core() */
-    fut__pool_lock(p);
-    p->nrunning--;
-    if (ran)
-        p->completed++;
-}
-
-/* A blocking thread's life; the lock is held on entry and exit. */
-static void blocking_loop_locked(pool_t *p)
-{
-    bool starting = true;
-    for (;;) {
-        future_t *f = next_job_locked(p);
-        if (starting) {
-            /* Counted as starting until now; with its job taken, what is
-             * still queued is what more threads are for. */
-            starting = false;
-            p->nb_starting--;
-            for (int i = 0; i < BLOCKING_FANOUT; i++)
-                grow_blocking_locked(p, 1); /* a burst meets a tree */
-        }
-        if (f)
-            run_job_locked(p, f);
-        else if (!wait_for_job_locked(p))
-            return;
-    }
-}
-
 static void exit_locked(pool_t *p, struct fut__worker *w)
 {
     if (w->blocking) {
         p->nb_live--;
-        update_hint_locked(p); /* its jobs may fall to the core threads */
+        fut__update_jobs_hint_locked(p); /* its jobs may fall to the core threads */
     } else {
         p->nlive--;
         w->ring->owned = false;
@@ -786,7 +658,7 @@ static void exit_locked(pool_t *p, struct fut__worker *w)
         pthread_cond_broadcast(&p->ended);
 }
 
-static void *thread_main(void *arg)
+void *fut__thread_main(void *arg)
 {
     struct fut__worker *w = arg;
     pool_t *p = w->pool;
@@ -798,7 +670,7 @@ static void *thread_main(void *arg)
              w->blocking ? 'b' : '.', p->next_thread++);
     pthread_setname_np(pthread_self(), name);
     if (w->blocking) {
-        blocking_loop_locked(p);
+        fut__blocking_loop_locked(p);
     } else {
         fut__pool_unlock(p);
         core_loop(p, w);
@@ -872,7 +744,7 @@ static int start_thread_locked(pool_t *p, bool blocking)
     w->searching = !blocking; /* it looks for work first */
     if (!blocking)
         atomic_fetch_add(&p->nsearching, 1);
-    int rc = fut__thread_start(&w->thread, thread_main, w);
+    int rc = fut__thread_start(&w->thread, fut__thread_main, w);
     if (rc) {
         if (!blocking)
             atomic_fetch_sub(&p->nsearching, 1);
@@ -895,63 +767,6 @@ static int start_thread_locked(pool_t *p, bool blocking)
 int fut__start_core_locked(pool_t *p)
 {
     return start_thread_locked(p, false);
-}
-
-/* No blocking thread could start: the core threads may have to take over
- * the jobs (jobs_for_core_locked). */
-static void blocking_start_failed_locked(pool_t *p)
-{
-    p->nb_start_failed = true;
-    p->nb_failures++;
-    update_hint_locked(p);
-}
-
-/*
- * Starts a blocking thread if queued jobs outnumber the threads that will
- * take them. Starting a thread takes tens of microseconds, so it happens
- * with the lock dropped (nb_starting counts threads on their way, so two
- * callers never start one for the same job), and each new blocking thread
- * calls this BLOCKING_FANOUT times as it starts: a burst of jobs is met by a
- * tree of starts on every CPU rather than by the submitter alone, one by one.
- */
-static void grow_blocking_locked(pool_t *p, int retries)
-{
-    if (p->jobs.len <= p->nb_idle + p->nb_starting || p->nb_live >= p->nb_limit)
-        return;
-    struct fut__worker *w = fut__calloc(sizeof *w);
-    if (!w) {
-        blocking_start_failed_locked(p);
-        return;
-    }
-    w->pool = p;
-    w->blocking = true;
-    fut__pool_retain(p); /* the thread's */
-    p->nb_live++;
-    p->nb_starting++;
-    unsigned failures = p->nb_failures;
-    struct fut__worker *ended = fut__take_exited_locked(p);
-    fut__pool_unlock(p);
-    fut__join_all(ended);
-    int rc = fut__thread_start(&w->thread, thread_main, w);
-    fut__pool_lock(p);
-    if (rc) {
-        p->nb_live--;
-        p->nb_starting--;
-        atomic_fetch_sub(&p->refs, 1); /* the caller's remains */
-        fut__mem_free(w);
-        blocking_start_failed_locked(p);
-        if (p->nlive + p->nb_live == 0)
-            pthread_cond_broadcast(&p->ended);
-        /* Other jobs may have counted on this start: try once more. */
-        if (retries > 0)
-            grow_blocking_locked(p, retries - 1);
-    } else if (p->nb_failures == failures) {
-        /* A start that failed while this one was on its way is newer
-         * news: its jobs may still need the core threads. */
-        p->nb_start_failed = false;
-    }
-    if (!rc && p->nlive + p->nb_live > p->peak)
-        p->peak = p->nlive + p->nb_live;
 }
 
 /* ------------------------------------------------------- the executor -- */

@@ -1,0 +1,185 @@
+/*
+ * jobs.c - blocking jobs (pool_submit_blocking) and the threads that run
+ * them.
+ *
+ * Jobs wait in one FIFO under the pool lock: they are expected to block
+ * for milliseconds, so a lock per job costs nothing next to them, and what
+ * matters is having a thread for each. Blocking threads start on demand,
+ * one per job that finds no idle one, up to nb_limit, and exit after
+ * idle_ns without work. Starting a thread takes tens of microseconds, so a
+ * burst of jobs is met by a tree of starts (BLOCKING_FANOUT): each new
+ * thread starts more as it begins, on every CPU at once.
+ *
+ * If no blocking thread is alive and none can be started, the core threads
+ * run the jobs (jobs_hint tells them, sched.c), so a job is never
+ * stranded. The pool lock is held wherever a function's name ends in
+ * _locked.
+ */
+#include "internal.h"
+
+#ifndef BLOCKING_FANOUT
+#define BLOCKING_FANOUT 2 /* threads each new blocking thread may start */
+#endif
+
+static void grow_blocking_locked(pool_t *p, int retries);
+
+/*
+ * Jobs that core threads should take: those no blocking thread will run,
+ * because none is alive, or because the last start failed and the jobs
+ * outnumber the blocking threads idle or starting. Otherwise a job whose
+ * thread could not start would wait for the next submission to try again,
+ * and for ever if the job that blocks a blocking thread waits for it.
+ */
+static bool jobs_for_core_locked(const pool_t *p)
+{
+    return p->jobs.len &&
+           (p->nb_live == 0 || (p->nb_start_failed &&
+                                p->jobs.len > p->nb_idle + p->nb_starting));
+}
+
+/* Keeps the hint core threads watch up to date, and wakes one if the
+ * jobs have just become theirs. */
+void fut__update_jobs_hint_locked(pool_t *p)
+{
+    bool theirs = jobs_for_core_locked(p);
+    atomic_store(&p->jobs_hint, theirs);
+    if (theirs)
+        fut__wake_one_locked(p);
+}
+
+void fut__push_job_locked(pool_t *p, future_t *f)
+{
+    fut__queue_push(&p->jobs, f);
+    grow_blocking_locked(p, 1); /* on failure the job waits */
+    fut__update_jobs_hint_locked(p);
+    if (p->nb_idle)
+        pthread_cond_signal(&p->blocking_work);
+}
+
+/* A job for a core thread, counted as running; NULL if none is theirs. */
+future_t *fut__take_job_for_core(pool_t *p)
+{
+    if (!atomic_load_explicit(&p->jobs_hint, memory_order_relaxed))
+        return NULL;
+    fut__pool_lock(p);
+    future_t *f = jobs_for_core_locked(p) ? fut__queue_pop(&p->jobs) : NULL;
+    if (f)
+        p->nrunning++;
+    fut__update_jobs_hint_locked(p);
+    fut__pool_unlock(p);
+    return f;
+}
+
+/* The next job for a blocking thread, counted as running; lock held. */
+static future_t *next_job_locked(pool_t *p)
+{
+    future_t *f = fut__queue_pop(&p->jobs);
+    if (f)
+        p->nrunning++;
+    fut__update_jobs_hint_locked(p);
+    return f;
+}
+
+/* With the lock held and no job found: waits for one, or returns false
+ * when this thread should exit. */
+static bool wait_for_job_locked(pool_t *p)
+{
+    fut__maybe_stop_locked(p);
+    if (fut__pool_winding_down(p) || p->nb_live > p->nb_limit)
+        return false;
+    p->nb_idle++;
+    bool timed_out = fut__idle_wait_locked(p, &p->blocking_work, true);
+    p->nb_idle--;
+    return !(timed_out && !p->jobs.len);
+}
+
+static void run_job_locked(pool_t *p, future_t *f)
+{
+    fut__pool_unlock(p);
+    bool ran = fut__run(f, false);
+    future_release(f); /* the run queue's reference */
+    if (fut__pool_is_stale(p))
+        pthread_exit(NULL); /* the job forked; see sched.c's run_on_core() */
+    fut__pool_lock(p);
+    p->nrunning--;
+    if (ran)
+        p->completed++;
+}
+
+/* A blocking thread's life; the lock is held on entry and exit. */
+void fut__blocking_loop_locked(pool_t *p)
+{
+    bool starting = true;
+    for (;;) {
+        future_t *f = next_job_locked(p);
+        if (starting) {
+            /* Counted as starting until now; with its job taken, what is
+             * still queued is what more threads are for. */
+            starting = false;
+            p->nb_starting--;
+            for (int i = 0; i < BLOCKING_FANOUT; i++)
+                grow_blocking_locked(p, 1); /* a burst meets a tree */
+        }
+        if (f)
+            run_job_locked(p, f);
+        else if (!wait_for_job_locked(p))
+            return;
+    }
+}
+
+/* No blocking thread could start: the core threads may have to take over
+ * the jobs (jobs_for_core_locked). */
+static void blocking_start_failed_locked(pool_t *p)
+{
+    p->nb_start_failed = true;
+    p->nb_failures++;
+    fut__update_jobs_hint_locked(p);
+}
+
+/*
+ * Starts a blocking thread if queued jobs outnumber the threads that will
+ * take them. Starting a thread takes tens of microseconds, so it happens
+ * with the lock dropped (nb_starting counts threads on their way, so two
+ * callers never start one for the same job), and each new blocking thread
+ * calls this BLOCKING_FANOUT times as it starts: a burst of jobs is met by a
+ * tree of starts on every CPU rather than by the submitter alone, one by one.
+ */
+static void grow_blocking_locked(pool_t *p, int retries)
+{
+    if (p->jobs.len <= p->nb_idle + p->nb_starting || p->nb_live >= p->nb_limit)
+        return;
+    struct fut__worker *w = fut__calloc(sizeof *w);
+    if (!w) {
+        blocking_start_failed_locked(p);
+        return;
+    }
+    w->pool = p;
+    w->blocking = true;
+    fut__pool_retain(p); /* the thread's */
+    p->nb_live++;
+    p->nb_starting++;
+    unsigned failures = p->nb_failures;
+    struct fut__worker *ended = fut__take_exited_locked(p);
+    fut__pool_unlock(p);
+    fut__join_all(ended);
+    int rc = fut__thread_start(&w->thread, fut__thread_main, w);
+    fut__pool_lock(p);
+    if (rc) {
+        p->nb_live--;
+        p->nb_starting--;
+        atomic_fetch_sub(&p->refs, 1); /* the caller's remains */
+        fut__mem_free(w);
+        blocking_start_failed_locked(p);
+        if (p->nlive + p->nb_live == 0)
+            pthread_cond_broadcast(&p->ended);
+        /* Other jobs may have counted on this start: try once more. */
+        if (retries > 0)
+            grow_blocking_locked(p, retries - 1);
+    } else if (p->nb_failures == failures) {
+        /* A start that failed while this one was on its way is newer
+         * news: its jobs may still need the core threads. */
+        p->nb_start_failed = false;
+    }
+    if (!rc && p->nlive + p->nb_live > p->peak)
+        p->peak = p->nlive + p->nb_live;
+}
