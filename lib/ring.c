@@ -99,7 +99,7 @@ future_t *fut__ring_steal(struct fut__ring *from, struct fut__ring *to)
                                                   memory_order_acq_rel,
                                                   memory_order_acquire)) {
             atomic_store_explicit(&to->tail, to_tail + n - 1,
-                                  memory_order_release);
+                                  memory_order_seq_cst); /* as in push */
             return first;
         }
     }

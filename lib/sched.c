@@ -309,6 +309,12 @@ static bool push_local(pool_t *p, future_t *f)
 }
 
 /*
+ * Out of sight. Futures that a thread takes from the injection queue or
+ * steals are in no queue at all until they are in its ring, and a thread
+ * that looked meanwhile may have gone to sleep beside them: with the taker
+ * running a task that waits for one of them, nobody would ever run it. So
+ * once they are in its ring, the taker wakes a thread as any queuer does.
+ *
  * Takes what the injection queue holds: with @take, the first future, to
  * run at once; as many more as fit into this thread's ring (where idle
  * threads can steal them); and the rest back to the front of the queue.
@@ -339,6 +345,8 @@ static future_t *take_injected(pool_t *p, struct fut__worker *w, bool take)
     }
     if (batch.head)
         give_back_injected(p, &batch);
+    else if (fut__ring_len(w->ring))
+        wake_if_needed(p); /* see "Out of sight" above */
     return f;
 }
 
@@ -351,8 +359,11 @@ static future_t *steal(pool_t *p, struct fut__worker *w)
         if (victim == w->ring)
             continue;
         future_t *f = fut__ring_steal(victim, w->ring);
-        if (f)
+        if (f) {
+            if (fut__ring_len(w->ring))
+                wake_if_needed(p); /* see "Out of sight" above */
             return f;
+        }
     }
     return NULL;
 }
