@@ -346,7 +346,7 @@ struct pool {
     struct fut__queue inject; /* from outside the core threads */
     atomic_size_t inject_len; /* inject.len, for a look without the lock */
     _Alignas(64) atomic_uint nsearching; /* core threads awake, no work */
-    atomic_uint nsleeping;               /* core threads asleep; lock */
+    atomic_uint nsleeping; /* core threads asleep; written under lock */
     unsigned wake_tokens; /* wake-ups sent, not yet taken; lock */
     atomic_bool jobs_hint; /* jobs the core threads should take */
     struct fut__queue jobs; /* for the blocking threads */

@@ -256,9 +256,11 @@ future_t *pool_submit_ex(pool_t *pool, task_fn fn, void *arg,
  * taken too, so no submission slips into a queue already emptied. */
 static void set_state_locked(pool_t *pool, int state)
 {
-    pthread_mutex_lock(&pool->inject_lock);
+    if (pthread_mutex_lock(&pool->inject_lock))
+        fut__panic("pool lock failed");
     atomic_store(&pool->state, state);
-    pthread_mutex_unlock(&pool->inject_lock);
+    if (pthread_mutex_unlock(&pool->inject_lock))
+        fut__panic("pool unlock failed");
 }
 
 void pool_shutdown(pool_t *pool, int mode)

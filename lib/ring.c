@@ -79,7 +79,7 @@ future_t *fut__ring_steal(struct fut__ring *from, struct fut__ring *to)
         unsigned n = tail - head;
         if (n == 0)
             return NULL;
-        if (n > FUT_RING_SIZE) { /* head moved on while tail was read */
+        if (n > FUT_RING_SIZE) { /* our head is stale: others took meanwhile */
             head = atomic_load_explicit(&from->head, memory_order_acquire);
             continue;
         }
@@ -113,7 +113,7 @@ size_t fut__ring_len(const struct fut__ring *r)
         unsigned tail = atomic_load_explicit(&m->tail, memory_order_seq_cst);
         if (tail - head <= FUT_RING_SIZE)
             return tail - head;
-        /* head moved on while tail was read: the ring is not empty, and
+        /* Our head is stale (others took from the ring meanwhile), and
          * answering 0 could send a thread to sleep beside work. */
     }
 }

@@ -222,9 +222,8 @@ static bool core_work_visible(pool_t *p)
 /* Wakes a sleeping core thread, as a searcher; the pool lock is held. */
 void fut__wake_one_locked(pool_t *p)
 {
-    if (atomic_load_explicit(&p->nsleeping, memory_order_relaxed) == 0 ||
-        atomic_load_explicit(&p->nsearching, memory_order_relaxed) != 0)
-        return;
+    if (atomic_load(&p->nsleeping) == 0 || atomic_load(&p->nsearching) != 0)
+        return; /* (sequentially consistent loads: see the top) */
     atomic_fetch_sub_explicit(&p->nsleeping, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->nsearching, 1, memory_order_relaxed);
     p->wake_tokens++;
@@ -298,12 +297,23 @@ static void give_back_injected(pool_t *p, struct fut__queue *batch)
     wake_if_needed(p);
 }
 
+static void dispose(future_t *f);
+
 /* Queues @f, the current thread's, in its own ring if it has one for @p. */
 static bool push_local(pool_t *p, future_t *f)
 {
     if (!self || self->pool != p || !self->ring ||
         !fut__ring_push(self->ring, f))
         return false;
+    if (atomic_load(&p->state) == FUT_POOL_CANCELLED) {
+        /* Cancelled since the caller looked, and perhaps swept already
+         * (fut__cancel_queued): this thread may be about to wait for it,
+         * so it cancels what it queued itself. */
+        future_t *g;
+        while ((g = fut__ring_pop(self->ring)) != NULL)
+            dispose(g);
+        return true;
+    }
     wake_if_needed(p);
     return true;
 }
@@ -452,10 +462,15 @@ void fut__cancel_queued(pool_t *p)
     fut__pool_unlock(p);
     dispose_all(&injected);
     dispose_all(&jobs);
+    /* The state was stored first (sequentially consistent), and the
+     * rings are read the same way: a core thread pushing meanwhile either
+     * finds its future here or sees CANCELLED and disposes of it itself
+     * (push_local). */
     size_t n = ring_count(p);
     for (size_t i = 0; i < n; i++) {
         future_t *f;
-        while ((f = fut__ring_pop(p->rings[i])) != NULL)
+        while (fut__ring_len(p->rings[i]) &&
+               (f = fut__ring_pop(p->rings[i])) != NULL)
             dispose(f);
     }
 }
@@ -535,9 +550,10 @@ static void run_on_core(pool_t *p, struct fut__worker *w, future_t *f,
     if (pool_state(p) == FUT_POOL_CANCELLED && !job) {
         dispose(f);
     } else {
+        /* A job is counted in nrunning already. */
         unsigned executing =
             atomic_load_explicit(&r->executing, memory_order_relaxed);
-        atomic_store_explicit(&r->executing, executing + 1,
+        atomic_store_explicit(&r->executing, executing + !job,
                               memory_order_relaxed);
         ran = fut__run(f, may_chain);
         future_release(f); /* the run queue's reference */
@@ -618,12 +634,19 @@ static bool park_locked(pool_t *p, struct fut__worker *w)
     }
     bool timed_out = fut__idle_wait_locked(p, &p->work, core_surplus(p));
     woken_locked(p, w);
-    if (timed_out && !core_work_visible(p) && core_surplus(p)) {
-        w->ring->busy = false;
-        stop_searching(p, w, false);
-        return false;
+    if (!timed_out || !core_surplus(p))
+        return true;
+    /* Idle for idle_ns and beyond the core: go, but leave the searchers
+     * before the last look, as a sleeper does, or a queuer who counted on
+     * this thread would wake nobody. */
+    w->searching = false;
+    atomic_fetch_sub(&p->nsearching, 1);
+    if (core_work_visible(p)) {
+        start_searching(p, w);
+        return true;
     }
-    return true;
+    w->ring->busy = false;
+    return false;
 }
 
 /* A core thread's life; returns with the pool lock held. */
@@ -757,8 +780,11 @@ static int start_thread_locked(pool_t *p, bool blocking)
         atomic_fetch_add(&p->nsearching, 1);
     int rc = fut__thread_start(&w->thread, fut__thread_main, w);
     if (rc) {
-        if (!blocking)
+        if (!blocking) {
             atomic_fetch_sub(&p->nsearching, 1);
+            if (core_work_visible(p)) /* a queuer counted on it */
+                fut__wake_one_locked(p);
+        }
         atomic_fetch_sub(&p->refs, 1); /* the caller's remains */
         fut__mem_free(w);
         return rc;
@@ -798,13 +824,17 @@ static void exec_release(struct fut__exec *exec)
 }
 
 /* Queues @f on @p if @p still runs work; returns false if it does not. */
-static bool try_push(pool_t *p, future_t *f)
+static bool queue_on(pool_t *p, future_t *f)
 {
-    if (keep_chained(p, f))
-        return true;
     if (runs_work(p) && push_local(p, f))
         return true;
     return inject(p, f, false);
+}
+
+/* As queue_on(), unless this thread keeps @f to run next (chaining). */
+static bool try_push(pool_t *p, future_t *f)
+{
+    return keep_chained(p, f) || queue_on(p, f);
 }
 
 /*
@@ -894,6 +924,15 @@ enum fut__block fut__block_begin(void)
 {
     if (!self || self->blocking || fut__pool_is_stale(self->pool))
         return FUT_BLOCK_PLAIN; /* blocking threads may block */
+    if (chained) {
+        /* User code (a destructor run while a future settled) is about to
+         * wait, perhaps for the continuation kept for this thread: queue
+         * it where others can run it. */
+        future_t *f = chained;
+        chained = NULL;
+        if (!queue_on(self->pool, f))
+            schedule_on_default(f);
+    }
     return compensate(self->pool) ? FUT_BLOCK_COMPENSATED : FUT_BLOCK_HELP;
 }
 
