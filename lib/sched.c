@@ -314,7 +314,11 @@ static bool push_local(pool_t *p, future_t *f)
             dispose(g);
         return true;
     }
-    wake_if_needed(p);
+    /* While chaining, this thread goes straight back to its ring: if @f
+     * is all there is, a thread woken for it would only take it away
+     * (a long chain would bounce between threads every CHAIN_LIMIT hops). */
+    if (!(chaining && fut__ring_len(self->ring) == 1))
+        wake_if_needed(p);
     return true;
 }
 
@@ -933,6 +937,8 @@ enum fut__block fut__block_begin(void)
         if (!queue_on(self->pool, f))
             schedule_on_default(f);
     }
+    if (chaining && fut__ring_len(self->ring))
+        wake_if_needed(self->pool); /* what push_local left to this thread */
     return compensate(self->pool) ? FUT_BLOCK_COMPENSATED : FUT_BLOCK_HELP;
 }
 
