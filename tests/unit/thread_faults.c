@@ -929,3 +929,30 @@ CheckedTest(thread_faults, a_job_whose_thread_record_cannot_be_allocated_runs,
         pool_destroy(record_pool);
     }
 }
+
+/*
+ * With no blocking thread able to start, the core thread runs the job: it
+ * is counted once in pool_stats' running, as a job (it was counted twice,
+ * as a job and as the core thread's task).
+ */
+CheckedTest(thread_faults, a_job_run_by_a_core_thread_counts_once,
+            .timeout = WATCHDOG)
+{
+    pool_t *pool = pool_create(1);
+    struct gate g;
+    gate_init(&g);
+    arm(1, true); /* every thread start fails from now on */
+    future_t *job = pool_submit_blocking(pool, gated_task, &g);
+    cr_assert_not_null(job);
+    gate_await_started(&g, 1);
+    struct pool_stats st = stats_of(pool);
+    disarm();
+    cr_assert_eq(st.blocking_threads, 0);
+    cr_assert_eq(st.running, 1, "running %zu", st.running);
+    cr_assert_eq(st.queued, 0);
+    gate_open(&g);
+    cr_assert_eq(future_wait(job, NULL), 0);
+    future_release(job);
+    pool_destroy(pool);
+    gate_destroy(&g);
+}
