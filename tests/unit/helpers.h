@@ -89,6 +89,16 @@ static inline void gate_destroy(struct gate *g)
     pthread_mutex_destroy(&g->lock);
 }
 
+/* A failed promise future, its promise already gone. */
+static inline future_t *rejected_future(int error)
+{
+    promise_t *p = promise_create();
+    future_t *f = promise_future(p);
+    promise_reject(p, error);
+    promise_release(p);
+    return f;
+}
+
 /* A task that waits at the gate given as its argument, then succeeds. */
 static inline int gated_task(void *arg, void **result)
 {

@@ -39,20 +39,10 @@ static void listen(void)
     futures_set_unobserved_handler(remember, &reports);
 }
 
-/* A failed promise future, its promise already gone. */
-static future_t *rejected(int error)
-{
-    promise_t *p = promise_create();
-    future_t *f = promise_future(p);
-    promise_reject(p, error);
-    promise_release(p);
-    return f;
-}
-
 CheckedTest(unobserved, a_dropped_failure_is_reported_once)
 {
     listen();
-    future_release(rejected(EIO));
+    future_release(rejected_future(EIO));
     cr_assert_eq(atomic_load(&reports), 1);
     cr_assert_eq(last.error, EIO);
     cr_assert_str_eq(last.kind, "promise");
@@ -79,7 +69,7 @@ static int recover_with_zero(int error, void *arg, void **result);
 CheckedTest(unobserved, waiting_or_watching_observes, .timeout = 30)
 {
     listen();
-    future_t *a = rejected(EIO), *b = rejected(EIO), *c = rejected(EIO);
+    future_t *a = rejected_future(EIO), *b = rejected_future(EIO), *c = rejected_future(EIO);
     cr_assert_eq(future_wait(a, NULL), EIO);
     future_t *caught = future_catch(b, recover_with_zero, NULL);
     future_t *all = when_all(&c, 1);
@@ -159,7 +149,7 @@ CheckedTest(unobserved, a_null_handler_turns_reports_off)
 {
     listen();
     futures_set_unobserved_handler(NULL, NULL);
-    future_release(rejected(EIO));
+    future_release(rejected_future(EIO));
     cr_assert_eq(atomic_load(&reports), 0);
 }
 
@@ -204,7 +194,7 @@ CheckedTest(unobserved, the_default_is_installed_at_start)
     int saved = dup(STDERR_FILENO);
     FILE *tmp = tmpfile();
     dup2(fileno(tmp), STDERR_FILENO);
-    future_release(rejected(EBADMSG));
+    future_release(rejected_future(EBADMSG));
     fflush(stderr);
     dup2(saved, STDERR_FILENO);
     close(saved);

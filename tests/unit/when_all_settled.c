@@ -9,15 +9,6 @@
 
 #include <errno.h>
 
-static future_t *rejected(int error)
-{
-    promise_t *p = promise_create();
-    future_t *f = promise_future(p);
-    promise_reject(p, error);
-    promise_release(p);
-    return f;
-}
-
 /* errs[i] == 0: a settled success; > 0: a settled failure; -1: a promise,
  * left pending in ps[i]. */
 static void make_inputs(const int *errs, int n, future_t **fs, promise_t **ps)
@@ -28,7 +19,7 @@ static void make_inputs(const int *errs, int n, future_t **fs, promise_t **ps)
             ps[i] = promise_create();
             fs[i] = promise_future(ps[i]);
         } else {
-            fs[i] = errs[i] ? rejected(errs[i]) : future_resolved(U2P(i));
+            fs[i] = errs[i] ? rejected_future(errs[i]) : future_resolved(U2P(i));
         }
         cr_assert_not_null(fs[i]);
     }
@@ -188,11 +179,11 @@ static void count_report(const struct futures_failure *failure, void *arg)
 CheckedTest(when_all_settled, a_settled_failure_handed_over_is_observed)
 {
     futures_set_unobserved_handler(count_report, NULL);
-    future_release(rejected(EIO)); /* the handler hears a dropped one */
+    future_release(rejected_future(EIO)); /* the handler hears a dropped one */
     cr_assert_eq(atomic_load(&reports), 1);
 
     /* Settled inputs only, and beside a pending one. */
-    future_t *a = rejected(EIO), *b = future_resolved(NULL);
+    future_t *a = rejected_future(EIO), *b = future_resolved(NULL);
     future_t *two[2] = {b, a};
     future_t *all = when_all(two, 2);
     future_release(a);
@@ -201,7 +192,7 @@ CheckedTest(when_all_settled, a_settled_failure_handed_over_is_observed)
     future_release(all);
 
     promise_t *p = promise_create();
-    future_t *c = rejected(EPERM), *d = promise_future(p);
+    future_t *c = rejected_future(EPERM), *d = promise_future(p);
     future_t *three[3] = {d, c, d};
     all = when_all(three, 3);
     future_release(c);
@@ -216,7 +207,7 @@ CheckedTest(when_all_settled, a_settled_failure_handed_over_is_observed)
 CheckedTest(when_all_settled, a_refused_call_observes_nothing)
 {
     futures_set_unobserved_handler(count_report, NULL);
-    future_t *failed = rejected(EIO), *ok = future_resolved(NULL);
+    future_t *failed = rejected_future(EIO), *ok = future_resolved(NULL);
     future_t *fs[2] = {ok, failed};
     fut__fault_set(FUT_FAULT_ALLOC, 1, false);
     errno = 0;
@@ -237,7 +228,7 @@ CheckedTest(when_all_settled, when_any_observes_every_input_it_skips)
 {
     futures_set_unobserved_handler(count_report, NULL);
     promise_t *p = promise_create();
-    future_t *ok = future_resolved(NULL), *failed = rejected(EIO);
+    future_t *ok = future_resolved(NULL), *failed = rejected_future(EIO);
     future_t *later = promise_future(p);
     future_t *fs[3] = {ok, later, failed};
     future_t *any = when_any(fs, 3);
