@@ -121,20 +121,52 @@ future_t *future_retain(future_t *f)
     return f;
 }
 
+/* What goes when the last reference to @f goes. */
+static void last_reference_gone(future_t *f)
+{
+    if (FUT_DEBUG && !fut__is_settled(f))
+        fut__panic("last reference to an unsettled future released");
+    if (fut__is_settled(f) && f->error)
+        fut__report_unobserved(f); /* unless someone looked */
+    fut__free(f);
+}
+
+/*
+ * Freeing a future may drop the last reference to another (a continuation
+ * its source, a timeout its input and its delay), and that one to a third:
+ * a chain of a million pass-through links would free itself a million
+ * frames deep. So while a thread frees, a future whose last reference it
+ * drops waits in this list, linked through its next field (no run queue
+ * holds a future nobody refers to), and the outermost release frees them
+ * one after another, in constant stack.
+ */
+static _Thread_local struct {
+    future_t *head;
+    bool active;
+} freeing;
+
 void future_release(future_t *f)
 {
     if (!f)
         return;
     unsigned old = atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel);
-    if (old == 1) {
-        if (FUT_DEBUG && !fut__is_settled(f))
-            fut__panic("last reference to an unsettled future released");
-        if (fut__is_settled(f) && f->error)
-            fut__report_unobserved(f); /* unless someone looked */
-        fut__free(f);
-    } else if (old == 0) {
+    if (old == 0)
         fut__panic("future released more than retained");
+    if (old != 1)
+        return;
+    if (freeing.active) {
+        f->next = freeing.head;
+        freeing.head = f;
+        return;
     }
+    freeing.active = true;
+    while (f) {
+        last_reference_gone(f);
+        f = freeing.head;
+        if (f)
+            freeing.head = f->next;
+    }
+    freeing.active = false;
 }
 
 /* Marks @f's outcome as seen, so its failure is nobody's surprise. */

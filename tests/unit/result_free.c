@@ -290,3 +290,93 @@ CheckedTest(result_free, a_pass_through_with_its_own_destructor_frees_once,
     future_release(caught);
     cr_assert_eq(frees(&v), 1);
 }
+
+/* ------------------------------------------- long pass-through chains -- */
+
+/*
+ * Each link of a pass-through chain keeps its source alive, so releasing
+ * the chain's end frees every link. That must not take a stack frame per
+ * link: the chains below are built and released on a thread with a
+ * 256 KiB stack, where the recursion the bug had crashed at about 2,000
+ * links. Each chain's root owns its value, which must be freed once, last.
+ */
+#define SMALL_STACK (256 * 1024)
+
+enum link_kind { CATCH_LINK, THEN_LINK, TIMEOUT_LINK };
+
+struct chain_job {
+    enum link_kind kind;
+    size_t links;
+    struct value v;
+    int error; /* what the chain's end settled with */
+};
+
+static int return_input(void *value, void *arg, void **result)
+{
+    (void)arg;
+    *result = value;
+    return 0;
+}
+
+static future_t *add_link(future_t *f, enum link_kind kind)
+{
+    switch (kind) {
+    case CATCH_LINK:
+        return future_catch(f, recover, NULL);
+    case THEN_LINK:
+        return future_then(f, return_input, NULL);
+    default:
+        return future_timeout(f, 3600 * UINT64_C(1000000000));
+    }
+}
+
+static void *build_and_release(void *arg)
+{
+    struct chain_job *job = arg;
+    future_t *f = future_resolved(&job->v);
+    cr_assert_eq(future_set_result_free(f, free_value), 0);
+    for (size_t i = 0; i < job->links; i++) {
+        future_t *next = add_link(f, job->kind);
+        cr_assert_not_null(next, "link %zu: errno %d", i, errno);
+        future_release(f); /* only the link keeps it now */
+        f = next;
+    }
+    void *out = NULL;
+    job->error = future_wait(f, &out);
+    cr_assert_eq(out, &job->v);
+    future_release(f); /* frees the whole chain */
+    return NULL;
+}
+
+static void release_chain_on_small_stack(enum link_kind kind, size_t links)
+{
+    struct chain_job job = {.kind = kind, .links = links};
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    cr_assert_eq(pthread_attr_setstacksize(&attr, SMALL_STACK), 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, &attr, build_and_release, &job), 0);
+    pthread_join(t, NULL);
+    pthread_attr_destroy(&attr);
+    cr_assert_eq(job.error, 0);
+    cr_assert_eq(frees(&job.v), 1, "the root's value was freed %d times",
+                 frees(&job.v));
+}
+
+CheckedTest(result_free, a_million_catch_links_release_in_constant_stack,
+            .timeout = 120)
+{
+    release_chain_on_small_stack(CATCH_LINK, 1000000);
+}
+
+CheckedTest(result_free, a_then_chain_returning_its_input_releases_flat,
+            .timeout = 120)
+{
+    release_chain_on_small_stack(THEN_LINK, 100000);
+}
+
+CheckedTest(result_free, a_chain_of_timeouts_releases_in_constant_stack,
+            .timeout = 120)
+{
+    release_chain_on_small_stack(TIMEOUT_LINK, 100000);
+}
