@@ -174,7 +174,12 @@ FUTURES_API future_t *pool_submit_blocking(pool_t *pool, task_fn fn, void *arg);
 /**
  * pool_set_blocking_limit() - cap the threads that run blocking jobs.
  *
- * Threads already running above a lowered limit finish their job first.
+ * Threads already running above a lowered limit finish their job first,
+ * and no queued job starts until they have: at most @limit jobs run once
+ * they are done. A job blocked in future_wait() does not count against
+ * the limit while it waits, as a waiting task does not count against the
+ * core threads: the pool starts another blocking thread for what is
+ * queued, so a job that waits for a job queued behind it never deadlocks.
  * Errors: EINVAL (NULL @pool, or @limit == 0 or above 65536).
  */
 FUTURES_API int pool_set_blocking_limit(pool_t *pool, size_t limit);

@@ -360,6 +360,7 @@ struct pool {
     size_t nlive;    /* core threads alive, stand-ins included */
     size_t nblocked; /* core threads blocked in future_wait() */
     size_t nb_live, nb_idle, nb_limit; /* blocking threads */
+    size_t nb_waiting; /* of which run a job blocked in future_wait() */
     size_t nb_starting;                /* blocking threads on their way */
     bool nb_start_failed; /* the last blocking thread start failed */
     unsigned nb_failures; /* blocking thread starts that failed */
@@ -394,6 +395,8 @@ bool fut__idle_wait_locked(pool_t *p, pthread_cond_t *cond, bool timed);
 /* Blocking jobs (jobs.c); the pool lock is held where it says _locked. */
 void fut__push_job_locked(pool_t *p, future_t *f);
 future_t *fut__take_job_for_core(pool_t *p);
+void fut__job_wait_begin(pool_t *p); /* a blocking job waits: lock free */
+void fut__job_wait_end(pool_t *p);
 void fut__update_jobs_hint_locked(pool_t *p);
 void fut__blocking_loop_locked(pool_t *p);
 void fut__pool_counts(pool_t *p, size_t *queued, size_t *running,
@@ -422,7 +425,12 @@ bool fut__would_deadlock(const future_t *f); /* on its own loop's thread */
 void fut__schedule(future_t *f);
 
 /* How a thread that is about to block in future_wait() should wait. */
-enum fut__block { FUT_BLOCK_PLAIN, FUT_BLOCK_COMPENSATED, FUT_BLOCK_HELP };
+enum fut__block {
+    FUT_BLOCK_PLAIN,       /* not a pool thread: just wait */
+    FUT_BLOCK_COMPENSATED, /* a core thread with a stand-in */
+    FUT_BLOCK_HELP,        /* a core thread without one: run queued work */
+    FUT_BLOCK_JOB          /* a blocking job, not counted while it waits */
+};
 enum fut__block fut__block_begin(void);
 bool fut__block_retry(void); /* from FUT_BLOCK_HELP to COMPENSATED? */
 void fut__block_end(enum fut__block how);

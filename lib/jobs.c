@@ -6,7 +6,10 @@
  * for milliseconds, so a lock per job costs nothing next to them, and what
  * matters is having a thread for each. Blocking threads start on demand,
  * one per job that finds no idle one, up to nb_limit, and exit after
- * idle_ns without work. Starting a thread takes tens of microseconds, so a
+ * idle_ns without work. A job blocked in future_wait() does not count
+ * against nb_limit while it waits (nb_waiting), and a thread above the
+ * limit (after pool_set_blocking_limit lowered it) exits instead of
+ * taking another job. Starting a thread takes tens of microseconds, so a
  * burst of jobs is met by a tree of starts (BLOCKING_FANOUT): each new
  * thread starts more as it begins, on every CPU at once.
  *
@@ -80,12 +83,30 @@ static future_t *next_job_locked(pool_t *p)
     return f;
 }
 
+/*
+ * Blocking threads that count against the limit: a job blocked in
+ * future_wait() does not while it waits (fut__job_wait_begin), as a
+ * waiting core task is replaced by a stand-in.
+ */
+static size_t counted_locked(const pool_t *p)
+{
+    return p->nb_live - p->nb_waiting;
+}
+
+/* More threads than the limit allows: this one should exit rather than
+ * take a job, so that after a lowered limit no new job starts until the
+ * running ones above it have finished. */
+static bool over_limit_locked(const pool_t *p)
+{
+    return counted_locked(p) > p->nb_limit;
+}
+
 /* With the lock held and no job found: waits for one, or returns false
  * when this thread should exit. */
 static bool wait_for_job_locked(pool_t *p)
 {
     fut__maybe_stop_locked(p);
-    if (fut__pool_winding_down(p) || p->nb_live > p->nb_limit)
+    if (fut__pool_winding_down(p) || over_limit_locked(p))
         return false;
     p->nb_idle++;
     bool timed_out = fut__idle_wait_locked(p, &p->blocking_work, true);
@@ -111,7 +132,8 @@ void fut__blocking_loop_locked(pool_t *p)
 {
     bool starting = true;
     for (;;) {
-        future_t *f = next_job_locked(p);
+        bool surplus = over_limit_locked(p);
+        future_t *f = surplus ? NULL : next_job_locked(p);
         if (starting) {
             /* Counted as starting until now; with its job taken, what is
              * still queued is what more threads are for. */
@@ -120,11 +142,36 @@ void fut__blocking_loop_locked(pool_t *p)
             for (int i = 0; i < BLOCKING_FANOUT; i++)
                 grow_blocking_locked(p, 1); /* a burst meets a tree */
         }
-        if (f)
+        if (f) {
             run_job_locked(p, f);
-        else if (!wait_for_job_locked(p))
+        } else if (surplus || !wait_for_job_locked(p)) {
+            if (p->jobs.len && p->nb_idle)
+                pthread_cond_signal(&p->blocking_work); /* not this one */
             return;
+        }
     }
+}
+
+/*
+ * A blocking job is about to wait in future_wait(): it stops counting
+ * against the limit, and a queued job it may be waiting for gets a thread
+ * (or, if none can start, the core threads, through jobs_hint). Without
+ * this, jobs waiting for jobs queued behind them hang at the limit.
+ */
+void fut__job_wait_begin(pool_t *p)
+{
+    fut__pool_lock(p);
+    p->nb_waiting++;
+    grow_blocking_locked(p, 1);
+    fut__update_jobs_hint_locked(p);
+    fut__pool_unlock(p);
+}
+
+void fut__job_wait_end(pool_t *p)
+{
+    fut__pool_lock(p);
+    p->nb_waiting--;
+    fut__pool_unlock(p);
 }
 
 /* No blocking thread could start: the core threads may have to take over
@@ -146,7 +193,8 @@ static void blocking_start_failed_locked(pool_t *p)
  */
 static void grow_blocking_locked(pool_t *p, int retries)
 {
-    if (p->jobs.len <= p->nb_idle + p->nb_starting || p->nb_live >= p->nb_limit)
+    if (p->jobs.len <= p->nb_idle + p->nb_starting ||
+        counted_locked(p) >= p->nb_limit)
         return;
     struct fut__worker *w = fut__calloc(sizeof *w);
     if (!w) {

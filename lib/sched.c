@@ -926,8 +926,12 @@ static bool compensate(pool_t *p)
 
 enum fut__block fut__block_begin(void)
 {
-    if (!self || self->blocking || fut__pool_is_stale(self->pool))
-        return FUT_BLOCK_PLAIN; /* blocking threads may block */
+    if (!self || fut__pool_is_stale(self->pool))
+        return FUT_BLOCK_PLAIN;
+    if (self->blocking) {
+        fut__job_wait_begin(self->pool); /* jobs.c */
+        return FUT_BLOCK_JOB;
+    }
     if (chained) {
         /* User code (a destructor run while a future settled) is about to
          * wait, perhaps for the continuation kept for this thread: queue
@@ -949,6 +953,8 @@ bool fut__block_retry(void)
 
 void fut__block_end(enum fut__block how)
 {
+    if (how == FUT_BLOCK_JOB)
+        fut__job_wait_end(self->pool);
     if (how != FUT_BLOCK_COMPENSATED)
         return;
     pool_t *p = self->pool;

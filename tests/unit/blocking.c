@@ -572,3 +572,168 @@ CheckedTest(blocking, tasks_waiting_on_tasks_behind_them_all_complete,
     pool_destroy(pool);
     expect_no_leaks();
 }
+
+/* ------------------------------------------- waiting inside a blocking job */
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+/*
+ * A blocking job that submits @depth more, each waiting for the next: with
+ * the limit reached, the waiting ones must not hold the queued one back.
+ */
+struct nested_job {
+    pool_t *pool;
+    int depth;
+    struct gate *hold; /* the top jobs wait here until all of them run */
+};
+
+static int submit_and_wait_job(void *arg, void **result)
+{
+    struct nested_job *job = arg;
+    *result = arg;
+    if (job->hold)
+        gate_pass(job->hold);
+    if (job->depth == 0)
+        return 0;
+    struct nested_job inner = {job->pool, job->depth - 1, NULL};
+    future_t *f = pool_submit_blocking(job->pool, submit_and_wait_job, &inner);
+    if (!f)
+        return errno;
+    void *v = NULL;
+    int error = future_wait(f, &v);
+    future_release(f);
+    return error ? error : v == &inner ? 0 : EFAULT;
+}
+
+static void run_nested_jobs(size_t limit, int jobs, int depth)
+{
+    pool_t *pool = pool_create(1);
+    cr_assert_not_null(pool);
+    if (limit)
+        cr_assert_eq(pool_set_blocking_limit(pool, limit), 0);
+    struct nested_job *top = calloc((size_t)jobs, sizeof *top);
+    future_t **fs = calloc((size_t)jobs, sizeof *fs);
+    struct gate hold;
+    gate_init(&hold);
+    for (int i = 0; i < jobs; i++) {
+        top[i] = (struct nested_job){pool, depth, &hold};
+        fs[i] = pool_submit_blocking(pool, submit_and_wait_job, &top[i]);
+        cr_assert_not_null(fs[i]);
+    }
+    /* Every thread the limit allows holds a top job before any submits. */
+    gate_await_started(&hold, jobs);
+    gate_open(&hold);
+    for (int i = 0; i < jobs; i++)
+        cr_assert_eq(future_wait(fs[i], NULL), 0, "job %d", i);
+    release_each(fs, jobs);
+    pool_destroy(pool);
+    gate_destroy(&hold);
+    free(fs);
+    free(top);
+}
+
+CheckedTest(blocking, a_job_waiting_for_a_job_at_a_limit_of_one_finishes,
+            .timeout = 30)
+{
+    run_nested_jobs(1, 1, 1);
+}
+
+CheckedTest(blocking, jobs_nested_ten_deep_at_a_limit_of_one_finish,
+            .timeout = 30)
+{
+    run_nested_jobs(1, 1, 10);
+}
+
+CheckedTest(blocking, jobs_at_the_default_limit_each_waiting_for_one_more,
+            .timeout = 120)
+{
+    /* 512 waiting jobs need 1,024 threads; valgrind runs at most 500, so
+     * there the same happens at a limit of 100. */
+    if (RUNNING_ON_VALGRIND)
+        run_nested_jobs(100, 100, 1);
+    else
+        run_nested_jobs(0, 512, 1);
+}
+
+CheckedTest(blocking, a_waiting_job_does_not_count_against_the_limit,
+            .timeout = 30)
+{
+    enum { LIMIT = 4 };
+    run_nested_jobs(LIMIT, LIMIT, 2);
+}
+
+/* ------------------------------------------------------ lowering the limit */
+
+/*
+ * Jobs started before the limit was lowered (old) and after (new): a new
+ * job records how many old ones still run as it starts, and how many new
+ * ones run beside it.
+ */
+struct two_kinds {
+    atomic_int old_running, old_seen_by_new;
+    struct concurrency new_jobs;
+    struct gate gate;
+};
+
+static int old_job(void *arg, void **result)
+{
+    struct two_kinds *k = arg;
+    atomic_fetch_add(&k->old_running, 1);
+    gate_pass(&k->gate);
+    atomic_fetch_sub(&k->old_running, 1);
+    *result = arg;
+    return 0;
+}
+
+static int new_job(void *arg, void **result)
+{
+    struct two_kinds *k = arg;
+    int old = atomic_load(&k->old_running);
+    int seen = atomic_load(&k->old_seen_by_new);
+    while (old > seen &&
+           !atomic_compare_exchange_weak(&k->old_seen_by_new, &seen, old))
+        ;
+    struct concurrency *c = &k->new_jobs;
+    int n = atomic_fetch_add(&c->now, 1) + 1;
+    int max = atomic_load(&c->max);
+    while (n > max && !atomic_compare_exchange_weak(&c->max, &max, n))
+        ;
+    work_for_ns(MS); /* simulated work, long enough to overlap if allowed */
+    atomic_fetch_sub(&c->now, 1);
+    *result = arg;
+    return 0;
+}
+
+CheckedTest(blocking, no_new_job_starts_while_threads_exceed_a_lowered_limit,
+            .timeout = 60)
+{
+    enum { OLD = 64, NEW = 20 };
+    struct two_kinds k = {0};
+    gate_init(&k.gate);
+    pool_t *pool = pool_create(1);
+    future_t *fs[OLD + NEW];
+    for (int i = 0; i < OLD; i++)
+        fs[i] = pool_submit_blocking(pool, old_job, &k);
+    gate_await_started(&k.gate, OLD);
+    cr_assert_eq(pool_set_blocking_limit(pool, 1), 0);
+    for (int i = OLD; i < OLD + NEW; i++)
+        fs[i] = pool_submit_blocking(pool, new_job, &k);
+    gate_open(&k.gate);
+    for (int i = 0; i < OLD + NEW; i++)
+        cr_assert_eq(future_wait(fs[i], NULL), 0, "job %d", i);
+    cr_assert_eq(atomic_load(&k.new_jobs.max), 1,
+                 "%d new jobs ran at once under a limit of 1",
+                 atomic_load(&k.new_jobs.max));
+    cr_assert_eq(atomic_load(&k.old_seen_by_new), 0,
+                 "a new job started beside %d old ones",
+                 atomic_load(&k.old_seen_by_new));
+    release_each(fs, OLD + NEW);
+    pool_destroy(pool);
+    gate_destroy(&k.gate);
+    expect_no_leaks();
+}
