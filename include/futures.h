@@ -23,6 +23,12 @@
  *    continuation, future_is_ready() returning true).
  *  - User callbacks never run inside the call that registered or triggered
  *    them, and never with a library lock held.
+ *  - Destructors (an _ex argument's, future_set_result_free()'s) may call
+ *    any function, waits included. One whose moment comes on the
+ *    library's timer thread (a future_timeout() cancelling what it
+ *    watches) runs on pool_default() instead; one whose moment comes while
+ *    a settlement tells its dependents runs on that thread once they have
+ *    all been told, before the call that settled returns.
  */
 #ifndef FUTURES_H
 #define FUTURES_H
@@ -101,7 +107,8 @@ FUTURES_API future_t *pool_submit(pool_t *pool, task_fn fn, void *arg);
  * (whatever it returned), when it is cancelled before it could run
  * (future_cancel() or POOL_CANCEL), or, if the submission is not accepted,
  * before this call returns NULL. It runs on the thread where that path
- * ends. A NULL @arg_free makes this pool_submit().
+ * ends, but never on the timer thread (see the conventions at the top).
+ * A NULL @arg_free makes this pool_submit().
  * Errors: as pool_submit(); @arg has been freed.
  */
 FUTURES_API future_t *pool_submit_ex(pool_t *pool, task_fn fn, void *arg,

@@ -97,7 +97,7 @@ void fut__free(future_t *f)
         fut__value_free_fn result_free = fut__result_free_of(f, true);
         if (result_free && !passed_on && fut__is_settled(f) &&
             f->error == 0 && f->value)
-            result_free(f->value); /* it owns its value: nobody reads it */
+            fut__run_user(result_free, f->value); /* nobody reads it now */
     }
     if (f->ops->destroy)
         f->ops->destroy(f);
@@ -476,7 +476,7 @@ void fut__discard(future_t *f, void *value)
 {
     fut__value_free_fn result_free = fut__result_free_of(f, false);
     if (result_free && value)
-        result_free(value);
+        fut__run_user(result_free, value);
 }
 
 /* --------------------------------------------- already-settled futures -- */

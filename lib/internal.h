@@ -20,6 +20,7 @@
  *   unobserved.c   reports of failures nobody looked at
  *   fork.c         what a child of fork() keeps, and what it starts afresh
  *   owned.c        result destructors, for the few futures that own a value
+ *   defer.c        where users' destructors run: never on the timer thread
  *
  * A future's life, written out (its state field):
  *
@@ -462,6 +463,16 @@ _Noreturn void fut__panic(const char *msg);
 enum fut__fault_site { FUT_FAULT_ALLOC, FUT_FAULT_THREAD, FUT_FAULT_NSITES };
 void fut__fault_set(enum fut__fault_site site, long nth, bool persistent);
 long fut__fault_fired(enum fut__fault_site site);
+
+/*
+ * Users' destructors (defer.c): run now, or, inside a notification pass or
+ * on a thread that forbids user code (the timer's), where a wait in them
+ * cannot hold the library up.
+ */
+void fut__run_user(void (*fn)(void *), void *arg);
+void fut__pass_begin(void);
+void fut__pass_end(void);
+void fut__forbid_user_code(void);
 
 /* Unobserved failures (unobserved.c): @f failed and nobody looked. */
 void fut__report_unobserved(const future_t *f);

@@ -55,7 +55,7 @@ static void free_arg_once(future_t *f)
     struct owned_task *t = fut__container_of(f, struct owned_task, base);
     void (*arg_free)(void *) = atomic_exchange(&t->arg_free, NULL);
     if (arg_free)
-        arg_free(t->arg);
+        fut__run_user(arg_free, t->arg);
 }
 
 static int run_owned_task(future_t *f, void **result)

@@ -54,7 +54,7 @@ static void free_arg_once(future_t *f)
     struct continuation *c = of(f);
     void (*arg_free)(void *) = atomic_exchange(&c->arg_free, NULL);
     if (arg_free)
-        arg_free(c->cb.arg);
+        fut__run_user(arg_free, c->cb.arg);
 }
 
 /* Lets go of the predecessor once its value is no longer needed. */

@@ -128,6 +128,7 @@ static future_t *take_due_locked(uint64_t now)
 static void *timer_main(void *arg)
 {
     (void)arg;
+    fut__forbid_user_code(); /* a destructor here could wait for a delay */
     pthread_mutex_lock(&lock);
     for (;;) {
         future_t *due = take_due_locked(now_ns());

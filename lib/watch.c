@@ -170,6 +170,7 @@ void fut__deliver(struct fut__watch *list)
     if (queue.draining)
         return;
     queue.draining = true;
+    fut__pass_begin(); /* destructors wait until the pass is over */
     struct fut__watch *w;
     while ((w = queue.head) != NULL) {
         queue.head = w->next;
@@ -180,4 +181,5 @@ void fut__deliver(struct fut__watch *list)
         unpin(in);
     }
     queue.draining = false;
+    fut__pass_end();
 }

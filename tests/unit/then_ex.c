@@ -25,6 +25,17 @@ static int then_owned(void *value, void *arg, void **result)
     return atomic_load(&o->frees) ? EFAULT : 0; /* freed too early? */
 }
 
+/* A then whose predecessor never succeeds. */
+static int then_owned_never(void *value, void *arg, void **result)
+{
+    (void)value;
+    (void)arg;
+    (void)result;
+    return EFAULT;
+}
+
+#define MS_NS UINT64_C(1000000)
+
 static int catch_owned(int error, void *arg, void **result)
 {
     (void)error;
@@ -143,5 +154,90 @@ CheckedTest(then_ex, frees_once_when_cancel_races_the_predecessor,
         promise_release(p);
         pthread_barrier_destroy(&r.go);
     }
+    expect_no_leaks();
+}
+
+/* ------------------------------------------------ destructors that wait -- */
+
+/*
+ * A destructor may call any function, waits included. The library must run
+ * it where a wait cannot hold up the library's own progress: never on the
+ * timer thread (a wait for a delay there would wait for itself), never
+ * inside the notification pass that the awaited future needs.
+ */
+struct waiting_destructor {
+    future_t *awaited; /* made by the destructor, or given to it */
+    promise_t *to_resolve;
+    promise_t *done; /* resolved with the wait's outcome */
+};
+
+static void free_after_a_delay(void *arg)
+{
+    struct waiting_destructor *d = arg;
+    future_t *delay = future_delay(MS_NS);
+    int error = delay ? future_wait(delay, NULL) : errno;
+    future_release(delay);
+    promise_resolve(d->done, U2P(error + 1));
+}
+
+CheckedTest(then_ex, a_destructor_run_by_a_timeout_may_wait_for_a_delay,
+            .timeout = 30)
+{
+    promise_t *never = promise_create();
+    future_t *pending = promise_future(never);
+    struct waiting_destructor d = {.done = promise_create()};
+    future_t *done = promise_future(d.done);
+    future_t *g = future_then_ex(pending, then_owned_never, &d,
+                                 free_after_a_delay);
+    future_t *t = future_timeout(g, MS_NS); /* cancels g when it fires */
+    cr_assert_eq(future_wait(t, NULL), ETIMEDOUT);
+    cr_assert(future_wait_for(done, 10000 * MS_NS),
+              "the destructor's wait for a delay never ended");
+    void *v = NULL;
+    cr_assert_eq(future_wait(done, &v), 0);
+    cr_assert_eq(P2U(v), 1, "its delay failed: %d", (int)P2U(v) - 1);
+    future_release(t);
+    future_release(g);
+    future_release(done);
+    future_release(pending);
+    promise_release(never);
+    promise_release(d.done);
+    expect_no_leaks();
+}
+
+static void resolve_then_wait(void *arg)
+{
+    struct waiting_destructor *d = arg;
+    promise_resolve(d->to_resolve, NULL);
+    int error = future_wait(d->awaited, NULL);
+    promise_resolve(d->done, U2P(error + 1));
+}
+
+CheckedTest(then_ex, a_destructor_run_by_a_rejection_may_wait_for_a_join,
+            .timeout = 30)
+{
+    promise_t *first = promise_create(), *second = promise_create();
+    future_t *f = promise_future(first), *s = promise_future(second);
+    struct waiting_destructor d = {
+        .awaited = when_all(&s, 1), .to_resolve = second,
+        .done = promise_create()};
+    future_t *done = promise_future(d.done);
+    future_t *g = future_then_ex(f, then_owned_never, &d, resolve_then_wait);
+    /* The then is skipped: its destructor runs as this call settles f,
+     * and waits for a join that settles only once s's watchers are told. */
+    cr_assert_eq(promise_reject(first, EIO), 0);
+    cr_assert(future_wait_for(done, 10000 * MS_NS));
+    void *v = NULL;
+    cr_assert_eq(future_wait(done, &v), 0);
+    cr_assert_eq(P2U(v), 1, "the join failed: %d", (int)P2U(v) - 1);
+    cr_assert_eq(future_wait(g, NULL), EIO);
+    future_release(g);
+    future_release(done);
+    future_release(d.awaited);
+    future_release(s);
+    future_release(f);
+    promise_release(first);
+    promise_release(second);
+    promise_release(d.done);
     expect_no_leaks();
 }
