@@ -432,14 +432,18 @@ FUTURES_API void loop_stop(loop_t *loop);
  * (their futures fail with ECANCELED). Continuations sent to it that still
  * wait for their predecessor never run: when the predecessor settles, they
  * fail with ECANCELED, whatever its outcome. Must not be called while
- * loop_run() runs. NULL is a no-op.
+ * loop_run() runs. The loop may be freed before this call returns, so
+ * passing it to loop_submit(), future_then_on() or future_catch_on() once
+ * loop_destroy() has begun, even from another thread, is undefined.
+ * NULL is a no-op.
  */
 FUTURES_API void loop_destroy(loop_t *loop);
 
 /**
  * loop_submit() - queue a small, non-blocking task on @loop.
- * Ownership as for pool_submit(). Errors: NULL with errno EINVAL (NULL
- * @loop or @fn), ENOMEM, or ESHUTDOWN after loop_destroy() began.
+ * Ownership as for pool_submit(). Submitting to a loop that is being or
+ * has been destroyed is undefined (see loop_destroy()).
+ * Errors: NULL with errno EINVAL (NULL @loop or @fn) or ENOMEM.
  */
 FUTURES_API future_t *loop_submit(loop_t *loop, task_fn fn, void *arg);
 

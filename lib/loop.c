@@ -222,6 +222,8 @@ future_t *loop_submit(loop_t *loop, task_fn fn, void *arg)
     future_t *f = fut__task_new(fn, arg, &loop->exec);
     if (!f)
         return NULL;
+    /* A defence, not a promise: the header calls a submit that races
+     * loop_destroy() undefined, since the loop may be freed already. */
     if (!try_push(loop, f)) {
         fut__free(f); /* never seen by anyone */
         errno = ESHUTDOWN;
