@@ -226,7 +226,9 @@ FUTURES_API int pool_stats(pool_t *pool, struct pool_stats *out);
  * changes. Called inside a pool task it does not deadlock, even on a pool of
  * one thread: the pool starts a stand-in thread for the one that waits.
  * Ownership: borrows @f.
- * Errors: EINVAL for a NULL @f; EDEADLK when a task waits for its own future.
+ * Errors: EINVAL for a NULL @f; EDEADLK when a task waits for its own
+ * future, or when a loop's thread waits for a future that can settle only
+ * once that loop runs more of its queue (the rule is at future_then_on()).
  */
 FUTURES_API int future_wait(future_t *f, void **value);
 
@@ -234,7 +236,8 @@ FUTURES_API int future_wait(future_t *f, void **value);
  * future_wait_for() - wait at most @timeout_ns nanoseconds for @f to settle.
  *
  * Returns true if @f has settled (then future_wait() returns at once), false
- * on timeout, for a NULL @f, or when a task waits for its own future.
+ * on timeout, for a NULL @f, or at once where future_wait() would fail with
+ * EDEADLK.
  * The timeout is measured on CLOCK_MONOTONIC; 0 only polls.
  */
 FUTURES_API bool future_wait_for(future_t *f, uint64_t timeout_ns);
@@ -441,14 +444,18 @@ FUTURES_API void loop_stop(loop_t *loop);
  * (their futures fail with ECANCELED). Continuations sent to it that still
  * wait for their predecessor never run: when the predecessor settles, they
  * fail with ECANCELED, whatever its outcome. Must not be called while
- * loop_run() runs. NULL is a no-op.
+ * loop_run() runs. The loop may be freed before this call returns, so
+ * passing it to loop_submit(), future_then_on() or future_catch_on() once
+ * loop_destroy() has begun, even from another thread, is undefined.
+ * NULL is a no-op.
  */
 FUTURES_API void loop_destroy(loop_t *loop);
 
 /**
  * loop_submit() - queue a small, non-blocking task on @loop.
- * Ownership as for pool_submit(). Errors: NULL with errno EINVAL (NULL
- * @loop or @fn), ENOMEM, or ESHUTDOWN after loop_destroy() began.
+ * Ownership as for pool_submit(). Submitting to a loop that is being or
+ * has been destroyed is undefined (see loop_destroy()).
+ * Errors: NULL with errno EINVAL (NULL @loop or @fn) or ENOMEM.
  */
 FUTURES_API future_t *loop_submit(loop_t *loop, task_fn fn, void *arg);
 
@@ -457,8 +464,18 @@ FUTURES_API future_t *loop_submit(loop_t *loop, task_fn fn, void *arg);
  *
  * Futures from pools, promises and timers complete onto a loop safely from
  * any thread; this is how a program with its own main loop receives
- * results without locks. A future_wait() on the loop's thread for a future
- * that only the loop can run fails with EDEADLK instead of hanging.
+ * results without locks.
+ *
+ * On a loop's thread (inside a callback that loop_run() runs), future_wait()
+ * fails with EDEADLK instead of hanging when @f is unsettled and needs the
+ * loop: (a) its executor is that loop (a loop task, a continuation sent
+ * there, or one of a loop task, which runs where its predecessor ran); (b)
+ * it is a continuation whose predecessor needs the loop; (c) it is a
+ * when_all() with an unsettled input that needs the loop; (d) it is a
+ * when_any() whose inputs are all unsettled and all need the loop; or (e)
+ * it is a future_timeout() whose input needs the loop (the wait could only
+ * end with ETIMEDOUT). The check looks at no more than 1000 futures; past
+ * that it waits as if nothing needed the loop.
  * Errors: as future_then(), and EINVAL for a NULL @loop.
  */
 FUTURES_API future_t *future_then_on(future_t *f, loop_t *loop, then_fn fn,

@@ -57,8 +57,20 @@ static void detach_combinator(future_t *f)
     fut__inputs_detach(&of(f)->in);
 }
 
-static const struct fut__ops combinator_ops = {.kind = "combinator",
-                                               .detach = detach_combinator};
+/* The inputs it still watches, and how they decide (fut__needs_exec). */
+static struct fut__inputs *combinator_inputs(future_t *f)
+{
+    return &of(f)->in;
+}
+
+static const struct fut__ops all_ops = {.kind = "combinator",
+                                        .detach = detach_combinator,
+                                        .inputs = combinator_inputs,
+                                        .decides = FUT_DECIDES_EVERY};
+static const struct fut__ops any_ops = {.kind = "combinator",
+                                        .detach = detach_combinator,
+                                        .inputs = combinator_inputs,
+                                        .decides = FUT_DECIDES_ANY};
 
 static uint64_t pack_failure(size_t index, int error)
 {
@@ -140,7 +152,8 @@ static bool scan_inputs(future_t *const *fs, size_t n, struct scan *s)
 }
 
 /* Allocates a combinator with room for @nwatch watches, or sets errno. */
-static struct combinator *combinator_new(size_t n, size_t nwatch)
+static struct combinator *combinator_new(const struct fut__ops *ops, size_t n,
+                                         size_t nwatch)
 {
     if (n >= UINT_MAX || nwatch > (SIZE_MAX - sizeof(struct combinator)) /
                                       sizeof(struct fut__watch)) {
@@ -148,8 +161,7 @@ static struct combinator *combinator_new(size_t n, size_t nwatch)
         return NULL;
     }
     struct combinator *c = (struct combinator *)fut__new(
-        sizeof *c + nwatch * sizeof(struct fut__watch), &combinator_ops,
-        FUT_PENDING, 1);
+        sizeof *c + nwatch * sizeof(struct fut__watch), ops, FUT_PENDING, 1);
     if (!c)
         return NULL;
     atomic_init(&c->remaining, 0);
@@ -192,7 +204,7 @@ future_t *when_all(future_t *const *futures, size_t n)
     struct scan s;
     if (!scan_inputs(futures, n, &s))
         return NULL;
-    struct combinator *c = combinator_new(n, s.pending);
+    struct combinator *c = combinator_new(&all_ops, n, s.pending);
     if (!c)
         return NULL;
     size_t nwatch = take_inputs(c, futures, n, s.from);
@@ -231,7 +243,7 @@ future_t *when_any(future_t *const *futures, size_t n)
     }
     if (!scan_inputs(futures, n, &s))
         return NULL;
-    struct combinator *c = combinator_new(n, s.settled < n ? 0 : n);
+    struct combinator *c = combinator_new(&any_ops, n, s.settled < n ? 0 : n);
     if (!c)
         return NULL;
     if (s.settled < n)

@@ -37,7 +37,7 @@ struct frame {
 static _Thread_local struct frame *running;
 
 /* Would waiting for @f here wait for this thread's own stack to unwind? */
-static bool waits_for_itself(const future_t *f)
+static bool waits_for_itself(future_t *f)
 {
     for (const struct frame *fr = running; fr; fr = fr->outer) {
         if (fr->f == f)

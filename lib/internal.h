@@ -133,6 +133,18 @@ void fut__inputs_arm(struct fut__inputs *in);
 void fut__inputs_detach(struct fut__inputs *in);
 void fut__deliver(struct fut__watch *list);
 
+/*
+ * How an owner's watched inputs decide when it can settle, for
+ * fut__needs_exec(): once every one has settled (when_all), once any one
+ * has (when_any), or once the first has, whatever the others do (a
+ * continuation's one predecessor; a timeout's input, the second watch
+ * being its delay).
+ */
+enum fut__decides { FUT_DECIDES_EVERY, FUT_DECIDES_ANY, FUT_DECIDES_FIRST };
+
+/* Can unsettled @f settle only once @exec runs more of its queue? */
+bool fut__needs_exec(future_t *f, const struct fut__exec *exec);
+
 /* ------------------------------------------------------------- futures -- */
 
 typedef void (*fut__fn)(void); /* any function, for failure reports */
@@ -150,6 +162,10 @@ struct fut__ops {
     /* Optional: the user's function that run() called, for reports of a
      * failure (unobserved.c); asked after run() failed, before settling. */
     fut__fn (*site)(const future_t *f);
+    /* Optional: the watch set of an unsettled future that settles when its
+     * inputs do, and how they decide (watch.c, fut__needs_exec). */
+    struct fut__inputs *(*inputs)(future_t *f);
+    enum fut__decides decides;
 };
 
 /* Bits of future.flags. */
@@ -422,7 +438,8 @@ static inline bool fut__pool_is_stale(const pool_t *p)
 
 /* Loops (loop.c). */
 struct fut__exec *fut__loop_exec(loop_t *loop);
-bool fut__would_deadlock(const future_t *f); /* on its own loop's thread */
+/* On a loop's thread: can @f settle only once this loop runs more? */
+bool fut__would_deadlock(future_t *f);
 void fut__schedule(future_t *f);
 
 /* How a thread that is about to block in future_wait() should wait. */

@@ -117,9 +117,11 @@ static const struct fut__exec_ops loop_exec_ops = {
     exec_schedule,    exec_retain,       exec_release,
     exec_pending_add, exec_pending_done, exec_closed};
 
-bool fut__would_deadlock(const future_t *f)
+/* Asked only for an unsettled future, so threads that run no loop pay
+ * one thread-local load, and a loop's thread walks only when it waits. */
+bool fut__would_deadlock(future_t *f)
 {
-    return current_loop && f->exec == &current_loop->exec;
+    return current_loop && fut__needs_exec(f, &current_loop->exec);
 }
 
 /* ---------------------------------------------------------- the public API */
@@ -220,6 +222,8 @@ future_t *loop_submit(loop_t *loop, task_fn fn, void *arg)
     future_t *f = fut__task_new(fn, arg, &loop->exec);
     if (!f)
         return NULL;
+    /* A defence, not a promise: the header calls a submit that races
+     * loop_destroy() undefined, since the loop may be freed already. */
     if (!try_push(loop, f)) {
         fut__free(f); /* never seen by anyone */
         errno = ESHUTDOWN;

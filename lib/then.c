@@ -95,16 +95,26 @@ static void detach_continuation(future_t *f)
     free_arg_once(f);
 }
 
+/* What a continuation waits for: its one predecessor (fut__needs_exec). */
+static struct fut__inputs *continuation_inputs(future_t *f)
+{
+    return &of(f)->in;
+}
+
 static const struct fut__ops then_ops = {.kind = "then",
                                          .run = run_continuation,
                                          .detach = detach_continuation,
                                          .destroy = destroy_continuation,
-                                         .site = callback_site};
+                                         .site = callback_site,
+                                         .inputs = continuation_inputs,
+                                         .decides = FUT_DECIDES_FIRST};
 static const struct fut__ops catch_ops = {.kind = "catch",
                                           .run = run_continuation,
                                           .detach = detach_continuation,
                                           .destroy = destroy_continuation,
-                                          .site = callback_site};
+                                          .site = callback_site,
+                                          .inputs = continuation_inputs,
+                                          .decides = FUT_DECIDES_FIRST};
 
 static void predecessor_settled(struct fut__inputs *in, size_t index)
 {

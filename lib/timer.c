@@ -244,7 +244,7 @@ future_t *future_delay(uint64_t ns)
 
 struct timeout {
     future_t base;
-    future_t *delay; /* a reference of its own, to cancel it */
+    future_t *delay;  /* a reference of its own, to cancel it */
     future_t *source; /* the input, once its value is passed on */
     struct fut__inputs in;
     struct fut__watch watches[2]; /* the input, and the delay */
@@ -269,8 +269,18 @@ static void destroy_timeout(future_t *f)
     future_release(timeout_of(f)->delay);
 }
 
-static const struct fut__ops timeout_ops = {
-    .kind = "timeout", .detach = detach_timeout, .destroy = destroy_timeout};
+/* What a timeout waits for: its input first, whatever the delay does,
+ * since a delay that fires only turns the wait into ETIMEDOUT. */
+static struct fut__inputs *timeout_inputs(future_t *f)
+{
+    return &timeout_of(f)->in;
+}
+
+static const struct fut__ops timeout_ops = {.kind = "timeout",
+                                            .detach = detach_timeout,
+                                            .destroy = destroy_timeout,
+                                            .inputs = timeout_inputs,
+                                            .decides = FUT_DECIDES_FIRST};
 
 static void timeout_input_settled(struct fut__inputs *in, size_t index)
 {

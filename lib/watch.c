@@ -7,6 +7,16 @@
  * drains it. A notification that settles another future therefore queues
  * that future's watchers instead of recursing into them, so a chain of any
  * length is told in constant stack.
+ *
+ * It also answers, for a loop's thread about to wait, whether a future can
+ * settle only once that loop runs more of its queue (fut__needs_exec): the
+ * future's own executor is the loop, or its inputs need the loop the way
+ * its ops say they decide (every one, any one, the first). The walk reads
+ * a set's targets only with a pin, taken as fut__inputs_detach() takes it,
+ * so inputs that settle and go meanwhile stay valid until it is dropped.
+ * It looks at a bounded number of futures and recurses no deeper, so a
+ * wait on a chain of any length costs a bounded stack; past the bound it
+ * answers no, and the wait blocks as if the walk had never run.
  */
 #include "internal.h"
 
@@ -55,6 +65,18 @@ static bool unlink_watch(struct fut__watch *w)
     }
     fut__unlock(s);
     return unlinked;
+}
+
+/* Takes a pin unless none is left: then every watch has ended, and the
+ * set may have let go of its targets already. */
+static bool pin(struct fut__inputs *in)
+{
+    unsigned pins = atomic_load(&in->pins);
+    do {
+        if (pins == 0)
+            return false;
+    } while (!atomic_compare_exchange_weak(&in->pins, &pins, pins + 1));
+    return true;
 }
 
 static void unpin(struct fut__inputs *in)
@@ -129,12 +151,8 @@ void fut__inputs_arm(struct fut__inputs *in)
  * their notifications or in fut__inputs_arm(). Safe from any thread. */
 void fut__inputs_detach(struct fut__inputs *in)
 {
-    unsigned pins = atomic_load(&in->pins);
-    do {
-        if (pins == 0)
-            return; /* every watch has ended already */
-    } while (!atomic_compare_exchange_weak(&in->pins, &pins, pins + 1));
-
+    if (!pin(in))
+        return; /* every watch has ended already */
     for (size_t i = 0; i < in->n; i++) {
         /* Handed to a combinator or continuation: observed, even if it
          * settles only after its watcher gave up (when_any decided). */
@@ -182,4 +200,70 @@ void fut__deliver(struct fut__watch *list)
     }
     queue.draining = false;
     fut__pass_end();
+}
+
+/* ------------------------------------------------ what a future needs -- */
+
+/* The walk's answer for one future: it can settle without the executor
+ * (FREE), only once the executor runs (NEEDS), or the budget ran out. */
+enum need { FREE, NEEDS, UNKNOWN };
+
+/* Futures the walk looks at, at most; also the deepest it recurses. */
+#define NEED_BUDGET 1000
+
+struct walk {
+    const struct fut__exec *exec;
+    unsigned budget;
+};
+
+static enum need needs(future_t *f, struct walk *wk);
+
+/* What the targets of @in, pinned, say about its owner, decided @how. A
+ * when_all needs the executor as soon as one input does, a when_any only
+ * if every input does. */
+static enum need inputs_need(struct fut__inputs *in, enum fut__decides how,
+                             struct walk *wk)
+{
+    if (in->n == 0)
+        return FREE;
+    if (how == FUT_DECIDES_FIRST)
+        return needs(in->w[0].target, wk);
+    enum need decisive = how == FUT_DECIDES_EVERY ? NEEDS : FREE;
+    for (size_t i = 0; i < in->n; i++) {
+        enum need v = needs(in->w[i].target, wk);
+        if (v == decisive || v == UNKNOWN)
+            return v;
+    }
+    return decisive == NEEDS ? FREE : NEEDS;
+}
+
+static enum need needs(future_t *f, struct walk *wk)
+{
+    if (wk->budget == 0)
+        return UNKNOWN;
+    wk->budget--;
+    if (fut__is_settled(f))
+        return FREE;
+    if (f->exec == wk->exec)
+        return NEEDS;
+    if (!f->ops->inputs)
+        return FREE; /* a task elsewhere, a promise, a delay */
+    struct fut__inputs *in = f->ops->inputs(f);
+    if (!pin(in))
+        return FREE; /* its inputs have all settled */
+    enum need v = inputs_need(in, f->ops->decides, wk);
+    unpin(in);
+    return v;
+}
+
+/*
+ * Can @f, unsettled, settle only once @exec runs more of its queue? Only a
+ * definite yes counts: a walk that ran out of budget says no, and so does
+ * one that finds @f settled meanwhile (a loop task cancelled from another
+ * thread settles what waited for it).
+ */
+bool fut__needs_exec(future_t *f, const struct fut__exec *exec)
+{
+    struct walk wk = {exec, NEED_BUDGET};
+    return needs(f, &wk) == NEEDS && !fut__is_settled(f);
 }

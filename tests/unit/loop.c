@@ -535,6 +535,250 @@ CheckedTest(loop, catch_on_runs_on_failure_only, .timeout = 60)
     expect_no_leaks();
 }
 
+/* ---------------------------------------------- EDEADLK through futures -- */
+
+/*
+ * Waits for what only a loop task queued behind the waiter can settle: a
+ * combinator, a timeout or a continuation over it. Each case builds its
+ * future on the loop's thread from that task; wait_behind() runs the case
+ * in a loop callback, then lets the loop run the task, after which what the
+ * case built settles too (its last step may run on a pool).
+ */
+struct behind {
+    loop_t *loop;
+    future_t *(*build)(struct behind *b);
+    promise_t *p;      /* for the cases that mix in a promise */
+    struct gate *gate; /* opened just before the wait, for the resolver */
+    future_t *task, *built, *extra;
+    int rc;
+};
+
+static int wait_for_built(void *arg, void **result)
+{
+    struct behind *b = arg;
+    b->task = loop_submit(b->loop, value_task, U2P(1));
+    b->built = b->build(b);
+    if (b->gate)
+        gate_open(b->gate);
+    b->rc = future_wait(b->built, NULL);
+    *result = NULL;
+    return 0;
+}
+
+/* Runs @b's case on a loop; returns the outcome of what it built. */
+static int wait_behind(struct behind *b)
+{
+    b->loop = loop_create();
+    cr_assert_not_null(b->loop);
+    future_t *f = loop_submit(b->loop, wait_for_built, b);
+    cr_assert_eq(loop_run(b->loop), 0);
+    cr_assert_eq(future_wait(f, NULL), 0);
+    void *v;
+    cr_assert_eq(future_wait(b->task, &v), 0, "the task ran afterwards");
+    cr_assert_eq(v, U2P(1));
+    int rc = future_wait(b->built, NULL); /* a pool may run the last step */
+    future_release(b->built);
+    future_release(b->extra);
+    future_release(b->task);
+    future_release(f);
+    loop_destroy(b->loop);
+    return rc;
+}
+
+static future_t *all_of_task(struct behind *b)
+{
+    return when_all(&b->task, 1);
+}
+
+static future_t *all_of_task_and_settled(struct behind *b)
+{
+    b->extra = future_resolved(NULL);
+    return when_all((future_t *[]){b->task, b->extra}, 2);
+}
+
+static future_t *any_of_task(struct behind *b)
+{
+    return when_any(&b->task, 1);
+}
+
+static future_t *timeout_of_task(struct behind *b)
+{
+    return future_timeout(b->task, 60 * UINT64_C(1000000000));
+}
+
+static future_t *then_of_task(struct behind *b)
+{
+    return future_then(b->task, plus_one, NULL);
+}
+
+static future_t *then_of_all(struct behind *b)
+{
+    b->extra = when_all(&b->task, 1);
+    return future_then(b->extra, plus_one, NULL);
+}
+
+static int never_catch(int error, void *arg, void **result)
+{
+    (void)arg;
+    (void)result;
+    return error; /* the task succeeds: this never runs */
+}
+
+static future_t *timeout_of_catch_of_any(struct behind *b)
+{
+    future_t *any = when_any(&b->task, 1);
+    b->extra = future_catch(any, never_catch, NULL);
+    future_release(any); /* the catch keeps it */
+    return future_timeout(b->extra, 60 * UINT64_C(1000000000));
+}
+
+CheckedTest(loop, waiting_for_when_all_of_a_task_queued_behind_is_edeadlk,
+            .timeout = 20)
+{
+    struct behind b = {.build = all_of_task};
+    cr_assert_eq(wait_behind(&b), 0);
+    cr_assert_eq(b.rc, EDEADLK);
+    expect_no_leaks();
+}
+
+CheckedTest(loop, when_all_with_a_settled_input_still_needs_the_loop,
+            .timeout = 20)
+{
+    struct behind b = {.build = all_of_task_and_settled};
+    cr_assert_eq(wait_behind(&b), 0);
+    cr_assert_eq(b.rc, EDEADLK);
+    expect_no_leaks();
+}
+
+CheckedTest(loop, waiting_for_when_any_of_a_task_queued_behind_is_edeadlk,
+            .timeout = 20)
+{
+    struct behind b = {.build = any_of_task};
+    cr_assert_eq(wait_behind(&b), 0);
+    cr_assert_eq(b.rc, EDEADLK);
+    expect_no_leaks();
+}
+
+CheckedTest(loop, a_timeout_over_a_task_queued_behind_is_edeadlk_at_once,
+            .timeout = 20)
+{
+    /* Without the rule the wait would block for the whole 60 s and then
+     * fail with ETIMEDOUT; the suite's timeout is far shorter. */
+    struct behind b = {.build = timeout_of_task};
+    cr_assert_eq(wait_behind(&b), 0, "the input won once the loop ran it");
+    cr_assert_eq(b.rc, EDEADLK);
+    expect_no_leaks();
+}
+
+CheckedTest(loop, a_continuation_of_a_task_queued_behind_is_edeadlk,
+            .timeout = 20)
+{
+    struct behind b = {.build = then_of_task}; /* it runs on the loop */
+    cr_assert_eq(wait_behind(&b), 0);
+    cr_assert_eq(b.rc, EDEADLK);
+    expect_no_leaks();
+}
+
+CheckedTest(loop, a_continuation_of_when_all_over_the_loop_is_edeadlk,
+            .timeout = 20)
+{
+    struct behind b = {.build = then_of_all}; /* it runs on a pool */
+    cr_assert_eq(wait_behind(&b), 0);
+    cr_assert_eq(b.rc, EDEADLK);
+    expect_no_leaks();
+}
+
+CheckedTest(loop, nested_combinators_over_the_loop_are_edeadlk, .timeout = 20)
+{
+    struct behind b = {.build = timeout_of_catch_of_any};
+    cr_assert_eq(wait_behind(&b), 0);
+    cr_assert_eq(b.rc, EDEADLK);
+    expect_no_leaks();
+}
+
+/* A pool task that resolves the promise once the waiter is about to wait. */
+static int resolve_at_gate(void *arg, void **result)
+{
+    struct behind *b = arg;
+    gate_pass(b->gate);
+    *result = NULL;
+    return promise_resolve(b->p, U2P(2));
+}
+
+static future_t *any_of_task_and_promise(struct behind *b)
+{
+    b->extra = promise_future(b->p);
+    return when_any((future_t *[]){b->task, b->extra}, 2);
+}
+
+CheckedTest(loop, when_any_with_an_input_off_the_loop_waits_for_it,
+            .timeout = 20)
+{
+    /* The promise may settle the when_any while the loop is stuck, so the
+     * wait is legitimate and ends when a pool thread resolves it. */
+    struct gate g;
+    gate_init(&g);
+    pool_t *pool = pool_create(1);
+    struct behind b = {
+        .build = any_of_task_and_promise, .p = promise_create(), .gate = &g};
+    future_t *resolver = pool_submit(pool, resolve_at_gate, &b);
+    cr_assert_eq(wait_behind(&b), 0);
+    cr_assert_eq(b.rc, 0, "the wait ended with the promise's win");
+    cr_assert_eq(future_wait(resolver, NULL), 0);
+    future_release(resolver);
+    promise_release(b.p);
+    pool_destroy(pool);
+    gate_destroy(&g);
+    expect_no_leaks();
+}
+
+/* A chain far longer than the walk looks, over a promise: the wait is
+ * legitimate, and must neither be refused nor recurse the chain's length.
+ * The loop runs on a thread with a small stack, which a walk down the
+ * whole chain would overflow. */
+static int wait_for_the_end_briefly(void *arg, void **result)
+{
+    *result = U2P(future_wait_for(arg, MS));
+    return 0;
+}
+
+CheckedTest(loop, a_long_chain_off_the_loop_is_not_walked_to_its_end,
+            .timeout = 60)
+{
+    enum { LINKS = 100000 };
+    loop_t *loop = loop_create();
+    promise_t *p = promise_create();
+    future_t *pf = promise_future(p);
+    future_t *all = when_all(&pf, 1), *end = all;
+    for (int i = 0; i < LINKS; i++) {
+        future_t *next = future_then(end, plus_one, NULL);
+        cr_assert_not_null(next);
+        future_release(end); /* each link keeps the one before */
+        end = next;
+    }
+    future_t *f = loop_submit(loop, wait_for_the_end_briefly, end);
+    struct runner r = {loop, .rc = -1};
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1 << 20);
+    cr_assert_eq(pthread_create(&r.thread, &attr, run_loop, &r), 0);
+    pthread_attr_destroy(&attr);
+    cr_assert_eq(join_runner(&r), 0);
+    void *settled;
+    cr_assert_eq(future_wait(f, &settled), 0);
+    cr_assert_eq(settled, U2P(false), "nothing settled it yet");
+    cr_assert_eq(promise_resolve(p, U2P(0)), 0);
+    void *v;
+    cr_assert_eq(future_wait(end, &v), 0);
+    cr_assert_eq(v, U2P(LINKS));
+    future_release(end);
+    future_release(f);
+    future_release(pf);
+    promise_release(p);
+    loop_destroy(loop);
+    expect_no_leaks();
+}
+
 /* -------------------------------------------------------------- destroy -- */
 
 CheckedTest(loop, destroy_cancels_queued_callbacks, .timeout = 60)
