@@ -224,11 +224,25 @@ FUTURES_API int pool_stats(pool_t *pool, struct pool_stats *out);
  * succeeded, or returns its error (ECANCELED if it was cancelled). May be
  * called any number of times from any number of threads: the outcome never
  * changes. Called inside a pool task it does not deadlock, even on a pool of
- * one thread: the pool starts a stand-in thread for the one that waits.
+ * one thread: the pool starts a stand-in thread for the one that waits. A
+ * blocking job that waits stops counting against the blocking limit.
+ *
+ * When no stand-in can be had (no thread can be started, or the pool has
+ * 1,024 beyond its size already), the waiting task runs the pool's queued
+ * tasks itself meanwhile, on its own stack, each one nested in the wait.
+ * It does so only while less than half of its thread's stack is in use;
+ * past that, a wait for a future that is not running gives up with EAGAIN
+ * rather than overflow the stack or hang (the future itself is untouched
+ * and still settles). A task run nested that way lies on top of the task
+ * whose wait runs it, so its wait for that task's future (or for any task
+ * beneath it on the same stack) could end only after it has returned:
+ * that wait fails with EDEADLK. Its waits for anything else wait as usual.
  * Ownership: borrows @f.
  * Errors: EINVAL for a NULL @f; EDEADLK when a task waits for its own
- * future, or when a loop's thread waits for a future that can settle only
- * once that loop runs more of its queue (the rule is at future_then_on()).
+ * future or for a task beneath it on its thread's stack (above), or when a
+ * loop's thread waits for a future that can settle only once that loop
+ * runs more of its queue (the rule is at future_then_on()); EAGAIN when a
+ * task that could get no stand-in gives up its wait for lack of stack.
  */
 FUTURES_API int future_wait(future_t *f, void **value);
 
@@ -237,7 +251,8 @@ FUTURES_API int future_wait(future_t *f, void **value);
  *
  * Returns true if @f has settled (then future_wait() returns at once), false
  * on timeout, for a NULL @f, or at once where future_wait() would fail with
- * EDEADLK.
+ * EDEADLK. Where future_wait() would give up with EAGAIN, it waits
+ * without helping until the timeout.
  * The timeout is measured on CLOCK_MONOTONIC; 0 only polls.
  */
 FUTURES_API bool future_wait_for(future_t *f, uint64_t timeout_ns);

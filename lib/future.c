@@ -327,8 +327,23 @@ static bool passed(const struct timespec *deadline)
 }
 
 /*
+ * A waiter that could get no stand-in and whose stack has no room to help
+ * (fut__help_has_room) gives up, with EAGAIN, unless @f is running: a
+ * running future ends without help, but one that is queued or pending may
+ * need this very thread's help, which it can no longer give (every thread
+ * of the pool may be a waiter like this one). A timed wait just waits.
+ */
+static bool must_give_up(const future_t *f, const struct timespec *deadline)
+{
+    return !deadline && !fut__help_has_room() &&
+           atomic_load_explicit(&((future_t *)f)->state,
+                                memory_order_acquire) != FUT_RUNNING;
+}
+
+/*
  * One step of waiting for @f with its stripe @s locked. Returns false once
- * @deadline (NULL: none) has passed.
+ * @deadline (NULL: none) has passed, or when the wait gives up (*how is
+ * then FUT_BLOCK_STUCK).
  */
 static bool wait_step(future_t *f, struct fut__stripe **s, enum fut__block *how,
                       const struct timespec *deadline)
@@ -342,9 +357,13 @@ static bool wait_step(future_t *f, struct fut__stripe **s, enum fut__block *how,
         bool helped = false;
         if (fut__block_retry())
             *how = FUT_BLOCK_COMPENSATED;
+        else if (must_give_up(f, deadline))
+            *how = FUT_BLOCK_STUCK;
         else
             helped = fut__help_one();
         *s = fut__lock(f);
+        if (*how == FUT_BLOCK_STUCK)
+            return false;
         if (*how != FUT_BLOCK_HELP)
             return true;
         if (!helped) {
@@ -389,10 +408,11 @@ static bool spin_on(const future_t *f, uint64_t ns)
 }
 
 /*
- * Blocks until @f settles or @deadline passes; returns whether it settled.
- * A pool thread that blocks asks its pool for a stand-in first (sched.c).
+ * Blocks until @f settles or @deadline passes; returns 0 if it settled,
+ * else ETIMEDOUT, or EAGAIN if it gave up (must_give_up). A pool thread
+ * that blocks asks its pool for a stand-in first (sched.c).
  */
-static bool block_on(future_t *f, const struct timespec *deadline)
+static int block_on(future_t *f, const struct timespec *deadline)
 {
     enum fut__block how = fut__block_begin();
     struct fut__stripe *s = fut__lock(f);
@@ -402,7 +422,9 @@ static bool block_on(future_t *f, const struct timespec *deadline)
     bool settled = fut__state(f) == FUT_SETTLED;
     fut__unlock(s);
     fut__block_end(how);
-    return settled;
+    if (settled)
+        return 0;
+    return how == FUT_BLOCK_STUCK ? EAGAIN : ETIMEDOUT;
 }
 
 int future_wait(future_t *f, void **value)
@@ -412,8 +434,9 @@ int future_wait(future_t *f, void **value)
     if (!fut__is_settled(f)) {
         if (waits_for_itself(f))
             return EDEADLK;
-        if (!spin_on(f, FUT_SPIN_NS))
-            block_on(f, NULL);
+        int error = spin_on(f, FUT_SPIN_NS) ? 0 : block_on(f, NULL);
+        if (error)
+            return error; /* EAGAIN: f itself is untouched */
     }
     if (f->error)
         fut__observe(f); /* only failures are ever reported */
@@ -434,7 +457,7 @@ bool future_wait_for(future_t *f, uint64_t timeout_ns)
     fut__deadline(&deadline, timeout_ns);
     if (spin_on(f, timeout_ns < FUT_SPIN_NS ? timeout_ns : FUT_SPIN_NS))
         return true;
-    return block_on(f, &deadline);
+    return block_on(f, &deadline) == 0;
 }
 
 bool future_is_ready(const future_t *f)

@@ -340,6 +340,9 @@ struct fut__worker {
     bool searching;        /* counted in pool->nsearching */
     unsigned turns;        /* for INJECT_EVERY, and where to steal first */
     struct fut__ring *ring; /* core threads only */
+    char *stack_top;   /* where its stack starts (it grows down), or NULL */
+    size_t stack_size; /* for fut__help_has_room() */
+    unsigned helping;  /* tasks it runs nested in its own waits */
     struct fut__worker *next; /* on the pool's exited list */
 };
 
@@ -447,11 +450,13 @@ enum fut__block {
     FUT_BLOCK_PLAIN,       /* not a pool thread: just wait */
     FUT_BLOCK_COMPENSATED, /* a core thread with a stand-in */
     FUT_BLOCK_HELP,        /* a core thread without one: run queued work */
-    FUT_BLOCK_JOB          /* a blocking job, not counted while it waits */
+    FUT_BLOCK_JOB,         /* a blocking job, not counted while it waits */
+    FUT_BLOCK_STUCK        /* HELP without room to help: the wait gives up */
 };
 enum fut__block fut__block_begin(void);
 bool fut__block_retry(void); /* from FUT_BLOCK_HELP to COMPENSATED? */
 void fut__block_end(enum fut__block how);
+bool fut__help_has_room(void);
 bool fut__help_one(void);
 
 /* ------------------------------------------------- allocation, threads -- */

@@ -38,7 +38,8 @@
  * fewer than ncore the pool starts a stand-in, so a task waiting for work
  * queued behind it never deadlocks, even with one thread. Core threads
  * beyond ncore that stay idle for idle_ns exit. If no stand-in can be
- * started, the waiter runs queued tasks itself (FUT_BLOCK_HELP).
+ * started, the waiter runs queued tasks itself (FUT_BLOCK_HELP), nested
+ * on its own stack while half of it is free (fut__help_has_room).
  *
  * Blocking jobs and their threads are jobs.c's. When no blocking thread
  * can run them, jobs_hint tells the core threads to.
@@ -696,11 +697,27 @@ static void exit_locked(pool_t *p, struct fut__worker *w)
         pthread_cond_broadcast(&p->ended);
 }
 
+/* Notes where @w's stack is, for fut__help_has_room(). */
+static void note_stack(struct fut__worker *w)
+{
+    pthread_attr_t attr;
+    void *lo;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return;
+    if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
+        w->stack_top = (char *)lo + size;
+        w->stack_size = size;
+    }
+    pthread_attr_destroy(&attr);
+}
+
 void *fut__thread_main(void *arg)
 {
     struct fut__worker *w = arg;
     pool_t *p = w->pool;
     self = w;
+    note_stack(w);
 
     fut__pool_lock(p);
     char name[16];
@@ -968,13 +985,37 @@ unsigned fut__pool_id_of_thread(void)
     return self ? self->pool->id : 0;
 }
 
-/* Runs one task queued on this thread's pool; returns false if none was. */
+/*
+ * Helping nests: the task a waiter runs may wait and help in turn, each
+ * level on top of the last, so a waiter helps only while less than half
+ * of its stack is used. The other half is the tasks' own. Where the stack
+ * is unknown, HELP_DEPTH_UNKNOWN levels are allowed.
+ */
+#define HELP_DEPTH_UNKNOWN 16
+
+bool fut__help_has_room(void)
+{
+    if (!self->stack_top)
+        return self->helping < HELP_DEPTH_UNKNOWN;
+    /* The frame, not a local's address: ASan may move locals to the heap. */
+    char *here = __builtin_frame_address(0);
+    size_t used = (size_t)(self->stack_top - here);
+    return used < self->stack_size / 2;
+}
+
+/* Runs one task queued on this thread's pool; returns false if none was,
+ * or if the stack has no room for one (see above). */
 bool fut__help_one(void)
 {
+    if (!fut__help_has_room())
+        return false;
     pool_t *p = self->pool;
     bool job;
     future_t *f = find_work(p, self, &job);
-    if (f)
+    if (f) {
+        self->helping++;
         run_on_core(p, self, f, job, false);
+        self->helping--;
+    }
     return f != NULL;
 }

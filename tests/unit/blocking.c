@@ -737,3 +737,157 @@ CheckedTest(blocking, no_new_job_starts_while_threads_exceed_a_lowered_limit,
     gate_destroy(&k.gate);
     expect_no_leaks();
 }
+
+/* ------------------------------------------ waits nested past the stand-ins */
+
+/*
+ * A task that submits the next level to its own pool and waits for it,
+ * 100,000 levels deep, on a one-thread pool whose threads have 256 KiB
+ * stacks. The pool starts stand-ins up to its cap; past it each waiter
+ * runs the next level on its own stack, until half of that stack is used.
+ * Then the wait gives up with EAGAIN instead of overflowing, its task fails
+ * with it, and the levels queued below still run once threads are free.
+ */
+struct tower {
+    pool_t *pool;
+    atomic_long levels_run, gave_up;
+    promise_t *bottom_reached;
+};
+
+static struct tower tower;
+
+static int tower_level(void *arg, void **result)
+{
+    (void)result;
+    long below = (long)P2U(arg);
+    atomic_fetch_add(&tower.levels_run, 1);
+    if (below == 0)
+        return promise_resolve(tower.bottom_reached, NULL);
+    future_t *f = pool_submit(tower.pool, tower_level, U2P(below - 1));
+    if (!f)
+        return errno;
+    int error = future_wait(f, NULL);
+    future_release(f); /* on EAGAIN it still runs, on its own */
+    if (error == EAGAIN)
+        atomic_fetch_add(&tower.gave_up, 1);
+    return error;
+}
+
+CheckedTest(blocking, waits_nested_100000_deep_on_small_stacks_never_overflow,
+            .timeout = 300)
+{
+    /* Under valgrind, which is fifty times slower, a tenth of the height. */
+    long height = RUNNING_ON_VALGRIND ? 10000 : 100000;
+    pthread_attr_t small;
+    pthread_attr_init(&small);
+    cr_assert_eq(pthread_attr_setstacksize(&small, 256 * 1024), 0);
+    cr_assert_eq(pthread_setattr_default_np(&small), 0);
+    pthread_attr_destroy(&small);
+    tower.pool = pool_create(1);
+    cr_assert_not_null(tower.pool);
+    tower.bottom_reached = promise_create();
+    future_t *bottom = promise_future(tower.bottom_reached);
+    future_t *top = pool_submit(tower.pool, tower_level, U2P(height - 1));
+    int error = future_wait(top, NULL);
+    cr_assert(error == 0 || error == EAGAIN, "the top level: %d", error);
+    /* Levels below a wait that gave up go on by themselves. */
+    cr_assert_eq(future_wait(bottom, NULL), 0);
+    pool_destroy(tower.pool);
+    cr_assert_eq(atomic_load(&tower.levels_run), height,
+                 "%ld of %ld levels ran", atomic_load(&tower.levels_run),
+                 height);
+    cr_assert_eq(error == EAGAIN, atomic_load(&tower.gave_up) > 0);
+    future_release(top);
+    future_release(bottom);
+    promise_release(tower.bottom_reached);
+}
+
+/* ----------------------------------------- waits when no thread can start */
+
+/*
+ * With no thread left to start, task A waits for a promise and runs queued
+ * tasks meanwhile, on its own stack. Task B, run that way, sits on top of
+ * A: a wait of B's for A's future could end only once B has returned, so
+ * it fails with EDEADLK. A wait of B's for anything else waits, and ends.
+ */
+struct exhausted {
+    promise_t *promise;
+    future_t *promised, *a;
+    struct gate a_waits, b_waits;
+    int b_error;
+};
+
+static int task_a(void *arg, void **result)
+{
+    struct exhausted *e = arg;
+    *result = NULL;
+    sem_post(&e->a_waits.started);
+    return future_wait(e->promised, NULL);
+}
+
+static int task_b_waits_for_a(void *arg, void **result)
+{
+    struct exhausted *e = arg;
+    *result = NULL;
+    e->b_error = future_wait(e->a, NULL);
+    return 0;
+}
+
+static int task_b_waits_for_the_promise(void *arg, void **result)
+{
+    struct exhausted *e = arg;
+    *result = NULL;
+    sem_post(&e->b_waits.started);
+    e->b_error = future_wait(e->promised, NULL);
+    return 0;
+}
+
+/* Runs A on a one-thread pool that can start no thread, then B, which only
+ * A's wait can run. The promise A waits for is resolved once B has run
+ * (@resolve_first false: once B waits). */
+static void run_a_then_b(struct exhausted *e, task_fn b, bool resolve_first,
+                         int a_expected)
+{
+    gate_init(&e->a_waits);
+    gate_init(&e->b_waits);
+    e->promise = promise_create();
+    e->promised = promise_future(e->promise);
+    pool_t *pool = pool_create(1);
+    fut__fault_set(FUT_FAULT_THREAD, 1, true); /* no stand-in, ever */
+    e->a = pool_submit(pool, task_a, e);
+    gate_await_started(&e->a_waits, 1);
+    future_t *fb = pool_submit(pool, b, e);
+    if (resolve_first) {
+        cr_assert_eq(future_wait(fb, NULL), 0, "B ran, nested in A's wait");
+        cr_assert_eq(promise_resolve(e->promise, NULL), 0);
+    } else {
+        gate_await_started(&e->b_waits, 1);
+        cr_assert_eq(promise_resolve(e->promise, NULL), 0);
+        cr_assert_eq(future_wait(fb, NULL), 0);
+    }
+    cr_assert_eq(future_wait(e->a, NULL), a_expected);
+    fut__fault_set(FUT_FAULT_THREAD, 0, false);
+    future_release(fb);
+    future_release(e->a);
+    future_release(e->promised);
+    promise_release(e->promise);
+    pool_destroy(pool);
+    gate_destroy(&e->a_waits);
+    gate_destroy(&e->b_waits);
+}
+
+CheckedTest(blocking, exhausted_a_helped_task_waiting_beneath_itself_is_edeadlk,
+            .timeout = 30)
+{
+    struct exhausted e = {0};
+    run_a_then_b(&e, task_b_waits_for_a, true, 0);
+    cr_assert_eq(e.b_error, EDEADLK);
+}
+
+CheckedTest(blocking, exhausted_a_helped_task_waiting_for_a_promise_gets_it,
+            .timeout = 30)
+{
+    struct exhausted e = {0};
+    run_a_then_b(&e, task_b_waits_for_the_promise, false, 0);
+    cr_assert_eq(e.b_error, 0, "a wait that could end failed: %d", e.b_error);
+}
