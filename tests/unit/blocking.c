@@ -127,14 +127,19 @@ struct concurrency {
     struct gate gate;
 };
 
+/* Raises *@max to @n if @n is larger. */
+static void raise_max(atomic_int *max, int n)
+{
+    int seen = atomic_load(max);
+    while (n > seen && !atomic_compare_exchange_weak(max, &seen, n))
+        ;
+}
+
 /* Counts the jobs running with it, then waits at the gate. */
 static int counted_job(void *arg, void **result)
 {
     struct concurrency *c = arg;
-    int n = atomic_fetch_add(&c->now, 1) + 1;
-    int max = atomic_load(&c->max);
-    while (n > max && !atomic_compare_exchange_weak(&c->max, &max, n))
-        ;
+    raise_max(&c->max, atomic_fetch_add(&c->now, 1) + 1);
     gate_pass(&c->gate);
     atomic_fetch_sub(&c->now, 1);
     *result = arg;
@@ -693,16 +698,9 @@ static int old_job(void *arg, void **result)
 static int new_job(void *arg, void **result)
 {
     struct two_kinds *k = arg;
-    int old = atomic_load(&k->old_running);
-    int seen = atomic_load(&k->old_seen_by_new);
-    while (old > seen &&
-           !atomic_compare_exchange_weak(&k->old_seen_by_new, &seen, old))
-        ;
+    raise_max(&k->old_seen_by_new, atomic_load(&k->old_running));
     struct concurrency *c = &k->new_jobs;
-    int n = atomic_fetch_add(&c->now, 1) + 1;
-    int max = atomic_load(&c->max);
-    while (n > max && !atomic_compare_exchange_weak(&c->max, &max, n))
-        ;
+    raise_max(&c->max, atomic_fetch_add(&c->now, 1) + 1);
     work_for_ns(MS); /* simulated work, long enough to overlap if allowed */
     atomic_fetch_sub(&c->now, 1);
     *result = arg;
