@@ -247,3 +247,27 @@ CheckedTest(then_ex, a_destructor_run_by_a_rejection_may_wait_for_a_join,
     sem_destroy(&d.done);
     expect_no_leaks();
 }
+
+CheckedTest(then_ex, a_deferred_destructor_without_memory_still_runs_once,
+            .timeout = 30)
+{
+    struct owned o = {0, 0};
+    promise_t *p = promise_create();
+    future_t *f = promise_future(p);
+    future_t *g = future_then_ex(f, then_owned, &o, free_owned);
+    /* Deferring it past the notification pass needs memory: without any,
+     * it runs in the pass rather than never. */
+    fut__fault_set(FUT_FAULT_ALLOC, 1, true);
+    cr_assert_eq(promise_reject(p, EIO), 0);
+    long failed = fut__fault_fired(FUT_FAULT_ALLOC);
+    fut__fault_set(FUT_FAULT_ALLOC, 0, false);
+    cr_assert_gt(failed, 0, "the deferral allocated nothing");
+    cr_assert_eq(atomic_load(&o.frees), 1);
+    cr_assert_eq(future_wait(g, NULL), EIO);
+    cr_assert_eq(atomic_load(&o.runs), 0);
+    future_release(g);
+    future_release(f);
+    promise_release(p);
+    cr_assert_eq(atomic_load(&o.frees), 1);
+    expect_no_leaks();
+}
