@@ -513,6 +513,30 @@ void fut__stripe_fork(enum fut__fork_phase phase);
 void fut__owned_fork(enum fut__fork_phase phase);
 void fut__slab_fork(enum fut__fork_phase phase);
 
+/*
+ * The fork gate (fork.c). The stripes and the result-destructor buckets
+ * are too many to hold across fork() (ThreadSanitizer tracks 64 locks per
+ * thread), so they are gated locks instead: while a fork() is under way
+ * (fut__forking), a thread that takes one lets go at once and waits at the
+ * gate until the fork is over. Gated locks are leaves: no code takes
+ * another library lock, but the allocator's depot, while it holds one.
+ */
+extern atomic_bool fut__forking;
+void fut__fork_wait(pthread_mutex_t *held); /* unlocks @held, waits */
+void fut__gated_fork(pthread_mutex_t *m, enum fut__fork_phase phase);
+
+/* Locks @m, a gated lock; returns pthread_mutex_lock()'s error. One
+ * relaxed load after the lock: fork.c explains why that is enough. */
+static inline int fut__gated_lock(pthread_mutex_t *m)
+{
+    for (;;) {
+        int rc = pthread_mutex_lock(m);
+        if (rc || !atomic_load_explicit(&fut__forking, memory_order_relaxed))
+            return rc;
+        fut__fork_wait(m);
+    }
+}
+
 /* ---------------------------------------------------------------- tracing */
 
 /* Brackets one run: enter returns 0 when no trace runs, else a start time

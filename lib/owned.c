@@ -5,7 +5,8 @@
  * future (that would cost each task 8 bytes, and a 56-byte future fits a
  * 64-byte heap chunk): it lives in this table, keyed by the future, and the
  * future's FUT_OWNS_VALUE bit says whether to look. Futures without the bit
- * never touch the table.
+ * never touch the table. A bucket's lock is a leaf: nothing else is taken
+ * while it is held, which lets fork() gate the buckets (fork.c).
  */
 #include "internal.h"
 
@@ -42,6 +43,14 @@ static struct bucket *bucket_of(const future_t *f)
     return &buckets[h >> (64 - BUCKET_BITS)];
 }
 
+/* Buckets are gated locks and leaves: fork() waits for them to empty
+ * rather than holds them (fork.c). */
+static void lock_bucket(struct bucket *b)
+{
+    if (fut__gated_lock(&b->lock))
+        fut__panic("result destructor lock failed");
+}
+
 /* The entry for @f in @b, or where it would be linked; the lock is held. */
 static struct owner **find_locked(struct bucket *b, const future_t *f)
 {
@@ -59,7 +68,7 @@ int future_set_result_free(future_t *f, void (*result_free)(void *))
     if (result_free && !fresh)
         return ENOMEM;
     struct bucket *b = bucket_of(f);
-    pthread_mutex_lock(&b->lock);
+    lock_bucket(b);
     struct owner **o = find_locked(b, f), *gone = NULL;
     if (*o && result_free) {
         (*o)->result_free = result_free; /* replaced */
@@ -85,7 +94,7 @@ fut__value_free_fn fut__result_free_of(const future_t *f, bool take)
           FUT_OWNS_VALUE))
         return NULL;
     struct bucket *b = bucket_of(f);
-    pthread_mutex_lock(&b->lock);
+    lock_bucket(b);
     struct owner **o = find_locked(b, f), *gone = NULL;
     fut__value_free_fn result_free = *o ? (*o)->result_free : NULL;
     if (*o && take) {
@@ -97,14 +106,11 @@ fut__value_free_fn fut__result_free_of(const future_t *f, bool take)
     return result_free;
 }
 
-/* fork(): hold every bucket across it, so the child finds them unlocked. */
+/* fork(): the child gets fresh mutexes, since one may be held by a thread
+ * that does not exist there (fork.c). */
 void fut__owned_fork(enum fut__fork_phase phase)
 {
     pthread_once(&buckets_once, buckets_init);
-    for (unsigned i = 0; i < NBUCKETS; i++) {
-        if (phase == FUT_FORK_PREPARE)
-            pthread_mutex_lock(&buckets[i].lock);
-        else
-            pthread_mutex_unlock(&buckets[i].lock);
-    }
+    for (unsigned i = 0; i < NBUCKETS; i++)
+        fut__gated_fork(&buckets[i].lock, phase);
 }

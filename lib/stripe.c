@@ -10,7 +10,8 @@
  * re-checks its own future's state.
  *
  * Lock order: no code holds two stripe locks at once, and no stripe lock is
- * held while a pool lock is taken or a callback runs.
+ * held while a pool lock is taken or a callback runs. They are leaves, which
+ * lets fork() gate them rather than hold them all (fork.c).
  */
 #include "internal.h"
 
@@ -59,20 +60,18 @@ static void stripes_init(void)
 }
 
 /*
- * fork(): hold every stripe across it, so the child finds them unlocked.
- * The child also gets fresh condition variables: waiters of the parent's
- * do not exist here, and glibc's would wait for them to leave.
+ * fork(): the stripes are gated locks (fork.c). The prepare handler waits
+ * for each to empty; the child gets fresh mutexes, since one may be held
+ * by a thread that does not exist there, and fresh condition variables:
+ * waiters of the parent's do not exist here, and glibc's would wait for
+ * them to leave.
  */
 void fut__stripe_fork(enum fut__fork_phase phase)
 {
     pthread_once(&stripes_once, stripes_init);
     for (unsigned i = 0; i < STRIPE_COUNT; i++) {
         struct fut__stripe *s = &stripes[i].s;
-        if (phase == FUT_FORK_PREPARE) {
-            pthread_mutex_lock(&s->lock);
-            continue;
-        }
-        pthread_mutex_unlock(&s->lock);
+        fut__gated_fork(&s->lock, phase);
         if (phase == FUT_FORK_CHILD && fut__cond_init(&s->cond) != 0)
             fut__panic("cannot initialise the future locks");
     }
@@ -84,7 +83,7 @@ struct fut__stripe *fut__lock(const future_t *f)
     /* Fibonacci hashing spreads neighbouring allocations over all stripes. */
     uint64_t h = ((uint64_t)(uintptr_t)f >> 4) * UINT64_C(0x9E3779B97F4A7C15);
     struct fut__stripe *s = &stripes[h >> (64 - STRIPE_BITS)].s;
-    if (pthread_mutex_lock(&s->lock))
+    if (fut__gated_lock(&s->lock))
         fut__panic("future lock failed");
     return s;
 }

@@ -211,9 +211,23 @@ static double micros(uint64_t ns)
     return (double)ns / 1000.0;
 }
 
-static void put_lane_names(FILE *out, bool *first)
+/*
+ * Keeps in *error the errno of @out's first failed write. stdio reports a
+ * failure only through the error flag, and the errno that the failed write
+ * left may be overwritten by any later call, so this runs after every item
+ * the trace prints: each is smaller than stdio's buffer, so at most one
+ * write was tried since the last check. EIO if no errno was left at all.
+ */
+static bool failed(FILE *out, int *error)
 {
-    for (size_t i = 0; i < nlanes; i++) {
+    if (!*error && ferror(out))
+        *error = errno ? errno : EIO;
+    return *error != 0;
+}
+
+static void put_lane_names(FILE *out, bool *first, int *error)
+{
+    for (size_t i = 0; i < nlanes && !failed(out, error); i++) {
         unsigned pool = lanes[i].pool, thread = lanes[i].thread;
         char name[64];
         if (pool)
@@ -236,9 +250,9 @@ static void put_lane_names(FILE *out, bool *first)
     }
 }
 
-static void put_events(FILE *out, bool *first)
+static void put_events(FILE *out, bool *first, int *error)
 {
-    for (size_t i = 0; i < nevents; i++) {
+    for (size_t i = 0; i < nevents && !failed(out, error); i++) {
         const struct event *e = &events[i];
         fprintf(out, "%s\n{\"ph\":\"X\",\"cat\":\"futures\",\"name\":",
                 *first ? "" : ",");
@@ -252,20 +266,26 @@ static void put_events(FILE *out, bool *first)
     }
 }
 
+/* Returns 0, or the errno of the first call that failed; a write that
+ * failed stops the writing. */
 static int write_trace(const char *path)
 {
     FILE *out = fopen(path, "w");
     if (!out)
         return errno;
+    errno = 0;
+    int error = 0;
     bool first = true;
     fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[", out);
-    put_lane_names(out, &first);
-    put_events(out, &first);
-    fprintf(out, "\n],\"otherData\":{\"dropped_events\":%zu}}\n", dropped);
-    int rc = ferror(out) ? EIO : 0;
-    if (fclose(out) != 0 && !rc)
-        rc = errno;
-    return rc;
+    put_lane_names(out, &first, &error);
+    put_events(out, &first, &error);
+    if (!failed(out, &error))
+        fprintf(out, "\n],\"otherData\":{\"dropped_events\":%zu}}\n", dropped);
+    if (!failed(out, &error) && fflush(out) != 0)
+        error = errno ? errno : EIO;
+    if (fclose(out) != 0 && !error)
+        error = errno ? errno : EIO;
+    return error;
 }
 
 int futures_trace_stop(void)

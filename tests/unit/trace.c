@@ -146,6 +146,32 @@ CheckedTest(trace, start_and_stop_report_misuse)
     expect_no_leaks();
 }
 
+/*
+ * More events than stdio's buffer holds, so the write fails with ENOSPC
+ * while the events are printed, not only at fclose(); the calls after it
+ * may set errno to something else, and the first failure's is reported.
+ */
+#define FULL_DISK_TASKS 200
+
+CheckedTest(trace, stop_reports_enospc_when_the_disk_is_full, .timeout = 30)
+{
+    cr_assert_eq(futures_trace_start("/dev/full"), 0);
+    pool_t *pool = pool_create(1);
+    future_t *fs[FULL_DISK_TASKS];
+    for (int i = 0; i < FULL_DISK_TASKS; i++)
+        fs[i] = pool_submit(pool, named_task, "a task on a full disk");
+    future_t *all = when_all(fs, FULL_DISK_TASKS);
+    cr_assert_eq(future_wait(all, NULL), 0);
+    pool_destroy(pool); /* every event is recorded */
+    int rc = futures_trace_stop();
+    cr_assert_eq(rc, ENOSPC, "the errno of the write, not %d (%s)", rc,
+                 strerror(rc));
+    for (int i = 0; i < FULL_DISK_TASKS; i++)
+        future_release(fs[i]);
+    future_release(all);
+    expect_no_leaks();
+}
+
 CheckedTest(trace, names_are_escaped_into_valid_json, .timeout = 30)
 {
     char json[128];
