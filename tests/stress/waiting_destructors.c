@@ -9,10 +9,13 @@
 #include "common.h"
 
 #include <errno.h>
+#include <semaphore.h>
+#include <time.h>
 
 #define MS UINT64_C(1000000)
 
 static atomic_long destructors_run;
+static sem_t destructor_ended; /* posted by each, wherever it runs */
 
 /* A destructor that waits for a delay: only the timer thread fires it. */
 static void free_after_a_delay(void *arg)
@@ -22,6 +25,21 @@ static void free_after_a_delay(void *arg)
     CHECK(delay && future_wait(delay, NULL) == 0, "delay");
     future_release(delay);
     atomic_fetch_add(&destructors_run, 1);
+    sem_post(&destructor_ended);
+}
+
+/* Waits for @n destructors, some of which run on the default pool after
+ * their continuation has settled; false if they take over a minute. */
+static bool destructors_ended(long n)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 60;
+    for (long i = 0; i < n; i++)
+        while (sem_timedwait(&destructor_ended, &deadline) != 0)
+            if (errno != EINTR)
+                return false;
+    return true;
 }
 
 static int never_runs(void *value, void *arg, void **result)
@@ -137,7 +155,10 @@ int main(void)
 {
     long light = getenv("STRESS_LIGHT") != NULL;
     long n[2] = {rounds(light ? 20 : 200), rounds(light ? 20 : 200)};
+    sem_init(&destructor_ended, 0, 0);
     run_threads(2, timeouts_and_rejections, n, sizeof n[0]);
+    CHECK(destructors_ended(4 * n[0]), "%ld destructors ran",
+          atomic_load(&destructors_run));
     CHECK(atomic_load(&destructors_run) == 4 * n[0], "%ld destructors ran",
           atomic_load(&destructors_run));
     printf("waiting destructors: %ld ran, none hung\n",
