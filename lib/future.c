@@ -6,14 +6,20 @@
  * combinator's inputs) follows it and is reached through f->ops.
  *
  * The state machine is written out in internal.h. Its rules:
- *  - state, error, value, watchers and waited change only under the
- *    future's stripe lock (stripe.c); state is also read without the lock,
- *    with acquire order, to make the settled fast paths free;
- *  - error and value are written before state becomes SETTLED (release), so
- *    whoever sees SETTLED sees the outcome;
- *  - once SETTLED, the watcher list belongs to the settling thread, which
- *    hands it to fut__deliver() after dropping the lock.
- *
+ *  - every change of state is a compare-and-swap or a store by the one
+ *    thread that owns the step: settling takes no lock;
+ *  - a PENDING or QUEUED future is settled by the thread that claims it
+ *    (a compare-and-swap to RUNNING), a RUNNING one by the thread that runs
+ *    it; error and value are written before state becomes SETTLED
+ *    (release), so whoever sees SETTLED sees the outcome;
+ *  - then the settler closes the dependents (fut__close_deps, watch.c) and
+ *    tells them; a dependent pushed before the close is in its list, one
+ *    that comes after finds the list closed and sees the outcome;
+ *  - a thread that blocks sets waited and waits on the future's stripe
+ *    (stripe.c); the settler stores SETTLED and then reads waited, both
+ *    sequentially consistent, so one of the two always sees the other, and
+ *    a settler that sees waited wakes the stripe under its lock.
+
  * References: the caller's handle, a queued future's run-queue entry, and
  * each armed set of watches on it (watch.c) each own one. The count never
  * reaches zero on an unsettled future that anyone can still reach.
@@ -82,6 +88,8 @@ future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
     atomic_init(&f->refs, refs);
     atomic_init(&f->state, state);
     atomic_init(&f->flags, (unsigned char)(cls << FUT_SLAB_SHIFT));
+    if (state == FUT_SETTLED) /* born settled: nothing will close them */
+        atomic_init(&f->deps, FUT_DEPS_CLOSED);
     return f;
 }
 
@@ -176,30 +184,37 @@ void fut__observe(future_t *f)
         atomic_fetch_or_explicit(&f->flags, FUT_OBSERVED, memory_order_relaxed);
 }
 
-/*
- * Settles @f under its lock, which the caller holds, and returns the
- * watchers to tell once the lock is dropped. A success keeps @value, a
- * failure @site, the function that failed (for unobserved.c).
- */
-static struct fut__watch *settle_locked(future_t *f, struct fut__stripe *s,
-                                        int error, void *value, fut__fn site)
+/* Wakes the threads blocked on @f (block_on): they wait on its stripe. */
+static void wake_waiters(future_t *f)
 {
-    struct fut__watch *list = f->watchers;
-    if (list && error)
-        fut__observe(f); /* the failure goes to whoever watches it */
-    f->watchers = NULL;
+    struct fut__stripe *s = fut__lock(f);
+    pthread_cond_broadcast(&s->cond);
+    fut__unlock(s);
+}
+
+/*
+ * Settles @f, which this thread has claimed, and returns the dependents
+ * to tell. A success keeps @value, a failure @site, the function that
+ * failed (for unobserved.c).
+ */
+static struct fut__watch *settle_claimed(future_t *f, int error, void *value,
+                                         fut__fn site)
+{
     f->error = error;
     if (error)
         f->site = site;
     else
         f->value = value;
-    atomic_store_explicit(&f->state, FUT_SETTLED, memory_order_release);
-    if (f->waited)
-        pthread_cond_broadcast(&s->cond);
+    atomic_store_explicit(&f->state, FUT_SETTLED, memory_order_seq_cst);
+    if (atomic_load_explicit(&f->waited, memory_order_seq_cst))
+        wake_waiters(f);
+    struct fut__watch *list = fut__close_deps(f);
+    if (list && error)
+        fut__observe(f); /* the failure goes to whoever watches it */
     return list;
 }
 
-/* What follows a settlement, once the lock is dropped. */
+/* What follows a settlement. */
 static void after_settle(future_t *f, struct fut__watch *list)
 {
     if (f->tracked)
@@ -217,17 +232,16 @@ static bool move_state(future_t *f, int from, int to)
 }
 
 /*
- * Makes the settlement of @f this thread's, with its lock held. PENDING to
- * QUEUED and QUEUED to RUNNING happen without the lock (fut__enqueue,
- * fut__run), so a PENDING or QUEUED future is first claimed by moving it
- * to RUNNING: then no worker can start it while its outcome is written
- * over its task fields. A future found RUNNING is settled only by the
- * thread that runs it, which is the caller unless @running_is_other.
+ * Makes the settlement of @f this thread's. A PENDING or QUEUED future is
+ * claimed by moving it to RUNNING: then no worker can start it while its
+ * outcome is written over its task fields, and no other settler can win.
+ * A future found RUNNING is settled only by the thread that runs it, which
+ * is the caller unless @running_is_other.
  */
-static bool claim_locked(future_t *f, bool running_is_other)
+static bool claim(future_t *f, bool running_is_other)
 {
     for (;;) {
-        int state = fut__state(f);
+        int state = atomic_load_explicit(&f->state, memory_order_acquire);
         if (state == FUT_SETTLED)
             return false;
         if (state == FUT_RUNNING)
@@ -240,14 +254,9 @@ static bool claim_locked(future_t *f, bool running_is_other)
 
 static bool settle(future_t *f, int error, void *value, fut__fn site)
 {
-    struct fut__stripe *s = fut__lock(f);
-    if (!claim_locked(f, false)) {
-        fut__unlock(s);
+    if (!claim(f, false))
         return false;
-    }
-    struct fut__watch *list = settle_locked(f, s, error, value, site);
-    fut__unlock(s);
-    after_settle(f, list);
+    after_settle(f, settle_claimed(f, error, value, site));
     return true;
 }
 
@@ -416,10 +425,14 @@ static int block_on(future_t *f, const struct timespec *deadline)
 {
     enum fut__block how = fut__block_begin();
     struct fut__stripe *s = fut__lock(f);
-    f->waited = true; /* never cleared: a spare broadcast is harmless */
-    while (fut__state(f) != FUT_SETTLED && wait_step(f, &s, &how, deadline))
+    /* Never cleared: a spare wake-up is harmless. Sequentially consistent,
+     * as the settler's store of SETTLED and load of waited (see the top). */
+    atomic_store_explicit(&f->waited, true, memory_order_seq_cst);
+    while (atomic_load_explicit(&f->state, memory_order_seq_cst) !=
+               FUT_SETTLED &&
+           wait_step(f, &s, &how, deadline))
         ;
-    bool settled = fut__state(f) == FUT_SETTLED;
+    bool settled = fut__is_settled(f);
     fut__unlock(s);
     fut__block_end(how);
     if (settled)
@@ -471,17 +484,14 @@ bool future_cancel(future_t *f)
 {
     if (!f)
         return false;
-    struct fut__stripe *s = fut__lock(f);
-    if (!claim_locked(f, true)) {
+    if (!claim(f, true)) {
         if (fut__state(f) == FUT_RUNNING)
             atomic_fetch_or(&f->flags, FUT_CANCEL_REQUESTED);
-        fut__unlock(s);
         return false;
     }
     /* A queued future stays in its run queue; the worker that takes it
      * sees that it settled and drops it (fut__run). */
-    struct fut__watch *list = settle_locked(f, s, ECANCELED, NULL, NULL);
-    fut__unlock(s);
+    struct fut__watch *list = settle_claimed(f, ECANCELED, NULL, NULL);
     if (f->ops->detach)
         f->ops->detach(f);
     after_settle(f, list);

@@ -33,12 +33,13 @@
  * futures at once; a RUNNING one only gets FUT_CANCEL_REQUESTED.
  * SETTLED is final, and error == 0 means success.
  *
- * The two steps along the top are compare-and-swaps, taken without a lock
- * (a continuation readied, a task started, on every hop of a chain). The
- * step to SETTLED is taken under the future's stripe lock, which guards its
- * watchers and waiters; a PENDING or QUEUED future is first claimed by a
- * compare-and-swap to RUNNING, so no worker starts it while its outcome is
- * written over its task fields (future.c, claim_locked).
+ * Every step is a compare-and-swap or an exchange, with no lock on the
+ * way: a continuation readied, a task started, a future settled. Settling
+ * a PENDING or QUEUED future first claims it by a compare-and-swap to
+ * RUNNING, so no worker starts it while its outcome is written over its
+ * task fields (future.c, claim). Its dependents are a lock-free stack in
+ * one word, closed by the settler with one exchange (watch.c); only a
+ * thread that blocks in a wait takes a lock, its future's stripe.
  */
 #ifndef FUTURES_INTERNAL_H
 #define FUTURES_INTERNAL_H
@@ -49,6 +50,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #ifndef FUT_DEBUG
 #define FUT_DEBUG 0
@@ -110,9 +112,23 @@ struct fut__watch {
     struct fut__watch *prev, *next; /* target's list, then the queue */
     future_t *target;
     struct fut__inputs *set;
-    bool linked;    /* put in target's list; under target's stripe lock */
-    unsigned index; /* the owner's input it watches; fits the padding */
+    unsigned index; /* the owner's input it watches */
 };
+
+/*
+ * future.deps, a future's dependents: a list of watches, newest first, in
+ * one word. The first is pushed by a compare-and-swap; more, and any taken
+ * out before the target settles (a cancel, a decided when_any), are linked
+ * or unlinked under DEPS_LOCKED, a bit set only by a thread holding the
+ * target's stripe lock, which keeps the list doubly linked so that any
+ * watch leaves in constant time. The settler closes the list with one
+ * compare-and-swap (waiting out the bit, a few instructions) and owns it
+ * from then on. fork() never finds the bit set: the stripes are gated
+ * locks (fork.c).
+ */
+#define FUT_DEPS_LOCKED ((uintptr_t)1)
+#define FUT_DEPS_CLOSED ((uintptr_t)2)
+struct fut__watch *fut__close_deps(future_t *f); /* the settler's list */
 
 struct fut__inputs {
     future_t *owner;
@@ -186,7 +202,7 @@ struct future {
     atomic_uchar state; /* enum fut__state */
     atomic_uchar flags; /* FUT_CANCEL_REQUESTED, FUT_OBSERVED, ... */
     bool tracked; /* tell exec->ops->pending_done when it settles */
-    bool waited;  /* a thread has blocked on it; stripe lock */
+    atomic_bool waited; /* a thread blocks on it: wake its stripe */
     /* A queued task needs its function, a settled future its outcome,
      * never both: they share the space (56 bytes in all, so a task and its
      * future fit one 56-byte slot of slab.c). */
@@ -203,7 +219,7 @@ struct future {
             void *arg;
         } task; /* a pool or loop task, until it runs */
     };
-    struct fut__watch *watchers; /* stripe lock; owned by the settler after */
+    _Atomic(uintptr_t) deps;     /* dependents (watch.c), or DEPS_CLOSED */
     struct fut__exec *exec;      /* runs it and its continuations, or NULL */
     future_t *next;              /* run-queue link, owned by the executor */
 };
@@ -245,8 +261,7 @@ void fut__count_live(bool on);
 long fut__live_futures(void);
 future_t *fut__task_new(task_fn fn, void *arg, struct fut__exec *exec);
 
-/* The state, for code holding the future's stripe lock: SETTLED or not
- * is stable there, the other states are not (see the top). */
+/* The state, relaxed: for a look that a later acquire confirms. */
 static inline int fut__state(const future_t *f)
 {
     return atomic_load_explicit(&((future_t *)f)->state, memory_order_relaxed);

@@ -21,6 +21,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <sched.h>
 
 struct notify_queue {
     struct fut__watch *head, *tail;
@@ -29,42 +30,115 @@ struct notify_queue {
 
 static _Thread_local struct notify_queue queue;
 
-/* Links @w into its target's list, or returns false if the target has
- * settled already. */
-static bool link_watch(struct fut__watch *w)
+/* Waits out a detach that holds @f's dependents (DEPS_LOCKED): a few
+ * instructions, unless its thread was preempted in them. */
+static uintptr_t deps_unlocked(future_t *f, unsigned *spins)
+{
+    if (++*spins % 64 == 0)
+        sched_yield();
+    else
+        fut__cpu_relax();
+    return atomic_load_explicit(&f->deps, memory_order_acquire);
+}
+
+/*
+ * Takes the DEPS_LOCKED bit of @t's dependents and returns what they were,
+ * or DEPS_CLOSED if @t has settled. The caller holds @t's stripe lock, so
+ * no other thread holds the bit (see internal.h).
+ */
+static uintptr_t lock_deps(future_t *t)
+{
+    uintptr_t d = atomic_load_explicit(&t->deps, memory_order_acquire);
+    while (d != FUT_DEPS_CLOSED &&
+           !atomic_compare_exchange_weak_explicit(&t->deps, &d,
+                                                  d | FUT_DEPS_LOCKED,
+                                                  memory_order_acquire,
+                                                  memory_order_acquire))
+        ;
+    return d;
+}
+
+/* Pushes @w in front of the dependents @t already has, with the lock. */
+static bool link_behind_others(struct fut__watch *w)
 {
     future_t *t = w->target;
     struct fut__stripe *s = fut__lock(t);
-    bool settled = fut__state(t) == FUT_SETTLED;
-    if (!settled) {
+    uintptr_t d = lock_deps(t);
+    if (d != FUT_DEPS_CLOSED) {
+        struct fut__watch *head = (struct fut__watch *)d;
         w->prev = NULL;
-        w->next = t->watchers;
-        if (t->watchers)
-            t->watchers->prev = w;
-        t->watchers = w;
-        w->linked = true;
+        w->next = head;
+        if (head)
+            head->prev = w;
+        atomic_store_explicit(&t->deps, (uintptr_t)w, memory_order_release);
     }
     fut__unlock(s);
-    return !settled;
+    return d != FUT_DEPS_CLOSED;
 }
 
-/* Unlinks @w if it is still in its unsettled target's list. */
+/*
+ * Pushes @w onto its target's dependents, or returns false if the target
+ * has settled already. The first dependent, the one a chain has, takes one
+ * compare-and-swap; more take the lock, to keep the list doubly linked so
+ * that any of them can leave in constant time (unlink_watch).
+ */
+static bool link_watch(struct fut__watch *w)
+{
+    future_t *t = w->target;
+    uintptr_t d = 0;
+    w->prev = w->next = NULL;
+    if (atomic_compare_exchange_strong_explicit(&t->deps, &d, (uintptr_t)w,
+                                                memory_order_release,
+                                                memory_order_acquire))
+        return true;
+    return d != FUT_DEPS_CLOSED && link_behind_others(w);
+}
+
+/* Closes @f's dependents for good and returns them, newest first; its
+ * settler calls this once, after the outcome is written. */
+struct fut__watch *fut__close_deps(future_t *f)
+{
+    unsigned spins = 0;
+    uintptr_t d = atomic_load_explicit(&f->deps, memory_order_acquire);
+    for (;;) {
+        if (d & FUT_DEPS_LOCKED) {
+            d = deps_unlocked(f, &spins);
+            continue;
+        }
+        if (atomic_compare_exchange_weak_explicit(
+                &f->deps, &d, FUT_DEPS_CLOSED, memory_order_acq_rel,
+                memory_order_acquire))
+            return d == FUT_DEPS_CLOSED ? NULL : (struct fut__watch *)d;
+    }
+}
+
+/*
+ * Takes @w out of its unsettled target's dependents; false if it is not
+ * there (the target settled, and its settler tells @w, or @w was never
+ * pushed). The stripe lock keeps other editors of the list out and fork()
+ * away (see DEPS_LOCKED in internal.h); the bit keeps the first push and
+ * the close out while the list is edited.
+ */
 static bool unlink_watch(struct fut__watch *w)
 {
     future_t *t = w->target;
     struct fut__stripe *s = fut__lock(t);
-    bool unlinked = w->linked && fut__state(t) != FUT_SETTLED;
-    if (unlinked) {
+    uintptr_t d = lock_deps(t);
+    struct fut__watch *head = (struct fut__watch *)d;
+    bool found = d != FUT_DEPS_CLOSED && (head == w || w->prev);
+    if (found) {
         if (w->prev)
             w->prev->next = w->next;
         else
-            t->watchers = w->next;
+            head = w->next;
         if (w->next)
             w->next->prev = w->prev;
-        w->linked = false;
+        w->prev = w->next = NULL;
     }
+    if (d != FUT_DEPS_CLOSED)
+        atomic_store_explicit(&t->deps, (uintptr_t)head, memory_order_release);
     fut__unlock(s);
-    return unlinked;
+    return found;
 }
 
 /* Takes a pin unless none is left: then every watch has ended, and the
@@ -114,7 +188,6 @@ void fut__inputs_init_filled(struct fut__inputs *in, future_t *owner,
     for (size_t i = 0; i < n; i++) {
         future_retain(w[i].target);
         w[i].set = in;
-        w[i].linked = false;
     }
 }
 

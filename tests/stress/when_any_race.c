@@ -9,10 +9,12 @@
 
 static size_t watchers_of(future_t *f)
 {
-    struct fut__stripe *s = fut__lock(f);
+    struct fut__stripe *s = fut__lock(f); /* keeps detaches out (watch.c) */
+    uintptr_t d = atomic_load(&f->deps);
     size_t n = 0;
-    for (struct fut__watch *w = f->watchers; w; w = w->next)
-        n++;
+    if (d != FUT_DEPS_CLOSED)
+        for (struct fut__watch *w = (struct fut__watch *)d; w; w = w->next)
+            n++;
     fut__unlock(s);
     return n;
 }
