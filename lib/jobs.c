@@ -147,6 +147,11 @@ void fut__blocking_loop_locked(pool_t *p)
         } else if (surplus || !wait_for_job_locked(p)) {
             if (p->jobs.len && p->nb_idle)
                 pthread_cond_signal(&p->blocking_work); /* not this one */
+            /* This thread may have run a draining pool's last job, or
+             * woken from its idle wait after the last one ended: with
+             * nothing left, the pool stops, or it would wait for ever
+             * for a stop that nobody is left to make. */
+            fut__maybe_stop_locked(p);
             return;
         }
     }
