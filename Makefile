@@ -56,9 +56,17 @@ $(B)/obj/%.o: lib/%.c $(LIB_HDR)
 
 LIB_OBJ := $(LIB_SRC:lib/%.c=$(B)/obj/%.o)
 
-$(STATIC): $(LIB_OBJ)
+# The archive holds one object, every file linked together (ld -r), so a
+# static link gets every layer, as the shared library does: the layers wire
+# themselves up in constructors (the default executor, the fork handlers),
+# which an archive of separate objects would leave out when no symbol of
+# theirs is named.
+$(B)/libfutures.o: $(LIB_OBJ)
+	$(LD) -r -o $@ $^
+
+$(STATIC): $(B)/libfutures.o
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(AR) rcs $@ $<
 
 $(SHARED): $(LIB_OBJ)
 	$(CC) -shared -pthread -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^

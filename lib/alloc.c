@@ -99,9 +99,3 @@ int fut__thread_start(pthread_t *tid, void *(*fn)(void *), void *arg)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
-
-void fut__panic(const char *msg)
-{
-    fprintf(stderr, "libfutures: fatal: %s\n", msg);
-    abort();
-}

@@ -25,77 +25,54 @@
  */
 #include "internal.h"
 
-struct deferred {
+struct fut__deferred {
     void (*fn)(void *);
     void *arg;
-    struct deferred *next;
+    struct fut__deferred *next;
 };
-
-static _Thread_local struct {
-    struct deferred *head, *tail;
-    unsigned passes;  /* notification passes this thread is inside */
-    bool running;     /* running the list: later ones join the same loop */
-    bool forbidden;   /* the timer thread: never run user code here */
-} here;
 
 void fut__forbid_user_code(void)
 {
-    here.forbidden = true;
+    fut__self.user_code_forbidden = true;
 }
 
-static int run_deferred_task(void *arg, void **result)
-{
-    struct deferred *d = arg;
-    (void)result;
-    d->fn(d->arg);
-    return 0;
-}
+/* How a destructor leaves a thread that forbids user code: as a task of
+ * the default pool, which pool.c's side registers (the core names no
+ * pool). Returns false, with @fn not run, if it cannot. */
+static bool (*offload)(void (*fn)(void *), void *arg);
 
-static void free_deferred(void *arg)
+void fut__set_offload(bool (*fn)(void (*)(void *), void *))
 {
-    fut__mem_free(arg);
-}
-
-/* Hands @d to the default pool; false, with @d freed, if it cannot. */
-static bool send_to_pool(struct deferred *d)
-{
-    pool_t *pool = pool_default();
-    if (!pool) {
-        fut__mem_free(d);
-        return false;
-    }
-    future_t *f = pool_submit_ex(pool, run_deferred_task, d, free_deferred);
-    future_release(f); /* nobody waits for it: fire and forget */
-    return f != NULL;
+    offload = fn;
 }
 
 void fut__run_user(void (*fn)(void *), void *arg)
 {
-    if (!here.forbidden && here.passes == 0) {
+    if (!fut__self.user_code_forbidden && fut__self.passes == 0) {
         fn(arg);
         return;
     }
-    struct deferred *d = fut__calloc(sizeof *d);
+    if (fut__self.user_code_forbidden) {
+        if (!offload || !offload(fn, arg))
+            fn(arg); /* never lost; see the top */
+        return;
+    }
+    struct fut__deferred *d = fut__calloc(sizeof *d);
     if (!d) {
         fn(arg); /* never lost; see the top */
         return;
     }
-    *d = (struct deferred){fn, arg, NULL};
-    if (here.forbidden) {
-        if (!send_to_pool(d)) /* which freed @d: fn and arg are copies */
-            fn(arg);
-        return;
-    }
-    if (here.tail)
-        here.tail->next = d;
+    *d = (struct fut__deferred){fn, arg, NULL};
+    if (fut__self.deferred_tail)
+        fut__self.deferred_tail->next = d;
     else
-        here.head = d;
-    here.tail = d;
+        fut__self.deferred_head = d;
+    fut__self.deferred_tail = d;
 }
 
 void fut__pass_begin(void)
 {
-    here.passes++;
+    fut__self.passes++;
 }
 
 /* The outermost pass is over: runs what waited for it, in order. A
@@ -103,16 +80,16 @@ void fut__pass_begin(void)
  * what those defer joins this loop rather than nesting a new one. */
 void fut__pass_end(void)
 {
-    if (--here.passes != 0 || here.running)
+    if (--fut__self.passes != 0 || fut__self.deferred_running)
         return;
-    here.running = true;
-    struct deferred *d;
-    while ((d = here.head) != NULL) {
-        here.head = d->next;
-        if (!here.head)
-            here.tail = NULL;
+    fut__self.deferred_running = true;
+    struct fut__deferred *d;
+    while ((d = fut__self.deferred_head) != NULL) {
+        fut__self.deferred_head = d->next;
+        if (!fut__self.deferred_head)
+            fut__self.deferred_tail = NULL;
         d->fn(d->arg);
         fut__mem_free(d);
     }
-    here.running = false;
+    fut__self.deferred_running = false;
 }

@@ -34,12 +34,14 @@
  * SETTLED is final, and error == 0 means success.
  *
  * Every step is a compare-and-swap or an exchange, with no lock on the
- * way: a continuation readied, a task started, a future settled. Settling
- * a PENDING or QUEUED future first claims it by a compare-and-swap to
- * RUNNING, so no worker starts it while its outcome is written over its
- * task fields (future.c, claim). Its dependents are a lock-free stack in
- * one word, closed by the settler with one exchange (watch.c); only a
- * thread that blocks in a wait takes a lock, its future's stripe.
+ * way: a continuation readied, a task started, a future settled. A future
+ * that no worker runs (PENDING or QUEUED) is settled by the thread that
+ * claims it with a compare-and-swap to SETTLING, a short-lived state in
+ * which no worker can start it and no other settler can win; a RUNNING one
+ * only by the thread that runs it (future.c, claim). Its dependents are a
+ * list in one word, closed by the settler with one compare-and-swap
+ * (watch.c); only a thread that blocks in a wait takes a lock, its
+ * future's stripe.
  */
 #ifndef FUTURES_INTERNAL_H
 #define FUTURES_INTERNAL_H
@@ -59,9 +61,24 @@
 #define fut__container_of(ptr, type, member) \
     ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
-enum fut__state { FUT_PENDING, FUT_QUEUED, FUT_RUNNING, FUT_SETTLED };
+enum fut__state {
+    FUT_PENDING,
+    FUT_QUEUED,
+    FUT_RUNNING,
+    FUT_SETTLING, /* claimed by a settler that is writing its outcome */
+    FUT_SETTLED
+};
 
 /* ----------------------------------------------------------- executors -- */
+
+/* How a thread that is about to block in future_wait() should wait. */
+enum fut__block {
+    FUT_BLOCK_PLAIN,       /* not a pool thread: just wait */
+    FUT_BLOCK_COMPENSATED, /* a core thread with a stand-in */
+    FUT_BLOCK_HELP,        /* a core thread without one: run queued work */
+    FUT_BLOCK_JOB,         /* a blocking job, not counted while it waits */
+    FUT_BLOCK_STUCK        /* HELP without room to help: the wait gives up */
+};
 
 /*
  * Something that runs futures: a pool today, an event loop later. schedule()
@@ -80,6 +97,18 @@ struct fut__exec_ops {
     /* Optional: true once the executor takes nothing more (a destroyed
      * loop); continuations headed there then fail with ECANCELED. */
     bool (*closed)(struct fut__exec *exec);
+    /*
+     * For an executor with threads of its own, which its threads name in
+     * fut__self.serves: one of them is about to block in a wait (wait.c).
+     * block_begin says how it should wait (enum fut__block); with HELP,
+     * it asks block_retry for a stand-in again, meanwhile runs queued work
+     * with help_one while help_has_room, and block_end closes the wait.
+     */
+    enum fut__block (*block_begin)(struct fut__exec *exec);
+    bool (*block_retry)(struct fut__exec *exec);
+    bool (*help_one)(struct fut__exec *exec);
+    bool (*help_has_room)(struct fut__exec *exec);
+    void (*block_end)(struct fut__exec *exec, enum fut__block how);
 };
 struct fut__exec {
     const struct fut__exec_ops *ops;
@@ -253,9 +282,16 @@ static inline bool fut__value_needs_f(const future_t *f)
            (FUT_OWNS_VALUE | FUT_KEEPS_SOURCE);
 }
 void fut__enqueue(future_t *f);
-bool fut__run(future_t *f, bool may_chain);
-void fut__chain(bool on); /* sched.c: keep a continuation for this thread */
+bool fut__start(future_t *f, int *error, void **result);
+void fut__finish(future_t *f, int error, void *result);
+bool fut__run(future_t *f); /* start and finish */
 void fut__set_exec(future_t *f, struct fut__exec *exec);
+void fut__schedule(future_t *f);         /* to its executor, or the default */
+void fut__schedule_default(future_t *f); /* to the default executor */
+/* Up-calls the pools register (pool.c): the default executor, and a way
+ * to run a destructor away from a thread that forbids user code. */
+void fut__set_default_exec(struct fut__exec *(*get)(void));
+void fut__set_offload(bool (*offload)(void (*fn)(void *), void *arg));
 /* Tests: count live futures (switch on before any exists), and read it. */
 void fut__count_live(bool on);
 long fut__live_futures(void);
@@ -272,6 +308,80 @@ static inline bool fut__is_settled(const future_t *f)
     return atomic_load_explicit(&((future_t *)f)->state,
                                 memory_order_acquire) == FUT_SETTLED;
 }
+
+/* ------------------------------------------------------ this thread -- */
+
+/* A future whose work runs on this thread (future.c, fut__run). */
+struct fut__frame {
+    future_t *f;
+    struct fut__frame *outer;
+};
+
+struct fut__deferred; /* defer.c */
+struct fut__worker;   /* the pool's record of one of its threads */
+
+/*
+ * What the library knows about the calling thread, in one thread-local
+ * (thread.c) rather than a dozen spread over the files: each part names
+ * the file that owns it, and a debugger prints it whole (p fut__self).
+ */
+struct fut__thread {
+    /* Set by the executor a thread serves (pool.c's threads, loop_run). */
+    struct fut__exec *serves;   /* the pool this thread is one of, or NULL */
+    struct fut__worker *worker; /* the pool's record of this thread */
+    struct fut__exec *loop;     /* the loop running here, or NULL */
+    unsigned pool_id;           /* for traces; 0 off pool threads */
+    /* future.c: the futures whose work runs here, innermost first (more
+     * than one only while a waiter helps), and those being freed. */
+    struct fut__frame *running;
+    future_t *freeing;
+    bool freeing_active;
+    /* watch.c: the notification queue. */
+    bool notifying;
+    struct fut__watch *notify_head, *notify_tail;
+    /* defer.c: destructors waiting for the notification pass to end. */
+    unsigned passes;
+    bool deferred_running, user_code_forbidden;
+    struct fut__deferred *deferred_head, *deferred_tail;
+    /* The pool's chaining slot (sched.c). */
+    bool chaining;
+    unsigned chain_len;
+    future_t *chained;
+#if FUT_DEBUG
+    pthread_mutex_t *held[8]; /* library locks held: fut__mutex_held() */
+    unsigned nheld;
+#endif
+};
+
+/* initial-exec: one %fs-relative access, no __tls_get_addr() call from
+ * the shared library. It needs the library loaded with the program (or
+ * dlopen()ed while static TLS space is left, which glibc keeps some of). */
+extern _Thread_local struct fut__thread fut__self
+    __attribute__((tls_model("initial-exec")));
+
+/*
+ * Every library mutex is taken and released through these: a failure is a
+ * bug (an uninitialised or corrupted lock) and stops the program, as in
+ * libuv. In debug builds (make DEBUG=1) they also track the locks this
+ * thread holds, so a function whose name ends in _locked asserts that its
+ * caller holds the lock (FUT_ASSERT_HELD), as SQLite's mutexHeld() does.
+ */
+void fut__mutex_lock(pthread_mutex_t *m);
+void fut__mutex_unlock(pthread_mutex_t *m);
+#if FUT_DEBUG
+bool fut__mutex_held(const pthread_mutex_t *m);
+#define FUT_ASSERT_HELD(m)                                                     \
+    do {                                                                       \
+        if (!fut__mutex_held(m))                                               \
+            fut__panic("lock not held in " __FILE__);                          \
+    } while (0)
+#else
+#define FUT_ASSERT_HELD(m) ((void)0)
+#endif
+/* pthread_cond_wait() through the wrapper's bookkeeping: the lock is
+ * still this thread's when it returns. */
+int fut__cond_wait(pthread_cond_t *c, pthread_mutex_t *m,
+                   const struct timespec *deadline);
 
 /* ------------------------------------------------------------- stripes -- */
 
@@ -440,7 +550,7 @@ struct fut__worker *fut__take_exited_locked(pool_t *p);
 void fut__join_all(struct fut__worker *list);
 bool fut__on_pool_thread(const pool_t *p);
 
-/* How many fork()s made this process (fork.c). */
+/* How many fork()s made this process (sync.c; fork.c counts them). */
 extern atomic_uint fut__generation;
 
 static inline unsigned fut__fork_generation(void)
@@ -456,18 +566,7 @@ static inline bool fut__pool_is_stale(const pool_t *p)
 
 /* Loops (loop.c). */
 struct fut__exec *fut__loop_exec(loop_t *loop);
-/* On a loop's thread: can @f settle only once this loop runs more? */
-bool fut__would_deadlock(future_t *f);
-void fut__schedule(future_t *f);
 
-/* How a thread that is about to block in future_wait() should wait. */
-enum fut__block {
-    FUT_BLOCK_PLAIN,       /* not a pool thread: just wait */
-    FUT_BLOCK_COMPENSATED, /* a core thread with a stand-in */
-    FUT_BLOCK_HELP,        /* a core thread without one: run queued work */
-    FUT_BLOCK_JOB,         /* a blocking job, not counted while it waits */
-    FUT_BLOCK_STUCK        /* HELP without room to help: the wait gives up */
-};
 enum fut__block fut__block_begin(void);
 bool fut__block_retry(void); /* from FUT_BLOCK_HELP to COMPENSATED? */
 void fut__block_end(enum fut__block how);
@@ -527,9 +626,10 @@ void fut__unobserved_fork(enum fut__fork_phase phase);
 void fut__stripe_fork(enum fut__fork_phase phase);
 void fut__owned_fork(enum fut__fork_phase phase);
 void fut__slab_fork(enum fut__fork_phase phase);
+void fut__gate_fork(enum fut__fork_phase phase);
 
 /*
- * The fork gate (fork.c). The stripes and the result-destructor buckets
+ * The fork gate (sync.c). The stripes and the result-destructor buckets
  * are too many to hold across fork() (ThreadSanitizer tracks 64 locks per
  * thread), so they are gated locks instead: while a fork() is under way
  * (fut__forking), a thread that takes one lets go at once and waits at the
@@ -541,7 +641,7 @@ void fut__fork_wait(pthread_mutex_t *held); /* unlocks @held, waits */
 void fut__gated_fork(pthread_mutex_t *m, enum fut__fork_phase phase);
 
 /* Locks @m, a gated lock; returns pthread_mutex_lock()'s error. One
- * relaxed load after the lock: fork.c explains why that is enough. */
+ * relaxed load after the lock: sync.c explains why that is enough. */
 static inline int fut__gated_lock(pthread_mutex_t *m)
 {
     for (;;) {
@@ -558,6 +658,6 @@ static inline int fut__gated_lock(pthread_mutex_t *m)
  * that leave needs. */
 uint64_t fut__trace_enter(void);
 void fut__trace_leave(uint64_t start, const char *kind, int error);
-unsigned fut__pool_id_of_thread(void); /* 0 outside pools */
+unsigned fut__pool_id_of_thread(void); /* 0 outside pools (thread.c) */
 
 #endif /* FUTURES_INTERNAL_H */

@@ -35,6 +35,7 @@ static void grow_blocking_locked(pool_t *p, int retries);
  */
 static bool jobs_for_core_locked(const pool_t *p)
 {
+    FUT_ASSERT_HELD(&((pool_t *)p)->lock);
     return p->jobs.len &&
            (p->nb_live == 0 || (p->nb_start_failed &&
                                 p->jobs.len > p->nb_idle + p->nb_starting));
@@ -44,6 +45,7 @@ static bool jobs_for_core_locked(const pool_t *p)
  * jobs have just become theirs. */
 void fut__update_jobs_hint_locked(pool_t *p)
 {
+    FUT_ASSERT_HELD(&p->lock);
     bool theirs = jobs_for_core_locked(p);
     atomic_store(&p->jobs_hint, theirs);
     if (theirs)
@@ -52,6 +54,7 @@ void fut__update_jobs_hint_locked(pool_t *p)
 
 void fut__push_job_locked(pool_t *p, future_t *f)
 {
+    FUT_ASSERT_HELD(&p->lock);
     fut__queue_push(&p->jobs, f);
     grow_blocking_locked(p, 1); /* on failure the job waits */
     fut__update_jobs_hint_locked(p);
@@ -76,6 +79,7 @@ future_t *fut__take_job_for_core(pool_t *p)
 /* The next job for a blocking thread, counted as running; lock held. */
 static future_t *next_job_locked(pool_t *p)
 {
+    FUT_ASSERT_HELD(&p->lock);
     future_t *f = fut__queue_pop(&p->jobs);
     if (f)
         p->nrunning++;
@@ -90,6 +94,7 @@ static future_t *next_job_locked(pool_t *p)
  */
 static size_t counted_locked(const pool_t *p)
 {
+    FUT_ASSERT_HELD(&((pool_t *)p)->lock);
     return p->nb_live - p->nb_waiting;
 }
 
@@ -98,6 +103,7 @@ static size_t counted_locked(const pool_t *p)
  * running ones above it have finished. */
 static bool over_limit_locked(const pool_t *p)
 {
+    FUT_ASSERT_HELD(&((pool_t *)p)->lock);
     return counted_locked(p) > p->nb_limit;
 }
 
@@ -105,6 +111,7 @@ static bool over_limit_locked(const pool_t *p)
  * when this thread should exit. */
 static bool wait_for_job_locked(pool_t *p)
 {
+    FUT_ASSERT_HELD(&p->lock);
     fut__maybe_stop_locked(p);
     if (fut__pool_winding_down(p) || over_limit_locked(p))
         return false;
@@ -116,8 +123,9 @@ static bool wait_for_job_locked(pool_t *p)
 
 static void run_job_locked(pool_t *p, future_t *f)
 {
+    FUT_ASSERT_HELD(&p->lock);
     fut__pool_unlock(p);
-    bool ran = fut__run(f, false);
+    bool ran = fut__run(f);
     future_release(f); /* the run queue's reference */
     if (fut__pool_is_stale(p))
         pthread_exit(NULL); /* the job forked; see sched.c's run_on_core() */
@@ -130,6 +138,7 @@ static void run_job_locked(pool_t *p, future_t *f)
 /* A blocking thread's life; the lock is held on entry and exit. */
 void fut__blocking_loop_locked(pool_t *p)
 {
+    FUT_ASSERT_HELD(&p->lock);
     bool starting = true;
     for (;;) {
         bool surplus = over_limit_locked(p);
@@ -183,6 +192,7 @@ void fut__job_wait_end(pool_t *p)
  * the jobs (jobs_for_core_locked). */
 static void blocking_start_failed_locked(pool_t *p)
 {
+    FUT_ASSERT_HELD(&p->lock);
     p->nb_start_failed = true;
     p->nb_failures++;
     fut__update_jobs_hint_locked(p);
@@ -198,6 +208,7 @@ static void blocking_start_failed_locked(pool_t *p)
  */
 static void grow_blocking_locked(pool_t *p, int retries)
 {
+    FUT_ASSERT_HELD(&p->lock);
     if (p->jobs.len <= p->nb_idle + p->nb_starting ||
         counted_locked(p) >= p->nb_limit)
         return;

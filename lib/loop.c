@@ -37,7 +37,6 @@ struct loop {
     bool running, stop_requested, destroyed;
 };
 
-static _Thread_local loop_t *current_loop; /* the loop this thread runs */
 
 static loop_t *loop_of(struct fut__exec *exec)
 {
@@ -68,13 +67,13 @@ static void exec_release(struct fut__exec *exec)
 /* Queues @f unless the loop is being destroyed; returns whether it did. */
 static bool try_push(loop_t *loop, future_t *f)
 {
-    pthread_mutex_lock(&loop->lock);
+    fut__mutex_lock(&loop->lock);
     bool open = !loop->destroyed;
     if (open) {
         fut__queue_push(&loop->queue, f);
         pthread_cond_signal(&loop->ready);
     }
-    pthread_mutex_unlock(&loop->lock);
+    fut__mutex_unlock(&loop->lock);
     return open;
 }
 
@@ -90,39 +89,38 @@ static void exec_schedule(struct fut__exec *exec, future_t *f)
 static void exec_pending_add(struct fut__exec *exec)
 {
     loop_t *loop = loop_of(exec);
-    pthread_mutex_lock(&loop->lock);
+    fut__mutex_lock(&loop->lock);
     loop->npending++;
-    pthread_mutex_unlock(&loop->lock);
+    fut__mutex_unlock(&loop->lock);
 }
 
 static void exec_pending_done(struct fut__exec *exec)
 {
     loop_t *loop = loop_of(exec);
-    pthread_mutex_lock(&loop->lock);
+    fut__mutex_lock(&loop->lock);
     if (--loop->npending == 0)
         pthread_cond_signal(&loop->ready);
-    pthread_mutex_unlock(&loop->lock);
+    fut__mutex_unlock(&loop->lock);
 }
 
 static bool exec_closed(struct fut__exec *exec)
 {
     loop_t *loop = loop_of(exec);
-    pthread_mutex_lock(&loop->lock);
+    fut__mutex_lock(&loop->lock);
     bool closed = loop->destroyed;
-    pthread_mutex_unlock(&loop->lock);
+    fut__mutex_unlock(&loop->lock);
     return closed;
 }
 
+/* No wait operations: a loop's thread is the caller's own, and is never
+ * told of a wait (fut__self.serves stays as it was). */
 static const struct fut__exec_ops loop_exec_ops = {
-    exec_schedule,    exec_retain,       exec_release,
-    exec_pending_add, exec_pending_done, exec_closed};
-
-/* Asked only for an unsettled future, so threads that run no loop pay
- * one thread-local load, and a loop's thread walks only when it waits. */
-bool fut__would_deadlock(future_t *f)
-{
-    return current_loop && fut__needs_exec(f, &current_loop->exec);
-}
+    .schedule = exec_schedule,
+    .retain = exec_retain,
+    .release = exec_release,
+    .pending_add = exec_pending_add,
+    .pending_done = exec_pending_done,
+    .closed = exec_closed};
 
 /* ---------------------------------------------------------- the public API */
 
@@ -151,14 +149,15 @@ int loop_run(loop_t *loop)
 {
     if (!loop)
         return EINVAL;
-    pthread_mutex_lock(&loop->lock);
+    fut__mutex_lock(&loop->lock);
     if (loop->running || loop->destroyed) {
-        pthread_mutex_unlock(&loop->lock);
+        fut__mutex_unlock(&loop->lock);
         return EBUSY;
     }
-    loop_t *outer = current_loop; /* a loop run from another's callback */
+    /* A loop run from another's callback: the outer one comes back. */
+    struct fut__exec *outer = fut__self.loop;
     loop->running = true;
-    current_loop = loop;
+    fut__self.loop = &loop->exec;
     /* Stopped before it ran: only what is queued now. */
     bool limited = loop->stop_requested;
     size_t budget = loop->queue.len;
@@ -167,10 +166,10 @@ int loop_run(loop_t *loop)
         future_t *f = fut__queue_pop(&loop->queue);
         if (f) {
             budget--;
-            pthread_mutex_unlock(&loop->lock);
-            fut__run(f, false);
+            fut__mutex_unlock(&loop->lock);
+            fut__run(f);
             future_release(f); /* the run queue's reference */
-            pthread_mutex_lock(&loop->lock);
+            fut__mutex_lock(&loop->lock);
         } else if (limited || loop->stop_requested || loop->npending == 0) {
             break;
         } else {
@@ -180,9 +179,9 @@ int loop_run(loop_t *loop)
             break;
     }
     loop->stop_requested = false;
-    current_loop = outer;
+    fut__self.loop = outer;
     loop->running = false;
-    pthread_mutex_unlock(&loop->lock);
+    fut__mutex_unlock(&loop->lock);
     return 0;
 }
 
@@ -190,21 +189,21 @@ void loop_stop(loop_t *loop)
 {
     if (!loop)
         return;
-    pthread_mutex_lock(&loop->lock);
+    fut__mutex_lock(&loop->lock);
     loop->stop_requested = true;
     pthread_cond_signal(&loop->ready);
-    pthread_mutex_unlock(&loop->lock);
+    fut__mutex_unlock(&loop->lock);
 }
 
 void loop_destroy(loop_t *loop)
 {
     if (!loop)
         return;
-    pthread_mutex_lock(&loop->lock);
+    fut__mutex_lock(&loop->lock);
     loop->destroyed = true;
     struct fut__queue queued = loop->queue;
     loop->queue = (struct fut__queue){0};
-    pthread_mutex_unlock(&loop->lock);
+    fut__mutex_unlock(&loop->lock);
     future_t *f;
     while ((f = fut__queue_pop(&queued)) != NULL) {
         future_cancel(f);

@@ -256,11 +256,10 @@ future_t *pool_submit_ex(pool_t *pool, task_fn fn, void *arg,
  * taken too, so no submission slips into a queue already emptied. */
 static void set_state_locked(pool_t *pool, int state)
 {
-    if (pthread_mutex_lock(&pool->inject_lock))
-        fut__panic("pool lock failed");
+    FUT_ASSERT_HELD(&pool->lock);
+    fut__mutex_lock(&pool->inject_lock);
     atomic_store(&pool->state, state);
-    if (pthread_mutex_unlock(&pool->inject_lock))
-        fut__panic("pool unlock failed");
+    fut__mutex_unlock(&pool->inject_lock);
 }
 
 void pool_shutdown(pool_t *pool, int mode)

@@ -76,12 +76,11 @@
 #define MAX_SPINNERS 2
 
 
-static _Thread_local struct fut__worker *self; /* NULL off pool threads */
 
 /*
  * Chaining. While a core thread settles a future it has just run (not
  * while user code runs), the first continuation that becomes ready for its
- * own pool is kept in `chained` instead of being queued, and the thread
+ * own pool is kept in its chained slot (fut__self) instead of being queued, and the thread
  * runs it next: a chain of continuations then costs no queue and no
  * wake-up per hop. It is run from the thread's loop, so the stack does not
  * grow, and it is kept only when the thread is certain to run it next, so
@@ -91,14 +90,6 @@ static _Thread_local struct fut__worker *self; /* NULL off pool threads */
  */
 #define CHAIN_LIMIT 64
 
-static _Thread_local bool chaining;
-static _Thread_local future_t *chained;
-static _Thread_local unsigned chain_len;
-
-void fut__chain(bool on)
-{
-    chaining = on;
-}
 
 static int pool_state(const pool_t *p)
 {
@@ -115,10 +106,10 @@ static bool runs_work(const pool_t *p)
 /* Keeps @f for this thread to run next, if it may; see above. */
 static bool keep_chained(pool_t *p, future_t *f)
 {
-    if (!chaining || chained || chain_len >= CHAIN_LIMIT || !self ||
-        self->blocking || self->pool != p || !runs_work(p))
+    if (!fut__self.chaining || fut__self.chained || fut__self.chain_len >= CHAIN_LIMIT || !fut__self.worker ||
+        fut__self.worker->blocking || fut__self.worker->pool != p || !runs_work(p))
         return false; /* (a pool that stopped: the default pool takes it) */
-    chained = f;
+    fut__self.chained = f;
     return true;
 }
 
@@ -129,26 +120,22 @@ static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void fut__pool_lock(pool_t *p)
 {
-    if (pthread_mutex_lock(&p->lock))
-        fut__panic("pool lock failed");
+    fut__mutex_lock(&p->lock);
 }
 
 void fut__pool_unlock(pool_t *p)
 {
-    if (pthread_mutex_unlock(&p->lock))
-        fut__panic("pool unlock failed");
+    fut__mutex_unlock(&p->lock);
 }
 
 static void inject_lock(pool_t *p)
 {
-    if (pthread_mutex_lock(&p->inject_lock))
-        fut__panic("pool lock failed");
+    fut__mutex_lock(&p->inject_lock);
 }
 
 static void inject_unlock(pool_t *p)
 {
-    if (pthread_mutex_unlock(&p->inject_lock))
-        fut__panic("pool unlock failed");
+    fut__mutex_unlock(&p->inject_lock);
 }
 
 void fut__pool_retain(pool_t *p)
@@ -164,7 +151,7 @@ void fut__pool_release(pool_t *p)
 
 bool fut__on_pool_thread(const pool_t *p)
 {
-    return self && self->pool == p;
+    return fut__self.worker && fut__self.worker->pool == p;
 }
 
 /* --------------------------------------------------------------- queues -- */
@@ -223,6 +210,7 @@ static bool core_work_visible(pool_t *p)
 /* Wakes a sleeping core thread, as a searcher; the pool lock is held. */
 void fut__wake_one_locked(pool_t *p)
 {
+    FUT_ASSERT_HELD(&p->lock);
     if (atomic_load(&p->nsleeping) == 0 || atomic_load(&p->nsearching) != 0)
         return; /* (sequentially consistent loads: see the top) */
     atomic_fetch_sub_explicit(&p->nsleeping, 1, memory_order_relaxed);
@@ -303,22 +291,22 @@ static void dispose(future_t *f);
 /* Queues @f, the current thread's, in its own ring if it has one for @p. */
 static bool push_local(pool_t *p, future_t *f)
 {
-    if (!self || self->pool != p || !self->ring ||
-        !fut__ring_push(self->ring, f))
+    if (!fut__self.worker || fut__self.worker->pool != p || !fut__self.worker->ring ||
+        !fut__ring_push(fut__self.worker->ring, f))
         return false;
     if (atomic_load(&p->state) == FUT_POOL_CANCELLED) {
         /* Cancelled since the caller looked, and perhaps swept already
          * (fut__cancel_queued): this thread may be about to wait for it,
          * so it cancels what it queued itself. */
         future_t *g;
-        while ((g = fut__ring_pop(self->ring)) != NULL)
+        while ((g = fut__ring_pop(fut__self.worker->ring)) != NULL)
             dispose(g);
         return true;
     }
     /* While chaining, this thread goes straight back to its ring: if @f
      * is all there is, a thread woken for it would only take it away
      * (a long chain would bounce between threads every CHAIN_LIMIT hops). */
-    if (!(chaining && fut__ring_len(self->ring) == 1))
+    if (!(fut__self.chaining && fut__ring_len(fut__self.worker->ring) == 1))
         wake_if_needed(p);
     return true;
 }
@@ -406,6 +394,7 @@ bool fut__submit(pool_t *p, future_t *f, bool blocking)
 /* Does any core thread hold or look for work? The lock is held. */
 static bool any_busy_locked(const pool_t *p)
 {
+    FUT_ASSERT_HELD(&((pool_t *)p)->lock);
     size_t n = ring_count((pool_t *)p);
     for (size_t i = 0; i < n; i++)
         if (p->rings[i]->busy || fut__ring_len(p->rings[i]))
@@ -415,6 +404,7 @@ static bool any_busy_locked(const pool_t *p)
 
 void fut__maybe_stop_locked(pool_t *p)
 {
+    FUT_ASSERT_HELD(&p->lock);
     if (pool_state(p) != FUT_POOL_DRAINING || p->jobs.len || p->nrunning ||
         any_busy_locked(p))
         return;
@@ -508,6 +498,7 @@ static bool core_surplus(const pool_t *p)
 /* Waits on @cond until woken, or for idle_ns when @timed; true on time-out. */
 bool fut__idle_wait_locked(pool_t *p, pthread_cond_t *cond, bool timed)
 {
+    FUT_ASSERT_HELD(&p->lock);
     if (!timed) {
         pthread_cond_wait(cond, &p->lock);
         return false;
@@ -524,13 +515,13 @@ bool fut__idle_wait_locked(pool_t *p, pthread_cond_t *cond, bool timed)
 static future_t *find_work(pool_t *p, struct fut__worker *w, bool *job)
 {
     *job = false;
-    if (chained) {
-        future_t *f = chained; /* a continuation this thread kept */
-        chained = NULL;
-        chain_len++;
+    if (fut__self.chained) {
+        future_t *f = fut__self.chained; /* a continuation this thread kept */
+        fut__self.chained = NULL;
+        fut__self.chain_len++;
         return f;
     }
-    chain_len = 0;
+    fut__self.chain_len = 0;
     if (++w->turns % INJECT_EVERY == 0)
         take_injected(p, w, false);
     future_t *f = fut__ring_pop(w->ring);
@@ -560,7 +551,15 @@ static void run_on_core(pool_t *p, struct fut__worker *w, future_t *f,
             atomic_load_explicit(&r->executing, memory_order_relaxed);
         atomic_store_explicit(&r->executing, executing + !job,
                               memory_order_relaxed);
-        ran = fut__run(f, may_chain);
+        int error;
+        void *result;
+        ran = fut__start(f, &error, &result);
+        if (ran) {
+            /* Chaining: only while settling, never while user code runs. */
+            fut__self.chaining = may_chain;
+            fut__finish(f, error, result);
+            fut__self.chaining = false;
+        }
         future_release(f); /* the run queue's reference */
         if (fut__pool_is_stale(p))
             pthread_exit(NULL); /* the task forked: this is the child's
@@ -604,6 +603,7 @@ static bool spin_for_work(pool_t *p)
 /* A woken thread is a searcher again: its waker made it one, or it does. */
 static void woken_locked(pool_t *p, struct fut__worker *w)
 {
+    FUT_ASSERT_HELD(&p->lock);
     if (p->wake_tokens) {
         p->wake_tokens--;
     } else {
@@ -622,6 +622,7 @@ static void woken_locked(pool_t *p, struct fut__worker *w)
  */
 static bool park_locked(pool_t *p, struct fut__worker *w)
 {
+    FUT_ASSERT_HELD(&p->lock);
     w->ring->busy = false;
     fut__maybe_stop_locked(p);
     if (fut__pool_winding_down(p)) {
@@ -678,6 +679,7 @@ static void core_loop(pool_t *p, struct fut__worker *w)
 
 static void exit_locked(pool_t *p, struct fut__worker *w)
 {
+    FUT_ASSERT_HELD(&p->lock);
     if (w->blocking) {
         p->nb_live--;
         fut__update_jobs_hint_locked(p); /* its jobs may fall to the core threads */
@@ -716,7 +718,9 @@ void *fut__thread_main(void *arg)
 {
     struct fut__worker *w = arg;
     pool_t *p = w->pool;
-    self = w;
+    fut__self.worker = w;
+    fut__self.serves = &p->exec;
+    fut__self.pool_id = p->id;
     note_stack(w);
 
     fut__pool_lock(p);
@@ -749,6 +753,7 @@ void fut__join_all(struct fut__worker *list)
 
 struct fut__worker *fut__take_exited_locked(pool_t *p)
 {
+    FUT_ASSERT_HELD(&p->lock);
     struct fut__worker *list = p->exited;
     p->exited = NULL;
     return list;
@@ -761,6 +766,7 @@ struct fut__worker *fut__take_exited_locked(pool_t *p)
  */
 static struct fut__ring *claim_ring_locked(pool_t *p)
 {
+    FUT_ASSERT_HELD(&p->lock);
     size_t n = ring_count(p);
     for (size_t i = 0; i < n; i++)
         if (!p->rings[i]->owned)
@@ -784,6 +790,7 @@ static struct fut__ring *claim_ring_locked(pool_t *p)
  */
 static int start_thread_locked(pool_t *p, bool blocking)
 {
+    FUT_ASSERT_HELD(&p->lock);
     fut__join_all(fut__take_exited_locked(p));
     struct fut__worker *w = fut__calloc(sizeof *w);
     if (!w)
@@ -824,6 +831,7 @@ static int start_thread_locked(pool_t *p, bool blocking)
 
 int fut__start_core_locked(pool_t *p)
 {
+    FUT_ASSERT_HELD(&p->lock);
     return start_thread_locked(p, false);
 }
 
@@ -858,39 +866,11 @@ static bool try_push(pool_t *p, future_t *f)
     return keep_chained(p, f) || queue_on(p, f);
 }
 
-/*
- * The default pool takes what a shut-down pool cannot run; it is never shut
- * down itself. If it cannot be started, the future fails with the reason
- * rather than being lost.
- */
-static void schedule_on_default(future_t *f)
-{
-    pool_t *d = pool_default();
-    if (d) {
-        try_push(d, f);
-        return;
-    }
-    fut__settle(f, errno, NULL);
-    future_release(f); /* the run queue's reference */
-}
-
 static void exec_schedule(struct fut__exec *exec, future_t *f)
 {
     pool_t *p = pool_of(exec);
     if (fut__pool_is_stale(p) || !try_push(p, f))
-        schedule_on_default(f);
-}
-
-const struct fut__exec_ops fut__pool_exec_ops = {
-    exec_schedule, exec_retain, exec_release, NULL, NULL, NULL};
-
-/* Hands a QUEUED future, with the run queue's reference, to its executor. */
-void fut__schedule(future_t *f)
-{
-    if (f->exec)
-        f->exec->ops->schedule(f->exec, f);
-    else
-        schedule_on_default(f);
+        fut__schedule_default(f); /* the default pool is never shut down */
 }
 
 /* fork(): the parent's default pool has no threads in the child, which
@@ -899,12 +879,12 @@ void fut__schedule(future_t *f)
 void fut__sched_fork(enum fut__fork_phase phase)
 {
     if (phase == FUT_FORK_PREPARE) {
-        pthread_mutex_lock(&default_lock);
+        fut__mutex_lock(&default_lock);
         return;
     }
     if (phase == FUT_FORK_CHILD)
         atomic_store(&default_pool, NULL);
-    pthread_mutex_unlock(&default_lock);
+    fut__mutex_unlock(&default_lock);
 }
 
 pool_t *pool_default(void)
@@ -912,7 +892,7 @@ pool_t *pool_default(void)
     pool_t *p = atomic_load_explicit(&default_pool, memory_order_acquire);
     if (p)
         return p;
-    pthread_mutex_lock(&default_lock);
+    fut__mutex_lock(&default_lock);
     p = atomic_load_explicit(&default_pool, memory_order_relaxed);
     if (!p) {
         p = pool_create(0);
@@ -921,7 +901,7 @@ pool_t *pool_default(void)
             atomic_store_explicit(&default_pool, p, memory_order_release);
         }
     }
-    pthread_mutex_unlock(&default_lock);
+    fut__mutex_unlock(&default_lock);
     return p;
 }
 
@@ -943,47 +923,43 @@ static bool compensate(pool_t *p)
 
 enum fut__block fut__block_begin(void)
 {
-    if (!self || fut__pool_is_stale(self->pool))
+    if (!fut__self.worker || fut__pool_is_stale(fut__self.worker->pool))
         return FUT_BLOCK_PLAIN;
-    if (self->blocking) {
-        fut__job_wait_begin(self->pool); /* jobs.c */
+    if (fut__self.worker->blocking) {
+        fut__job_wait_begin(fut__self.worker->pool); /* jobs.c */
         return FUT_BLOCK_JOB;
     }
-    if (chained) {
+    if (fut__self.chained) {
         /* User code (a destructor run while a future settled) is about to
          * wait, perhaps for the continuation kept for this thread: queue
          * it where others can run it. */
-        future_t *f = chained;
-        chained = NULL;
-        if (!queue_on(self->pool, f))
-            schedule_on_default(f);
+        future_t *f = fut__self.chained;
+        fut__self.chained = NULL;
+        if (!queue_on(fut__self.worker->pool, f))
+            fut__schedule_default(f);
     }
-    if (chaining && fut__ring_len(self->ring))
-        wake_if_needed(self->pool); /* what push_local left to this thread */
-    return compensate(self->pool) ? FUT_BLOCK_COMPENSATED : FUT_BLOCK_HELP;
+    if (fut__self.chaining && fut__ring_len(fut__self.worker->ring))
+        wake_if_needed(fut__self.worker->pool); /* what push_local left to this thread */
+    return compensate(fut__self.worker->pool) ? FUT_BLOCK_COMPENSATED : FUT_BLOCK_HELP;
 }
 
 bool fut__block_retry(void)
 {
-    return compensate(self->pool);
+    return compensate(fut__self.worker->pool);
 }
 
 void fut__block_end(enum fut__block how)
 {
     if (how == FUT_BLOCK_JOB)
-        fut__job_wait_end(self->pool);
+        fut__job_wait_end(fut__self.worker->pool);
     if (how != FUT_BLOCK_COMPENSATED)
         return;
-    pool_t *p = self->pool;
+    pool_t *p = fut__self.worker->pool;
     fut__pool_lock(p);
     p->nblocked--;
     fut__pool_unlock(p);
 }
 
-unsigned fut__pool_id_of_thread(void)
-{
-    return self ? self->pool->id : 0;
-}
 
 /*
  * Helping nests: the task a waiter runs may wait and help in turn, each
@@ -995,12 +971,12 @@ unsigned fut__pool_id_of_thread(void)
 
 bool fut__help_has_room(void)
 {
-    if (!self->stack_top)
-        return self->helping < HELP_DEPTH_UNKNOWN;
+    if (!fut__self.worker->stack_top)
+        return fut__self.worker->helping < HELP_DEPTH_UNKNOWN;
     /* The frame, not a local's address: ASan may move locals to the heap. */
     char *here = __builtin_frame_address(0);
-    size_t used = (size_t)(self->stack_top - here);
-    return used < self->stack_size / 2;
+    size_t used = (size_t)(fut__self.worker->stack_top - here);
+    return used < fut__self.worker->stack_size / 2;
 }
 
 /* Runs one task queued on this thread's pool; returns false if none was,
@@ -1009,13 +985,98 @@ bool fut__help_one(void)
 {
     if (!fut__help_has_room())
         return false;
-    pool_t *p = self->pool;
+    pool_t *p = fut__self.worker->pool;
     bool job;
-    future_t *f = find_work(p, self, &job);
+    future_t *f = find_work(p, fut__self.worker, &job);
     if (f) {
-        self->helping++;
-        run_on_core(p, self, f, job, false);
-        self->helping--;
+        fut__self.worker->helping++;
+        run_on_core(p, fut__self.worker, f, job, false);
+        fut__self.worker->helping--;
     }
     return f != NULL;
+}
+
+/* --------------------------------------- the executor's wait operations -- */
+
+static enum fut__block exec_block_begin(struct fut__exec *exec)
+{
+    (void)exec; /* the thread's own pool, as fut__self.worker says */
+    return fut__block_begin();
+}
+
+static bool exec_block_retry(struct fut__exec *exec)
+{
+    (void)exec;
+    return fut__block_retry();
+}
+
+static bool exec_help_one(struct fut__exec *exec)
+{
+    (void)exec;
+    return fut__help_one();
+}
+
+static bool exec_help_has_room(struct fut__exec *exec)
+{
+    (void)exec;
+    return fut__help_has_room();
+}
+
+static void exec_block_end(struct fut__exec *exec, enum fut__block how)
+{
+    (void)exec;
+    fut__block_end(how);
+}
+
+const struct fut__exec_ops fut__pool_exec_ops = {
+    .schedule = exec_schedule,
+    .retain = exec_retain,
+    .release = exec_release,
+    .block_begin = exec_block_begin,
+    .block_retry = exec_block_retry,
+    .help_one = exec_help_one,
+    .help_has_room = exec_help_has_room,
+    .block_end = exec_block_end};
+
+/* ------------------------------------------------ the default executor -- */
+
+static struct fut__exec *default_exec(void)
+{
+    pool_t *p = pool_default();
+    return p ? &p->exec : NULL;
+}
+
+struct offloaded {
+    void (*fn)(void *);
+    void *arg;
+};
+
+static int run_offloaded(void *arg, void **result)
+{
+    (void)result;
+    struct offloaded *o = arg;
+    o->fn(o->arg);
+    return 0;
+}
+
+/* Runs @fn(@arg) as a task of the default pool (defer.c); false if it
+ * cannot, and then @fn has not run. */
+static bool offload(void (*fn)(void *), void *arg)
+{
+    struct offloaded *o = fut__calloc(sizeof *o);
+    pool_t *pool = o ? pool_default() : NULL;
+    if (!pool) {
+        fut__mem_free(o);
+        return false;
+    }
+    *o = (struct offloaded){fn, arg};
+    future_t *f = pool_submit_ex(pool, run_offloaded, o, fut__mem_free);
+    future_release(f); /* nobody waits for it: fire and forget */
+    return f != NULL;
+}
+
+__attribute__((constructor)) static void register_default_exec(void)
+{
+    fut__set_default_exec(default_exec);
+    fut__set_offload(offload);
 }

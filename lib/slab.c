@@ -144,6 +144,7 @@ bool fut__slab_caching(void)
  * last one is used up. Depot lock held. */
 static bool carve_locked(unsigned c, struct list *l)
 {
+    FUT_ASSERT_HELD(&depot.lock);
     size_t size = class_size[c];
     if ((size_t)(depot.end[c] - depot.tail[c]) < size) {
         struct block *b = calloc(1, BLOCK_SIZE); /* the only source */
@@ -168,7 +169,7 @@ static bool carve_locked(unsigned c, struct list *l)
 /* Fills @l (empty) with a batch from the depot, or with new slots. */
 static bool refill(unsigned c, struct list *l)
 {
-    pthread_mutex_lock(&depot.lock);
+    fut__mutex_lock(&depot.lock);
     struct slot *b = depot.batches[c];
     bool ok = true;
     if (b) {
@@ -179,7 +180,7 @@ static bool refill(unsigned c, struct list *l)
     } else {
         ok = carve_locked(c, l);
     }
-    pthread_mutex_unlock(&depot.lock);
+    fut__mutex_unlock(&depot.lock);
     return ok;
 }
 
@@ -194,11 +195,11 @@ static void spill(unsigned c, struct list *l, size_t n)
     last->next = NULL;
     first->n = n;
 
-    pthread_mutex_lock(&depot.lock);
+    fut__mutex_lock(&depot.lock);
     first->next_batch = depot.batches[c];
     depot.batches[c] = first;
     depot.nfree[c] += n;
-    pthread_mutex_unlock(&depot.lock);
+    fut__mutex_unlock(&depot.lock);
 }
 
 static void spill_all(struct cache *k)
@@ -297,15 +298,15 @@ void fut__slab_fork(enum fut__fork_phase phase)
     /* The child's other threads are gone with their caches; their slots
      * stay in the blocks, unused but reachable. */
     if (phase == FUT_FORK_PREPARE)
-        pthread_mutex_lock(&depot.lock);
+        fut__mutex_lock(&depot.lock);
     else
-        pthread_mutex_unlock(&depot.lock);
+        fut__mutex_unlock(&depot.lock);
 }
 
 void fut__slab_stats(struct fut__slab_stats *out)
 {
     *out = (struct fut__slab_stats){0};
-    pthread_mutex_lock(&depot.lock);
+    fut__mutex_lock(&depot.lock);
     for (unsigned c = 0; c < NCLASSES; c++) {
         out->carved += depot.carved[c];
         out->in_depot += depot.nfree[c];
@@ -313,5 +314,5 @@ void fut__slab_stats(struct fut__slab_stats *out)
     }
     for (const struct block *b = depot.blocks; b; b = b->next)
         out->blocks++;
-    pthread_mutex_unlock(&depot.lock);
+    fut__mutex_unlock(&depot.lock);
 }

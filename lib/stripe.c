@@ -1,9 +1,9 @@
 /*
  * stripe.c - the locks and condition variables that futures share.
  *
- * A future needs a lock only for the few instructions that change its state
- * or its list of watchers, and a condition variable only while someone
- * blocks on it. Rather than give every future a mutex and a condition
+ * A future needs a lock only while a thread blocks on it (wait.c), or
+ * while a second dependent joins its list or one leaves it before it
+ * settles (watch.c): its state changes without one (settle.c). Rather than give every future a mutex and a condition
  * variable (88 bytes on glibc), futures hash to one of a fixed set of
  * stripes, as a parking lot does. Two futures may share a stripe; that costs
  * an occasional spurious wake-up, never a wrong answer, because every waiter
@@ -11,7 +11,7 @@
  *
  * Lock order: no code holds two stripe locks at once, and no stripe lock is
  * held while a pool lock is taken or a callback runs. They are leaves, which
- * lets fork() gate them rather than hold them all (fork.c).
+ * lets fork() gate them rather than hold them all (sync.c).
  */
 #include "internal.h"
 
@@ -28,27 +28,6 @@ struct padded_stripe {
 
 static struct padded_stripe stripes[STRIPE_COUNT];
 static pthread_once_t stripes_once = PTHREAD_ONCE_INIT;
-
-int fut__mutex_init(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    if (FUT_DEBUG)
-        pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
-    int rc = pthread_mutex_init(m, &attr);
-    pthread_mutexattr_destroy(&attr);
-    return rc;
-}
-
-int fut__cond_init(pthread_cond_t *c)
-{
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(c, &attr);
-    pthread_condattr_destroy(&attr);
-    return rc;
-}
 
 static void stripes_init(void)
 {
@@ -92,23 +71,4 @@ void fut__unlock(struct fut__stripe *s)
 {
     if (pthread_mutex_unlock(&s->lock))
         fut__panic("future unlock failed");
-}
-
-uint64_t fut__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void fut__deadline(struct timespec *ts, uint64_t ns_from_now)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    uint64_t ns = (uint64_t)ts->tv_nsec + ns_from_now % 1000000000u;
-    uint64_t s = ns_from_now / 1000000000u + ns / 1000000000u;
-    /* Clamp absurd timeouts rather than wrap into the past. */
-    if (s > (uint64_t)INT32_MAX * 16)
-        s = (uint64_t)INT32_MAX * 16;
-    ts->tv_sec += (time_t)s;
-    ts->tv_nsec = (long)(ns % 1000000000u);
 }

@@ -114,6 +114,7 @@ static void heap_remove(struct timer *t)
  * deadline order, so they settle in the order they were due. */
 static future_t *take_due_locked(uint64_t now)
 {
+    FUT_ASSERT_HELD(&lock);
     future_t *due = NULL, **tail = &due;
     while (heap_len && heap[0]->deadline <= now) {
         struct timer *t = heap[0];
@@ -129,18 +130,18 @@ static void *timer_main(void *arg)
 {
     (void)arg;
     fut__forbid_user_code(); /* a destructor here could wait for a delay */
-    pthread_mutex_lock(&lock);
+    fut__mutex_lock(&lock);
     for (;;) {
         future_t *due = take_due_locked(now_ns());
         if (due) {
-            pthread_mutex_unlock(&lock);
+            fut__mutex_unlock(&lock);
             while (due) {
                 future_t *next = due->next;
                 fut__settle(due, 0, NULL);
                 future_release(due); /* the heap's reference */
                 due = next;
             }
-            pthread_mutex_lock(&lock);
+            fut__mutex_lock(&lock);
         } else if (heap_len) {
             struct timespec at = {(time_t)(heap[0]->deadline / 1000000000u),
                                   (long)(heap[0]->deadline % 1000000000u)};
@@ -155,6 +156,7 @@ static void *timer_main(void *arg)
 /* Starts the timer thread if it is not running; the lock is held. */
 static int ensure_thread_locked(void)
 {
+    FUT_ASSERT_HELD(&lock);
     if (thread_running)
         return 0;
     static bool cond_ready;
@@ -177,7 +179,7 @@ static int ensure_thread_locked(void)
 void fut__timer_fork(enum fut__fork_phase phase)
 {
     if (phase == FUT_FORK_PREPARE) {
-        pthread_mutex_lock(&lock);
+        fut__mutex_lock(&lock);
         return;
     }
     if (phase == FUT_FORK_CHILD && thread_running) {
@@ -185,7 +187,7 @@ void fut__timer_fork(enum fut__fork_phase phase)
         if (fut__cond_init(&wake) != 0)
             fut__panic("cannot initialise the timer after fork()");
     }
-    pthread_mutex_unlock(&lock);
+    fut__mutex_unlock(&lock);
 }
 
 /* In the child, once every module has started afresh (so that what the
@@ -194,10 +196,10 @@ void fut__timer_fork(enum fut__fork_phase phase)
  * future_timeout() tries again. */
 void fut__timer_after_fork(void)
 {
-    pthread_mutex_lock(&lock);
+    fut__mutex_lock(&lock);
     if (heap_len)
         ensure_thread_locked();
-    pthread_mutex_unlock(&lock);
+    fut__mutex_unlock(&lock);
 }
 
 /* -------------------------------------------------------------- delays -- */
@@ -205,11 +207,11 @@ void fut__timer_after_fork(void)
 static void detach_timer(future_t *f)
 {
     struct timer *t = fut__container_of(f, struct timer, base);
-    pthread_mutex_lock(&lock);
+    fut__mutex_lock(&lock);
     bool queued = t->slot != NOT_IN_HEAP;
     if (queued)
         heap_remove(t);
-    pthread_mutex_unlock(&lock);
+    fut__mutex_unlock(&lock);
     if (queued)
         future_release(f); /* the heap's reference */
 }
@@ -225,13 +227,13 @@ future_t *future_delay(uint64_t ns)
         return NULL;
     uint64_t now = now_ns();
     t->deadline = ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
-    pthread_mutex_lock(&lock);
+    fut__mutex_lock(&lock);
     int rc = ensure_thread_locked();
     if (!rc && !heap_push(t))
         rc = ENOMEM;
     if (!rc && t->slot == 0)
         pthread_cond_signal(&wake); /* a new earliest deadline */
-    pthread_mutex_unlock(&lock);
+    fut__mutex_unlock(&lock);
     if (rc) {
         fut__free(&t->base);
         errno = rc;

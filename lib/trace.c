@@ -86,6 +86,7 @@ static bool reserve(void **array, size_t *cap, size_t used, size_t size)
 
 static void note_lane_locked(unsigned pool, unsigned thread)
 {
+    FUT_ASSERT_HELD(&lock);
     for (size_t i = 0; i < nlanes; i++) {
         if (lanes[i].pool == pool && lanes[i].thread == thread)
             return;
@@ -103,7 +104,7 @@ static void record(const char *name, uint64_t start, uint64_t end, int error)
     e.pool = fut__pool_id_of_thread();
     e.thread = thread_index;
 
-    pthread_mutex_lock(&lock);
+    fut__mutex_lock(&lock);
     if (atomic_load(&active) && start >= origin_ns) {
         if (reserve((void **)&events, &capacity, nevents, sizeof *events)) {
             events[nevents++] = e;
@@ -112,7 +113,7 @@ static void record(const char *name, uint64_t start, uint64_t end, int error)
             dropped++;
         }
     }
-    pthread_mutex_unlock(&lock);
+    fut__mutex_unlock(&lock);
 }
 
 uint64_t fut__trace_enter(void)
@@ -176,9 +177,9 @@ int futures_trace_start(const char *path)
         return ENOMEM;
     strcpy(copy, path);
 
-    pthread_mutex_lock(&lock);
+    fut__mutex_lock(&lock);
     if (atomic_load(&active)) {
-        pthread_mutex_unlock(&lock);
+        fut__mutex_unlock(&lock);
         fut__mem_free(copy);
         return EALREADY;
     }
@@ -186,7 +187,7 @@ int futures_trace_start(const char *path)
     origin_ns = now_ns();
     nevents = nlanes = dropped = 0;
     atomic_store(&active, true);
-    pthread_mutex_unlock(&lock);
+    fut__mutex_unlock(&lock);
     return 0;
 }
 
@@ -290,9 +291,9 @@ static int write_trace(const char *path)
 
 int futures_trace_stop(void)
 {
-    pthread_mutex_lock(&lock);
+    fut__mutex_lock(&lock);
     if (!atomic_load(&active)) {
-        pthread_mutex_unlock(&lock);
+        fut__mutex_unlock(&lock);
         return EINVAL;
     }
     atomic_store(&active, false);
@@ -304,7 +305,7 @@ int futures_trace_stop(void)
     events = NULL;
     lanes = NULL;
     nevents = capacity = nlanes = lanes_capacity = 0;
-    pthread_mutex_unlock(&lock);
+    fut__mutex_unlock(&lock);
     return rc;
 }
 
@@ -312,12 +313,12 @@ int futures_trace_stop(void)
 void fut__trace_fork(enum fut__fork_phase phase)
 {
     if (phase == FUT_FORK_PREPARE) {
-        pthread_mutex_lock(&lock);
+        fut__mutex_lock(&lock);
         return;
     }
     if (phase == FUT_FORK_CHILD)
         atomic_store(&active, false);
-    pthread_mutex_unlock(&lock);
+    fut__mutex_unlock(&lock);
 }
 
 /* ---------------------------------------------------- FUTURES_TRACE=path */

@@ -21,10 +21,10 @@ static void *handler_arg;
 
 void futures_set_unobserved_handler(futures_unobserved_fn fn, void *arg)
 {
-    pthread_mutex_lock(&handler_lock);
+    fut__mutex_lock(&handler_lock);
     handler = fn;
     handler_arg = arg;
-    pthread_mutex_unlock(&handler_lock);
+    fut__mutex_unlock(&handler_lock);
 }
 
 void fut__report_unobserved(const future_t *f)
@@ -33,10 +33,10 @@ void fut__report_unobserved(const future_t *f)
         (atomic_load_explicit(&((future_t *)f)->flags, memory_order_relaxed) &
          FUT_OBSERVED))
         return;
-    pthread_mutex_lock(&handler_lock);
+    fut__mutex_lock(&handler_lock);
     futures_unobserved_fn fn = handler;
     void *arg = handler_arg;
-    pthread_mutex_unlock(&handler_lock);
+    fut__mutex_unlock(&handler_lock);
     if (fn) {
         struct futures_failure failure = {f->error, f->ops->kind, f->site};
         fn(&failure, arg);
@@ -46,9 +46,9 @@ void fut__report_unobserved(const future_t *f)
 void fut__unobserved_fork(enum fut__fork_phase phase)
 {
     if (phase == FUT_FORK_PREPARE)
-        pthread_mutex_lock(&handler_lock);
+        fut__mutex_lock(&handler_lock);
     else
-        pthread_mutex_unlock(&handler_lock);
+        fut__mutex_unlock(&handler_lock);
 }
 
 void futures_unobserved_print(const struct futures_failure *failure, void *arg)

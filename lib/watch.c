@@ -2,7 +2,7 @@
  * watch.c - how a future learns that its inputs settled.
  *
  * The protocol (pins, and who ends a watch) is described in internal.h. This
- * file also owns the per-thread notification queue: fut__deliver() appends
+ * file also owns the per-thread notification queue (fut__self.notify_*): fut__deliver() appends
  * a settled future's watchers to it, and only the outermost call on a thread
  * drains it. A notification that settles another future therefore queues
  * that future's watchers instead of recursing into them, so a chain of any
@@ -22,13 +22,6 @@
 
 #include <errno.h>
 #include <sched.h>
-
-struct notify_queue {
-    struct fut__watch *head, *tail;
-    bool draining;
-};
-
-static _Thread_local struct notify_queue queue;
 
 /* Waits out a detach that holds @f's dependents (DEPS_LOCKED): a few
  * instructions, unless its thread was preempted in them. */
@@ -86,7 +79,9 @@ static bool link_watch(struct fut__watch *w)
 {
     future_t *t = w->target;
     uintptr_t d = 0;
-    w->prev = w->next = NULL;
+    /* w->prev and w->next are still zero, as the owner was allocated, and
+     * are written only under the lock from now on: a detach on another
+     * thread may be reading them (unlink_watch). */
     if (atomic_compare_exchange_strong_explicit(&t->deps, &d, (uintptr_t)w,
                                                 memory_order_release,
                                                 memory_order_acquire))
@@ -252,26 +247,27 @@ void fut__deliver(struct fut__watch *list)
         first = list;
         list = next;
     }
-    if (queue.tail)
-        queue.tail->next = first;
+    struct fut__thread *me = &fut__self;
+    if (me->notify_tail)
+        me->notify_tail->next = first;
     else
-        queue.head = first;
-    queue.tail = last;
+        me->notify_head = first;
+    me->notify_tail = last;
 
-    if (queue.draining)
+    if (me->notifying)
         return;
-    queue.draining = true;
+    me->notifying = true;
     fut__pass_begin(); /* destructors wait until the pass is over */
     struct fut__watch *w;
-    while ((w = queue.head) != NULL) {
-        queue.head = w->next;
-        if (!queue.head)
-            queue.tail = NULL;
+    while ((w = me->notify_head) != NULL) {
+        me->notify_head = w->next;
+        if (!me->notify_head)
+            me->notify_tail = NULL;
         struct fut__inputs *in = w->set;
         in->notify(in, (size_t)(w - in->w));
         unpin(in);
     }
-    queue.draining = false;
+    me->notifying = false;
     fut__pass_end();
 }
 

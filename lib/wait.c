@@ -1,0 +1,201 @@
+/*
+ * wait.c - waiting for a future: spinning a little, then blocking.
+ *
+ * A thread that blocks sets the future's waited flag and sleeps on its
+ * stripe (stripe.c); the settler, having stored SETTLED, reads waited and
+ * wakes the stripe (settle.c gives the ordering argument). A pool's thread
+ * tells its pool before it blocks, through the executor it serves
+ * (fut__self.serves, and the block_* operations of struct fut__exec_ops),
+ * so the pool can start a stand-in or have the waiter help; the core knows
+ * no more of pools than that.
+ *
+ * A wait that could only end once this very thread moved on fails at once
+ * with EDEADLK: one for a future whose work runs below it on this stack
+ * (a task waiting for itself, or for the task that a helped wait runs
+ * above), and one on a loop's thread for a future that only that loop can
+ * settle (watch.c, fut__needs_exec).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <time.h>
+
+/* Would waiting for @f here wait for this thread's own stack to unwind? */
+static bool waits_for_itself(future_t *f)
+{
+    for (const struct fut__frame *fr = fut__self.running; fr; fr = fr->outer) {
+        if (fr->f == f)
+            return true;
+    }
+    return fut__self.loop && fut__needs_exec(f, fut__self.loop);
+}
+
+/* The executor this thread serves, when it can be told of a wait. */
+static struct fut__exec *served(void)
+{
+    return fut__self.serves;
+}
+
+static enum fut__block block_begin(void)
+{
+    struct fut__exec *e = served();
+    return e ? e->ops->block_begin(e) : FUT_BLOCK_PLAIN;
+}
+
+static void block_end(enum fut__block how)
+{
+    if (how != FUT_BLOCK_PLAIN)
+        served()->ops->block_end(served(), how);
+}
+
+static bool passed(const struct timespec *deadline)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+/*
+ * A waiter that could get no stand-in and whose stack has no room to help
+ * (fut__help_has_room) gives up, with EAGAIN, unless @f is running (or
+ * being settled): a running future ends without help, but one that is queued or pending may
+ * need this very thread's help, which it can no longer give (every thread
+ * of the pool may be a waiter like this one). A timed wait just waits.
+ */
+static bool must_give_up(const future_t *f, const struct timespec *deadline)
+{
+    int state =
+        atomic_load_explicit(&((future_t *)f)->state, memory_order_acquire);
+    return !deadline && !served()->ops->help_has_room(served()) && state != FUT_RUNNING &&
+           state != FUT_SETTLING;
+}
+
+/*
+ * One step of waiting for @f with its stripe @s locked. Returns false once
+ * @deadline (NULL: none) has passed, or when the wait gives up (*how is
+ * then FUT_BLOCK_STUCK).
+ */
+static bool wait_step(future_t *f, struct fut__stripe **s, enum fut__block *how,
+                      const struct timespec *deadline)
+{
+    if (*how == FUT_BLOCK_HELP) {
+        /* No stand-in thread could be started. Try again, and meanwhile run
+         * queued work here, polling, since new work that @f needs would
+         * not wake this thread. A helped task that waits for one of ours
+         * gets EDEADLK (waits_for_itself) rather than hanging. */
+        fut__unlock(*s);
+        bool helped = false;
+        if (served()->ops->block_retry(served()))
+            *how = FUT_BLOCK_COMPENSATED;
+        else if (must_give_up(f, deadline))
+            *how = FUT_BLOCK_STUCK;
+        else
+            helped = served()->ops->help_one(served());
+        *s = fut__lock(f);
+        if (*how == FUT_BLOCK_STUCK)
+            return false;
+        if (*how != FUT_BLOCK_HELP)
+            return true;
+        if (!helped) {
+            struct timespec soon;
+            fut__deadline(&soon, 1000000);
+            pthread_cond_timedwait(&(*s)->cond, &(*s)->lock, &soon);
+        }
+        return !deadline || !passed(deadline);
+    }
+    if (!deadline) {
+        pthread_cond_wait(&(*s)->cond, &(*s)->lock);
+        return true;
+    }
+    return pthread_cond_timedwait(&(*s)->cond, &(*s)->lock, deadline) !=
+           ETIMEDOUT;
+}
+
+/*
+ * Spins up to @ns for @f to settle; returns whether it did. Only a running
+ * future is worth the whole spin: one still queued may wait for a sleeping
+ * worker to wake, and a waiter that spins meanwhile keeps its CPU from
+ * running that worker, so it gives up after QUEUED_SPIN_NS.
+ */
+#define QUEUED_SPIN_NS 2000
+
+static bool spin_on(const future_t *f, uint64_t ns)
+{
+    uint64_t start = fut__now_ns(), elapsed = 0;
+    for (unsigned i = 1;; i++) {
+        int state =
+            atomic_load_explicit(&((future_t *)f)->state, memory_order_acquire);
+        if (state == FUT_SETTLED)
+            return true;
+        if (i % 32 == 0) {
+            elapsed = fut__now_ns() - start;
+            if (elapsed > ns ||
+                (state < FUT_RUNNING && elapsed > QUEUED_SPIN_NS))
+                return false;
+        }
+        fut__cpu_relax();
+    }
+}
+
+/*
+ * Blocks until @f settles or @deadline passes; returns 0 if it settled,
+ * else ETIMEDOUT, or EAGAIN if it gave up (must_give_up). A pool thread
+ * that blocks asks its pool for a stand-in first (sched.c).
+ */
+static int block_on(future_t *f, const struct timespec *deadline)
+{
+    enum fut__block how = block_begin();
+    struct fut__stripe *s = fut__lock(f);
+    /* Never cleared: a spare wake-up is harmless. Sequentially consistent,
+     * as the settler's store of SETTLED and load of waited (see the top). */
+    atomic_store_explicit(&f->waited, true, memory_order_seq_cst);
+    while (atomic_load_explicit(&f->state, memory_order_seq_cst) !=
+               FUT_SETTLED &&
+           wait_step(f, &s, &how, deadline))
+        ;
+    bool settled = fut__is_settled(f);
+    fut__unlock(s);
+    block_end(how);
+    if (settled)
+        return 0;
+    return how == FUT_BLOCK_STUCK ? EAGAIN : ETIMEDOUT;
+}
+
+int future_wait(future_t *f, void **value)
+{
+    if (!f)
+        return EINVAL;
+    if (!fut__is_settled(f)) {
+        if (waits_for_itself(f))
+            return EDEADLK;
+        int error = spin_on(f, FUT_SPIN_NS) ? 0 : block_on(f, NULL);
+        if (error)
+            return error; /* EAGAIN: f itself is untouched */
+    }
+    if (f->error)
+        fut__observe(f); /* only failures are ever reported */
+    if (value && f->error == 0)
+        *value = f->value;
+    return f->error;
+}
+
+bool future_wait_for(future_t *f, uint64_t timeout_ns)
+{
+    if (!f)
+        return false;
+    if (fut__is_settled(f))
+        return true;
+    if (timeout_ns == 0 || waits_for_itself(f))
+        return false;
+    struct timespec deadline; /* from now, not from after the spin */
+    fut__deadline(&deadline, timeout_ns);
+    if (spin_on(f, timeout_ns < FUT_SPIN_NS ? timeout_ns : FUT_SPIN_NS))
+        return true;
+    return block_on(f, &deadline) == 0;
+}
+
+bool future_is_ready(const future_t *f)
+{
+    return f && fut__is_settled(f);
+}
