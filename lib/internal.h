@@ -1,32 +1,37 @@
 /*
  * internal.h - what libfutures' source files share. Never installed.
  *
- * The pieces, and the file that owns each:
- *   future.c       the future: references, states, settling, waiting, cancel
- *   watch.c        watch lists: how one future learns that another settled
- *   then.c         future_then / future_catch continuations
- *   combinators.c  when_all / when_any
- *   promise.c      promises
- *   pool.c         pools' public face: create, submit, shut down, stats
- *   sched.c        pools' threads: run queues, sleeping, waking, exiting
- *   ring.c         a core thread's lock-free run queue, and stealing
- *   jobs.c         blocking jobs and the threads that run them
- *   loop.c         event loops: single-threaded executors
- *   timer.c        future_delay, future_timeout: one timer thread
- *   stripe.c       the striped locks and condition variables futures use
- *   alloc.c        every allocation and thread start, with fault injection
- *   slab.c         futures' memory: size classes, per-thread free lists
- *   trace.c        the optional timeline of what ran where and when
- *   unobserved.c   reports of failures nobody looked at
- *   fork.c         what a child of fork() keeps, and what it starts afresh
- *   owned.c        result destructors, for the few futures that own a value
- *   defer.c        where users' destructors run: never on the timer thread
+ * The library is built in layers. A file calls only files of its own
+ * layer or below; a lower layer reaches a higher one only through a
+ * function pointer (struct fut__exec_ops, struct fut__ops, a watch's
+ * notify, the default executor and offload that the pool registers). No
+ * two object files depend on each other by symbol, however indirectly
+ * (../shared/tools/libgraph.py build/obj checks it). docs/internals.md
+ * walks a task and a continuation through them.
+ *
+ *  L4 fork.c        what a child of fork() keeps; calls each layer's hook
+ *  L3 executors     pool.c (the public face, the default pool) over the
+ *                   pool's private files (pool_internal.h): runq.c,
+ *                   worker.c, idle.c, threads.c, jobs.c, ring.c;
+ *                   loop.c, a single-threaded executor
+ *  L2 future kinds  task.c, then.c, combinators.c, promise.c, timer.c
+ *  L1 the core      settle.c (the state machine, dispatch to executors),
+ *                   wait.c (waiting), watch.c (dependents, notification),
+ *                   future.c (the object: references, freeing)
+ *  L0 base          thread.c (fut__self, the thread's context), sync.c
+ *                   (checked locks, clocks, the fork gate), stripe.c,
+ *                   alloc.c (allocation and thread starts, fault
+ *                   injection), slab.c, owned.c (result destructors),
+ *                   defer.c (where users' destructors run), trace.c,
+ *                   unobserved.c
  *
  * A future's life, written out (its state field):
  *
  *   PENDING --(inputs settle)--> QUEUED --(a worker takes it)--> RUNNING
  *      |                           |                               |
- *      +---------------------------+-------------------------------+--> SETTLED
+ *      +--(claimed)--> SETTLING <--+                               |
+ *                         |                                        |
+ *                         +----------------------------------------+--> SETTLED
  *
  * Tasks start QUEUED; continuations and combinators start PENDING; promises
  * stay PENDING until settled by hand. Cancellation settles PENDING and QUEUED
@@ -295,7 +300,10 @@ void fut__set_offload(bool (*offload)(void (*fn)(void *), void *arg));
 /* Tests: count live futures (switch on before any exists), and read it. */
 void fut__count_live(bool on);
 long fut__live_futures(void);
+/* Tasks (task.c): the futures pool_submit() and loop_submit() make. */
 future_t *fut__task_new(task_fn fn, void *arg, struct fut__exec *exec);
+future_t *fut__owned_task_new(task_fn fn, void *arg, void (*arg_free)(void *),
+                              struct fut__exec *exec);
 
 /* The state, relaxed: for a look that a later acquire confirms. */
 static inline int fut__state(const future_t *f)
@@ -343,7 +351,7 @@ struct fut__thread {
     unsigned passes;
     bool deferred_running, user_code_forbidden;
     struct fut__deferred *deferred_head, *deferred_tail;
-    /* The pool's chaining slot (sched.c). */
+    /* The pool's chaining slot (runq.c, worker.c). */
     bool chaining;
     unsigned chain_len;
     future_t *chained;
@@ -416,7 +424,7 @@ static inline void fut__cpu_relax(void)
 #endif
 }
 
-/* ----------------------------------------------------------- scheduler -- */
+/* ---------------------------------------------------------------- queues */
 
 /* A FIFO of QUEUED futures, linked through their next fields. */
 struct fut__queue {
@@ -424,131 +432,28 @@ struct fut__queue {
     size_t len;
 };
 
-void fut__queue_push(struct fut__queue *q, future_t *f);
-future_t *fut__queue_pop(struct fut__queue *q);
-
-/*
- * A core thread's own run queue (ring.c): one thread appends, any thread
- * takes from the front, without locks. The rest of the struct belongs to
- * the pool (sched.c) and outlives the threads that own it in turn.
- */
-#define FUT_RING_SIZE 256
-
-struct fut__ring {
-    _Alignas(64) atomic_uint head; /* taken up to here: compare-and-swap */
-    _Alignas(64) atomic_uint tail; /* filled up to here: owner only */
-    atomic_uint executing;         /* owner only: futures it is running */
-    atomic_ulong completed;        /* owner only: futures it ran */
-    bool owned; /* a live core thread owns it; pool lock */
-    bool busy;  /* its owner holds or looks for work; pool lock */
-    _Alignas(64) _Atomic(future_t *) slot[FUT_RING_SIZE];
-};
-
-void fut__ring_init(struct fut__ring *r);
-bool fut__ring_push(struct fut__ring *r, future_t *f); /* false if full */
-future_t *fut__ring_pop(struct fut__ring *r);
-future_t *fut__ring_steal(struct fut__ring *from, struct fut__ring *to);
-size_t fut__ring_len(const struct fut__ring *r);
-
-enum fut__pool_state {
-    FUT_POOL_OPEN,      /* accepts submissions and continuations */
-    FUT_POOL_DRAINING,  /* accepts continuations, runs what is queued */
-    FUT_POOL_CANCELLED, /* queue cancelled; running work finishes */
-    FUT_POOL_STOPPED    /* drained; threads exit */
-};
-
-/* A pool's thread (sched.c, jobs.c). */
-struct fut__worker {
-    pthread_t thread;
-    pool_t *pool;
-    bool blocking;
-    bool searching;        /* counted in pool->nsearching */
-    unsigned turns;        /* for INJECT_EVERY, and where to steal first */
-    struct fut__ring *ring; /* core threads only */
-    char *stack_top;   /* where its stack starts (it grows down), or NULL */
-    size_t stack_size; /* for fut__help_has_room() */
-    unsigned helping;  /* tasks it runs nested in its own waits */
-    struct fut__worker *next; /* on the pool's exited list */
-};
-
-/*
- * A pool; sched.c runs it, pool.c is its public face. Core work sits in
- * the core threads' rings and in the injection queue (what other threads
- * submit); blocking jobs in one locked queue. Lock order: lock, then
- * inject_lock.
- */
-struct pool {
-    struct fut__exec exec;
-    atomic_uint refs; /* creator, live threads, futures it runs */
-    pthread_mutex_t lock;
-    pthread_cond_t work;          /* idle core threads wait here */
-    pthread_cond_t blocking_work; /* idle blocking threads wait here */
-    pthread_cond_t ended;         /* pool_destroy() waits for the last */
-    struct fut__ring **rings;     /* rings_cap slots; never shrinks */
-    atomic_size_t nrings;         /* slots in use, for thieves */
-    size_t rings_cap;
-    _Alignas(64) pthread_mutex_t inject_lock;
-    struct fut__queue inject; /* from outside the core threads */
-    atomic_size_t inject_len; /* inject.len, for a look without the lock */
-    _Alignas(64) atomic_uint nsearching; /* core threads awake, no work */
-    atomic_uint nsleeping; /* core threads asleep; written under lock */
-    unsigned wake_tokens; /* wake-ups sent, not yet taken; lock */
-    atomic_bool jobs_hint; /* jobs the core threads should take */
-    struct fut__queue jobs; /* for the blocking threads */
-    atomic_int state; /* enum fut__pool_state; written under both locks */
-    unsigned generation; /* fut__fork_generation() when it was made */
-    bool is_default;
-    bool detach_exits; /* destroyed from inside: nobody will join */
-    unsigned id;       /* for thread names and traces */
-    unsigned next_thread;
-    size_t ncore;    /* core threads kept able to run tasks */
-    size_t nlive;    /* core threads alive, stand-ins included */
-    size_t nblocked; /* core threads blocked in future_wait() */
-    size_t nb_live, nb_idle, nb_limit; /* blocking threads */
-    size_t nb_waiting; /* of which run a job blocked in future_wait() */
-    size_t nb_starting;                /* blocking threads on their way */
-    bool nb_start_failed; /* the last blocking thread start failed */
-    unsigned nb_failures; /* blocking thread starts that failed */
-    size_t nrunning;      /* jobs running (tasks count in the rings) */
-    size_t peak;
-    uint64_t completed;         /* jobs run */
-    uint64_t idle_ns;           /* how long a thread beyond the core lingers */
-    struct fut__worker *exited; /* ended, not joined yet */
-};
-
-extern const struct fut__exec_ops fut__pool_exec_ops;
-
-static inline bool fut__pool_winding_down(const pool_t *p)
+static inline void fut__queue_push(struct fut__queue *q, future_t *f)
 {
-    int state = atomic_load(&((pool_t *)p)->state);
-    return state == FUT_POOL_CANCELLED || state == FUT_POOL_STOPPED;
+    f->next = NULL;
+    if (q->tail)
+        q->tail->next = f;
+    else
+        q->head = f;
+    q->tail = f;
+    q->len++;
 }
 
-void fut__pool_lock(pool_t *p);
-void fut__pool_unlock(pool_t *p);
-void fut__pool_retain(pool_t *p);
-void fut__pool_release(pool_t *p);
-void fut__pool_free(pool_t *p);
-int fut__start_core_locked(pool_t *p);
-bool fut__submit(pool_t *p, future_t *f, bool blocking);
-void fut__cancel_queued(pool_t *p); /* after POOL_CANCEL */
-void fut__maybe_stop_locked(pool_t *p);
-void *fut__thread_main(void *arg);
-void fut__wake_one_locked(pool_t *p);
-bool fut__idle_wait_locked(pool_t *p, pthread_cond_t *cond, bool timed);
-
-/* Blocking jobs (jobs.c); the pool lock is held where it says _locked. */
-void fut__push_job_locked(pool_t *p, future_t *f);
-future_t *fut__take_job_for_core(pool_t *p);
-void fut__job_wait_begin(pool_t *p); /* a blocking job waits: lock free */
-void fut__job_wait_end(pool_t *p);
-void fut__update_jobs_hint_locked(pool_t *p);
-void fut__blocking_loop_locked(pool_t *p);
-void fut__pool_counts(pool_t *p, size_t *queued, size_t *running,
-                      uint64_t *completed); /* lock held */
-struct fut__worker *fut__take_exited_locked(pool_t *p);
-void fut__join_all(struct fut__worker *list);
-bool fut__on_pool_thread(const pool_t *p);
+static inline future_t *fut__queue_pop(struct fut__queue *q)
+{
+    future_t *f = q->head;
+    if (f) {
+        q->head = f->next;
+        if (!q->head)
+            q->tail = NULL;
+        q->len--;
+    }
+    return f;
+}
 
 /* How many fork()s made this process (sync.c; fork.c counts them). */
 extern atomic_uint fut__generation;
@@ -558,20 +463,8 @@ static inline unsigned fut__fork_generation(void)
     return atomic_load_explicit(&fut__generation, memory_order_relaxed);
 }
 
-/* Made before a fork(), in the parent: its threads do not exist here. */
-static inline bool fut__pool_is_stale(const pool_t *p)
-{
-    return p->generation != fut__fork_generation();
-}
-
 /* Loops (loop.c). */
 struct fut__exec *fut__loop_exec(loop_t *loop);
-
-enum fut__block fut__block_begin(void);
-bool fut__block_retry(void); /* from FUT_BLOCK_HELP to COMPENSATED? */
-void fut__block_end(enum fut__block how);
-bool fut__help_has_room(void);
-bool fut__help_one(void);
 
 /* ------------------------------------------------- allocation, threads -- */
 
@@ -618,7 +511,7 @@ void fut__report_unobserved(const future_t *f);
 /* Each module's part in fork(): take its locks before, then let go of them
  * in the parent, or start afresh in the child (fork.c). */
 enum fut__fork_phase { FUT_FORK_PREPARE, FUT_FORK_PARENT, FUT_FORK_CHILD };
-void fut__sched_fork(enum fut__fork_phase phase);
+void fut__pool_fork(enum fut__fork_phase phase);
 void fut__timer_fork(enum fut__fork_phase phase);
 void fut__timer_after_fork(void);
 void fut__trace_fork(enum fut__fork_phase phase);

@@ -5,20 +5,20 @@
  * Jobs wait in one FIFO under the pool lock: they are expected to block
  * for milliseconds, so a lock per job costs nothing next to them, and what
  * matters is having a thread for each. Blocking threads start on demand,
- * one per job that finds no idle one, up to nb_limit, and exit after
+ * one per job that finds no idle one, up to blocking.limit, and exit after
  * idle_ns without work. A job blocked in future_wait() does not count
- * against nb_limit while it waits (nb_waiting), and a thread above the
+ * against the limit while it waits (blocking.waiting), and a thread above the
  * limit (after pool_set_blocking_limit lowered it) exits instead of
  * taking another job. Starting a thread takes tens of microseconds, so a
  * burst of jobs is met by a tree of starts (BLOCKING_FANOUT): each new
  * thread starts more as it begins, on every CPU at once.
  *
  * If no blocking thread is alive and none can be started, the core threads
- * run the jobs (jobs_hint tells them, sched.c), so a job is never
+ * run the jobs (shared.jobs_hint tells them, worker.c), so a job is never
  * stranded. The pool lock is held wherever a function's name ends in
  * _locked.
  */
-#include "internal.h"
+#include "pool_internal.h"
 
 #ifndef BLOCKING_FANOUT
 #define BLOCKING_FANOUT 2 /* threads each new blocking thread may start */
@@ -36,9 +36,9 @@ static void grow_blocking_locked(pool_t *p, int retries);
 static bool jobs_for_core_locked(const pool_t *p)
 {
     FUT_ASSERT_HELD(&((pool_t *)p)->lock);
-    return p->jobs.len &&
-           (p->nb_live == 0 || (p->nb_start_failed &&
-                                p->jobs.len > p->nb_idle + p->nb_starting));
+    return p->blocking.jobs.len &&
+           (p->blocking.live == 0 || (p->blocking.start_failed &&
+                                p->blocking.jobs.len > p->blocking.idle + p->blocking.starting));
 }
 
 /* Keeps the hint core threads watch up to date, and wakes one if the
@@ -47,7 +47,7 @@ void fut__update_jobs_hint_locked(pool_t *p)
 {
     FUT_ASSERT_HELD(&p->lock);
     bool theirs = jobs_for_core_locked(p);
-    atomic_store(&p->jobs_hint, theirs);
+    atomic_store(&p->shared.jobs_hint, theirs);
     if (theirs)
         fut__wake_one_locked(p);
 }
@@ -55,22 +55,22 @@ void fut__update_jobs_hint_locked(pool_t *p)
 void fut__push_job_locked(pool_t *p, future_t *f)
 {
     FUT_ASSERT_HELD(&p->lock);
-    fut__queue_push(&p->jobs, f);
+    fut__queue_push(&p->blocking.jobs, f);
     grow_blocking_locked(p, 1); /* on failure the job waits */
     fut__update_jobs_hint_locked(p);
-    if (p->nb_idle)
-        pthread_cond_signal(&p->blocking_work);
+    if (p->blocking.idle)
+        pthread_cond_signal(&p->blocking.work);
 }
 
 /* A job for a core thread, counted as running; NULL if none is theirs. */
 future_t *fut__take_job_for_core(pool_t *p)
 {
-    if (!atomic_load_explicit(&p->jobs_hint, memory_order_relaxed))
+    if (!atomic_load_explicit(&p->shared.jobs_hint, memory_order_relaxed))
         return NULL;
     fut__pool_lock(p);
-    future_t *f = jobs_for_core_locked(p) ? fut__queue_pop(&p->jobs) : NULL;
+    future_t *f = jobs_for_core_locked(p) ? fut__queue_pop(&p->blocking.jobs) : NULL;
     if (f)
-        p->nrunning++;
+        p->blocking.running++;
     fut__update_jobs_hint_locked(p);
     fut__pool_unlock(p);
     return f;
@@ -80,9 +80,9 @@ future_t *fut__take_job_for_core(pool_t *p)
 static future_t *next_job_locked(pool_t *p)
 {
     FUT_ASSERT_HELD(&p->lock);
-    future_t *f = fut__queue_pop(&p->jobs);
+    future_t *f = fut__queue_pop(&p->blocking.jobs);
     if (f)
-        p->nrunning++;
+        p->blocking.running++;
     fut__update_jobs_hint_locked(p);
     return f;
 }
@@ -95,7 +95,7 @@ static future_t *next_job_locked(pool_t *p)
 static size_t counted_locked(const pool_t *p)
 {
     FUT_ASSERT_HELD(&((pool_t *)p)->lock);
-    return p->nb_live - p->nb_waiting;
+    return p->blocking.live - p->blocking.waiting;
 }
 
 /* More threads than the limit allows: this one should exit rather than
@@ -104,7 +104,7 @@ static size_t counted_locked(const pool_t *p)
 static bool over_limit_locked(const pool_t *p)
 {
     FUT_ASSERT_HELD(&((pool_t *)p)->lock);
-    return counted_locked(p) > p->nb_limit;
+    return counted_locked(p) > p->blocking.limit;
 }
 
 /* With the lock held and no job found: waits for one, or returns false
@@ -115,10 +115,10 @@ static bool wait_for_job_locked(pool_t *p)
     fut__maybe_stop_locked(p);
     if (fut__pool_winding_down(p) || over_limit_locked(p))
         return false;
-    p->nb_idle++;
-    bool timed_out = fut__idle_wait_locked(p, &p->blocking_work, true);
-    p->nb_idle--;
-    return !(timed_out && !p->jobs.len);
+    p->blocking.idle++;
+    bool timed_out = fut__idle_wait_locked(p, &p->blocking.work, true);
+    p->blocking.idle--;
+    return !(timed_out && !p->blocking.jobs.len);
 }
 
 static void run_job_locked(pool_t *p, future_t *f)
@@ -128,15 +128,15 @@ static void run_job_locked(pool_t *p, future_t *f)
     bool ran = fut__run(f);
     future_release(f); /* the run queue's reference */
     if (fut__pool_is_stale(p))
-        pthread_exit(NULL); /* the job forked; see sched.c's run_on_core() */
+        pthread_exit(NULL); /* the job forked; see worker.c's run_on_core() */
     fut__pool_lock(p);
-    p->nrunning--;
+    p->blocking.running--;
     if (ran)
-        p->completed++;
+        p->blocking.completed++;
 }
 
-/* A blocking thread's life; the lock is held on entry and exit. */
-void fut__blocking_loop_locked(pool_t *p)
+/* A blocking thread's loop; the lock is held on entry and exit. */
+static void blocking_loop_locked(pool_t *p)
 {
     FUT_ASSERT_HELD(&p->lock);
     bool starting = true;
@@ -147,15 +147,15 @@ void fut__blocking_loop_locked(pool_t *p)
             /* Counted as starting until now; with its job taken, what is
              * still queued is what more threads are for. */
             starting = false;
-            p->nb_starting--;
+            p->blocking.starting--;
             for (int i = 0; i < BLOCKING_FANOUT; i++)
                 grow_blocking_locked(p, 1); /* a burst meets a tree */
         }
         if (f) {
             run_job_locked(p, f);
         } else if (surplus || !wait_for_job_locked(p)) {
-            if (p->jobs.len && p->nb_idle)
-                pthread_cond_signal(&p->blocking_work); /* not this one */
+            if (p->blocking.jobs.len && p->blocking.idle)
+                pthread_cond_signal(&p->blocking.work); /* not this one */
             /* This thread may have run a draining pool's last job, or
              * woken from its idle wait after the last one ended: with
              * nothing left, the pool stops, or it would wait for ever
@@ -175,7 +175,7 @@ void fut__blocking_loop_locked(pool_t *p)
 void fut__job_wait_begin(pool_t *p)
 {
     fut__pool_lock(p);
-    p->nb_waiting++;
+    p->blocking.waiting++;
     grow_blocking_locked(p, 1);
     fut__update_jobs_hint_locked(p);
     fut__pool_unlock(p);
@@ -184,7 +184,7 @@ void fut__job_wait_begin(pool_t *p)
 void fut__job_wait_end(pool_t *p)
 {
     fut__pool_lock(p);
-    p->nb_waiting--;
+    p->blocking.waiting--;
     fut__pool_unlock(p);
 }
 
@@ -193,15 +193,15 @@ void fut__job_wait_end(pool_t *p)
 static void blocking_start_failed_locked(pool_t *p)
 {
     FUT_ASSERT_HELD(&p->lock);
-    p->nb_start_failed = true;
-    p->nb_failures++;
+    p->blocking.start_failed = true;
+    p->blocking.failures++;
     fut__update_jobs_hint_locked(p);
 }
 
 /*
  * Starts a blocking thread if queued jobs outnumber the threads that will
  * take them. Starting a thread takes tens of microseconds, so it happens
- * with the lock dropped (nb_starting counts threads on their way, so two
+ * with the lock dropped (blocking.starting counts threads on their way, so two
  * callers never start one for the same job), and each new blocking thread
  * calls this BLOCKING_FANOUT times as it starts: a burst of jobs is met by a
  * tree of starts on every CPU rather than by the submitter alone, one by one.
@@ -209,41 +209,51 @@ static void blocking_start_failed_locked(pool_t *p)
 static void grow_blocking_locked(pool_t *p, int retries)
 {
     FUT_ASSERT_HELD(&p->lock);
-    if (p->jobs.len <= p->nb_idle + p->nb_starting ||
-        counted_locked(p) >= p->nb_limit)
+    if (p->blocking.jobs.len <= p->blocking.idle + p->blocking.starting ||
+        counted_locked(p) >= p->blocking.limit)
         return;
-    struct fut__worker *w = fut__calloc(sizeof *w);
+    struct fut__worker *w = fut__worker_new(p, fut__blocking_main_locked);
     if (!w) {
         blocking_start_failed_locked(p);
         return;
     }
-    w->pool = p;
     w->blocking = true;
     fut__pool_retain(p); /* the thread's */
-    p->nb_live++;
-    p->nb_starting++;
-    unsigned failures = p->nb_failures;
+    p->blocking.live++;
+    p->blocking.starting++;
+    unsigned failures = p->blocking.failures;
     struct fut__worker *ended = fut__take_exited_locked(p);
     fut__pool_unlock(p);
     fut__join_all(ended);
-    int rc = fut__thread_start(&w->thread, fut__thread_main, w);
+    int rc = fut__thread_launch(w);
     fut__pool_lock(p);
     if (rc) {
-        p->nb_live--;
-        p->nb_starting--;
+        p->blocking.live--;
+        p->blocking.starting--;
         atomic_fetch_sub(&p->refs, 1); /* the caller's remains */
         fut__mem_free(w);
         blocking_start_failed_locked(p);
-        if (p->nlive + p->nb_live == 0)
+        if (p->locked.nlive + p->blocking.live == 0)
             pthread_cond_broadcast(&p->ended);
         /* Other jobs may have counted on this start: try once more. */
         if (retries > 0)
             grow_blocking_locked(p, retries - 1);
-    } else if (p->nb_failures == failures) {
+    } else if (p->blocking.failures == failures) {
         /* A start that failed while this one was on its way is newer
          * news: its jobs may still need the core threads. */
-        p->nb_start_failed = false;
+        p->blocking.start_failed = false;
     }
-    if (!rc && p->nlive + p->nb_live > p->peak)
-        p->peak = p->nlive + p->nb_live;
+    if (!rc)
+        fut__note_peak_locked(p);
+}
+
+/* A blocking thread's life, entered and left with the lock held
+ * (threads.c). */
+void fut__blocking_main_locked(pool_t *p, struct fut__worker *w)
+{
+    FUT_ASSERT_HELD(&p->lock);
+    (void)w;
+    blocking_loop_locked(p);
+    p->blocking.live--;
+    fut__update_jobs_hint_locked(p); /* its jobs may fall to the core threads */
 }

@@ -1,15 +1,30 @@
 /*
  * pool.c - the public face of pools: creating, submitting, shutting down,
- * destroying, settings and statistics. The threads themselves are in
- * sched.c.
+ * destroying, settings and statistics, the default pool, and the pool's
+ * executor operations, through which the core reaches it. The files below
+ * it (pool_internal.h) run the threads.
  *
- * A submitted task is a bare future, its function and argument kept where
- * its outcome will go (internal.h): one 56-byte allocation. It starts QUEUED
- * with two references, the caller's and the run queue's. A submission the pool
- * refuses is freed before anyone could see it, so a failed call has consumed
- * nothing.
+ * A submitted task is a bare future (task.c): one 56-byte allocation. It
+ * starts QUEUED with two references, the caller's and the run queue's. A
+ * submission the pool refuses is freed before anyone could see it, so a
+ * failed call has consumed nothing.
+ *
+ * Shutting a pool down, step by step (docs/internals.md has the whole):
+ *  1. pool_shutdown() sets DRAINING or CANCELLED under the pool lock and
+ *     inject.lock, so no submission lands in a queue already emptied;
+ *  2. with CANCELLED, fut__cancel_queued() empties the injection queue,
+ *     the jobs and every ring, cancelling tasks and sending continuations
+ *     to the default pool; a thread that took a task a moment before
+ *     cancels it itself (worker.c, run_on_core);
+ *  3. threads that find no work call fut__maybe_stop_locked() (idle.c):
+ *     once nothing is queued, running or held by a busy ring, the pool is
+ *     STOPPED and every idle thread is woken;
+ *  4. each thread sees the pool winding down, leaves its loop and goes on
+ *     the exited list (threads.c); the last one signals `ended`;
+ *  5. pool_destroy() waits for `ended`, joins the threads and drops the
+ *     creator's reference; the last future the pool ran drops the last.
  */
-#include "internal.h"
+#include "pool_internal.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -19,84 +34,32 @@
 #define DEFAULT_BLOCKING     512
 #define DEFAULT_IDLE_NS      (10 * UINT64_C(1000000000))
 
-/* A task is a bare future: its function and argument live in its task
- * fields until it runs, where its outcome goes after (internal.h). */
-static int run_task(future_t *f, void **result)
-{
-    return f->task.fn(f->task.arg, result);
-}
-
-/* What failed, for reports: the task's function, which its fields still
- * hold between running and settling. */
-static fut__fn task_site(const future_t *f)
-{
-    return (fut__fn)f->task.fn;
-}
-
-static const struct fut__ops task_ops = {
-    .kind = "task", .is_task = true, .run = run_task, .site = task_site};
-
-/*
- * A task with a destructor for its argument (pool_submit_ex). The argument
- * is kept outside the union, which the outcome overwrites, and the
- * destructor is taken with an atomic exchange wherever the task's fate is
- * decided, so it runs exactly once: after the task ran, when it is
- * cancelled before it could run (detach), or when the future goes without
- * ever having been run, as a refused submission does (destroy).
- */
-struct owned_task {
-    future_t base;
-    void *arg;
-    _Atomic(void (*)(void *)) arg_free;
-};
-
-static void free_arg_once(future_t *f)
-{
-    struct owned_task *t = fut__container_of(f, struct owned_task, base);
-    void (*arg_free)(void *) = atomic_exchange(&t->arg_free, NULL);
-    if (arg_free)
-        fut__run_user(arg_free, t->arg);
-}
-
-static int run_owned_task(future_t *f, void **result)
-{
-    int error = f->task.fn(f->task.arg, result);
-    free_arg_once(f);
-    return error;
-}
-
-static const struct fut__ops owned_task_ops = {.kind = "task",
-                                               .is_task = true,
-                                               .run = run_owned_task,
-                                               .detach = free_arg_once,
-                                               .destroy = free_arg_once,
-                                               .site = task_site};
-
 static atomic_uint pool_ids;
 
-/* A QUEUED task for @exec, with the caller's and the run queue's refs. */
-future_t *fut__task_new(task_fn fn, void *arg, struct fut__exec *exec)
-{
-    future_t *f = fut__new(sizeof *f, &task_ops, FUT_QUEUED, 2);
-    if (!f)
-        return NULL;
-    f->task.fn = fn;
-    f->task.arg = arg;
-    fut__set_exec(f, exec);
-    return f;
-}
+static pool_t *pool_of(struct fut__exec *exec);
+static void pool_free(pool_t *p);
+static const struct fut__exec_ops pool_exec_ops;
+
+/* The default pool: made on first use, never shut down (pool_default). */
+static _Atomic(pool_t *) default_pool;
+static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct offloaded {
+    void (*fn)(void *);
+    void *arg;
+};
 
 /* ------------------------------------------------------ creating one -- */
 
-void fut__pool_free(pool_t *p)
+static void pool_free(pool_t *p)
 {
-    size_t n = atomic_load(&p->nrings);
+    size_t n = atomic_load(&p->shared.nrings);
     for (size_t i = 0; i < n; i++)
         fut__mem_free(p->rings[i]);
     fut__mem_free(p->rings);
-    pthread_mutex_destroy(&p->inject_lock);
+    pthread_mutex_destroy(&p->inject.lock);
     pthread_cond_destroy(&p->ended);
-    pthread_cond_destroy(&p->blocking_work);
+    pthread_cond_destroy(&p->blocking.work);
     pthread_cond_destroy(&p->work);
     pthread_mutex_destroy(&p->lock);
     fut__mem_free(p);
@@ -110,7 +73,7 @@ static size_t online_cpus(void)
 
 /* Core threads' rings a pool can have: its own threads, and stand-ins
  * for those blocked in future_wait(). Past that, a blocked thread's pool
- * gets no stand-in and the waiter helps instead (sched.c). */
+ * gets no stand-in and the waiter helps instead (worker.c). */
 static size_t rings_for(size_t nthreads)
 {
     return 2 * nthreads + 1024;
@@ -123,19 +86,19 @@ static int init_sync(pool_t *p)
     int rc = fut__mutex_init(&p->lock);
     if (rc)
         return rc;
-    if ((rc = fut__mutex_init(&p->inject_lock)) != 0)
+    if ((rc = fut__mutex_init(&p->inject.lock)) != 0)
         goto no_inject;
     if ((rc = fut__cond_init(&p->work)) != 0)
         goto no_work;
-    if ((rc = fut__cond_init(&p->blocking_work)) != 0)
+    if ((rc = fut__cond_init(&p->blocking.work)) != 0)
         goto no_blocking;
     if ((rc = fut__cond_init(&p->ended)) == 0)
         return 0;
-    pthread_cond_destroy(&p->blocking_work);
+    pthread_cond_destroy(&p->blocking.work);
 no_blocking:
     pthread_cond_destroy(&p->work);
 no_work:
-    pthread_mutex_destroy(&p->inject_lock);
+    pthread_mutex_destroy(&p->inject.lock);
 no_inject:
     pthread_mutex_destroy(&p->lock);
     return rc;
@@ -154,13 +117,13 @@ static pool_t *pool_alloc(size_t nthreads)
         errno = ENOMEM;
         return NULL;
     }
-    p->exec.ops = &fut__pool_exec_ops;
+    p->exec.ops = &pool_exec_ops;
     p->generation = fut__fork_generation();
     p->id = atomic_fetch_add(&pool_ids, 1) + 1;
     atomic_init(&p->refs, 1);
-    p->ncore = nthreads;
-    p->nb_limit = DEFAULT_BLOCKING;
-    p->idle_ns = DEFAULT_IDLE_NS;
+    p->locked.ncore = nthreads;
+    p->blocking.limit = DEFAULT_BLOCKING;
+    p->locked.idle_ns = DEFAULT_IDLE_NS;
     return p;
 }
 
@@ -175,14 +138,14 @@ pool_t *pool_create(size_t nthreads)
         return NULL;
     fut__pool_lock(p);
     int rc = 0;
-    while (p->nlive < p->ncore && (rc = fut__start_core_locked(p)) == 0)
+    while (p->locked.nlive < p->locked.ncore && (rc = fut__start_core_locked(p)) == 0)
         ;
-    if (p->nlive > 0 && p->nlive < p->ncore)
-        p->ncore = p->nlive; /* run with the threads we got */
-    bool none = p->nlive == 0;
+    if (p->locked.nlive > 0 && p->locked.nlive < p->locked.ncore)
+        p->locked.ncore = p->locked.nlive; /* run with the threads we got */
+    bool none = p->locked.nlive == 0;
     fut__pool_unlock(p);
     if (none) {
-        fut__pool_free(p);
+        pool_free(p);
         errno = rc;
         return NULL;
     }
@@ -232,22 +195,13 @@ future_t *pool_submit_ex(pool_t *pool, task_fn fn, void *arg,
 {
     if (!arg_free)
         return pool_submit(pool, fn, arg);
-    int error = EINVAL;
-    if (pool && fn) {
-        struct owned_task *t = (struct owned_task *)fut__new(
-            sizeof *t, &owned_task_ops, FUT_QUEUED, 2);
-        if (t) {
-            t->base.task.fn = fn;
-            t->base.task.arg = t->arg = arg;
-            atomic_init(&t->arg_free, arg_free);
-            fut__set_exec(&t->base, &pool->exec);
-            return submit_task(pool, &t->base, false); /* frees if refused */
-        }
-        error = errno;
+    if (!pool || !fn) {
+        arg_free(arg); /* not accepted: the argument is done with */
+        errno = EINVAL;
+        return NULL;
     }
-    arg_free(arg); /* not accepted: the argument is done with */
-    errno = error;
-    return NULL;
+    future_t *f = fut__owned_task_new(fn, arg, arg_free, &pool->exec);
+    return f ? submit_task(pool, f, false) : NULL; /* frees if refused */
 }
 
 /* --------------------------------------------------------- shutting down -- */
@@ -257,9 +211,9 @@ future_t *pool_submit_ex(pool_t *pool, task_fn fn, void *arg,
 static void set_state_locked(pool_t *pool, int state)
 {
     FUT_ASSERT_HELD(&pool->lock);
-    fut__mutex_lock(&pool->inject_lock);
-    atomic_store(&pool->state, state);
-    fut__mutex_unlock(&pool->inject_lock);
+    fut__mutex_lock(&pool->inject.lock);
+    atomic_store(&pool->shared.state, state);
+    fut__mutex_unlock(&pool->inject.lock);
 }
 
 void pool_shutdown(pool_t *pool, int mode)
@@ -268,13 +222,13 @@ void pool_shutdown(pool_t *pool, int mode)
         return;
     fut__pool_lock(pool);
     bool cancel = false;
-    if (pool->state == FUT_POOL_OPEN) {
+    if (pool->shared.state == FUT_POOL_OPEN) {
         cancel = mode == POOL_CANCEL;
         set_state_locked(pool, cancel ? FUT_POOL_CANCELLED
                                       : FUT_POOL_DRAINING);
         fut__maybe_stop_locked(pool);
         pthread_cond_broadcast(&pool->work);
-        pthread_cond_broadcast(&pool->blocking_work);
+        pthread_cond_broadcast(&pool->blocking.work);
     }
     fut__pool_unlock(pool);
     if (cancel)
@@ -292,7 +246,7 @@ static struct fut__worker *wait_for_threads(pool_t *pool)
 {
     enum fut__block how = fut__block_begin();
     fut__pool_lock(pool);
-    while (pool->nlive + pool->nb_live > 0) {
+    while (pool->locked.nlive + pool->blocking.live > 0) {
         if (how != FUT_BLOCK_HELP) {
             pthread_cond_wait(&pool->ended, &pool->lock);
             continue;
@@ -326,7 +280,7 @@ void pool_destroy(pool_t *pool)
     struct fut__worker *ended;
     if (fut__on_pool_thread(pool)) {
         fut__pool_lock(pool);
-        pool->detach_exits = true; /* this thread cannot join itself */
+        pool->locked.detach_exits = true; /* this thread cannot join itself */
         ended = fut__take_exited_locked(pool);
         fut__pool_unlock(pool);
     } else {
@@ -345,8 +299,8 @@ int pool_set_blocking_limit(pool_t *pool, size_t limit)
     if (fut__pool_is_stale(pool))
         return ECHILD;
     fut__pool_lock(pool);
-    pool->nb_limit = limit;
-    pthread_cond_broadcast(&pool->blocking_work); /* surplus ones exit */
+    pool->blocking.limit = limit;
+    pthread_cond_broadcast(&pool->blocking.work); /* surplus ones exit */
     fut__pool_unlock(pool);
     return 0;
 }
@@ -358,9 +312,9 @@ int pool_set_idle_timeout(pool_t *pool, uint64_t ns)
     if (fut__pool_is_stale(pool))
         return ECHILD;
     fut__pool_lock(pool);
-    pool->idle_ns = ns;
+    pool->locked.idle_ns = ns;
     pthread_cond_broadcast(&pool->work); /* restart timed waits */
-    pthread_cond_broadcast(&pool->blocking_work);
+    pthread_cond_broadcast(&pool->blocking.work);
     fut__pool_unlock(pool);
     return 0;
 }
@@ -374,15 +328,152 @@ int pool_stats(pool_t *pool, struct pool_stats *out)
     fut__pool_lock(pool);
     size_t queued, running;
     uint64_t completed;
-    fut__pool_counts(pool, &queued, &running, &completed);
+    fut__pool_counts_locked(pool, &queued, &running, &completed);
     *out = (struct pool_stats){
-        .threads = pool->nlive + pool->nb_live,
-        .peak_threads = pool->peak,
-        .blocking_threads = pool->nb_live,
+        .threads = pool->locked.nlive + pool->blocking.live,
+        .peak_threads = pool->locked.peak,
+        .blocking_threads = pool->blocking.live,
         .queued = queued,
         .running = running,
         .completed = completed,
     };
     fut__pool_unlock(pool);
     return 0;
+}
+
+/* ------------------------------------------------------- the executor -- */
+
+static pool_t *pool_of(struct fut__exec *exec)
+{
+    return fut__container_of(exec, pool_t, exec);
+}
+
+static void exec_retain(struct fut__exec *exec)
+{
+    atomic_fetch_add_explicit(&pool_of(exec)->refs, 1, memory_order_relaxed);
+}
+
+static void exec_release(struct fut__exec *exec)
+{
+    pool_t *p = pool_of(exec);
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+        pool_free(p);
+}
+
+/* ------------------------------------------------------- the executor -- */
+
+static void exec_schedule(struct fut__exec *exec, future_t *f)
+{
+    fut__pool_schedule(pool_of(exec), f);
+}
+
+/* The wait operations: the pool is the thread's own (fut__self.worker). */
+static enum fut__block exec_block_begin(struct fut__exec *exec)
+{
+    (void)exec;
+    return fut__block_begin();
+}
+
+static bool exec_block_retry(struct fut__exec *exec)
+{
+    (void)exec;
+    return fut__block_retry();
+}
+
+static bool exec_help_one(struct fut__exec *exec)
+{
+    (void)exec;
+    return fut__help_one();
+}
+
+static bool exec_help_has_room(struct fut__exec *exec)
+{
+    (void)exec;
+    return fut__help_has_room();
+}
+
+static void exec_block_end(struct fut__exec *exec, enum fut__block how)
+{
+    (void)exec;
+    fut__block_end(how);
+}
+
+static const struct fut__exec_ops pool_exec_ops = {
+    .schedule = exec_schedule,
+    .retain = exec_retain,
+    .release = exec_release,
+    .block_begin = exec_block_begin,
+    .block_retry = exec_block_retry,
+    .help_one = exec_help_one,
+    .help_has_room = exec_help_has_room,
+    .block_end = exec_block_end};
+
+/* fork(): the parent's default pool has no threads in the child, which
+ * makes its own on first use (the old one is left as it is: its locks
+ * may have been held when the parent forked). */
+void fut__pool_fork(enum fut__fork_phase phase)
+{
+    if (phase == FUT_FORK_PREPARE) {
+        fut__mutex_lock(&default_lock);
+        return;
+    }
+    if (phase == FUT_FORK_CHILD)
+        atomic_store(&default_pool, NULL);
+    fut__mutex_unlock(&default_lock);
+}
+
+pool_t *pool_default(void)
+{
+    pool_t *p = atomic_load_explicit(&default_pool, memory_order_acquire);
+    if (p)
+        return p;
+    fut__mutex_lock(&default_lock);
+    p = atomic_load_explicit(&default_pool, memory_order_relaxed);
+    if (!p) {
+        p = pool_create(0);
+        if (p) {
+            p->is_default = true;
+            atomic_store_explicit(&default_pool, p, memory_order_release);
+        }
+    }
+    fut__mutex_unlock(&default_lock);
+    return p;
+}
+
+/* ------------------------------------------------ the default executor -- */
+
+static struct fut__exec *default_exec(void)
+{
+    pool_t *p = pool_default();
+    return p ? &p->exec : NULL;
+}
+
+static int run_offloaded(void *arg, void **result)
+{
+    (void)result;
+    struct offloaded *o = arg;
+    o->fn(o->arg);
+    return 0;
+}
+
+/* Runs @fn(@arg) as a task of the default pool (defer.c); false if it
+ * cannot, and then @fn has not run. */
+static bool offload(void (*fn)(void *), void *arg)
+{
+    struct offloaded *o = fut__calloc(sizeof *o);
+    pool_t *pool = o ? pool_default() : NULL;
+    if (!pool) {
+        fut__mem_free(o);
+        return false;
+    }
+    *o = (struct offloaded){fn, arg};
+    future_t *f = pool_submit_ex(pool, run_offloaded, o, fut__mem_free);
+    future_release(f); /* nobody waits for it: fire and forget */
+    return f != NULL;
+}
+
+__attribute__((constructor)) static void register_default_exec(void)
+{
+    fut__set_default_exec(default_exec);
+    fut__set_offload(offload);
 }

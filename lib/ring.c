@@ -19,7 +19,7 @@
  * that read a stale slot always fails its compare-and-swap and retries.
  * Slots are atomics (relaxed) so that such a stale read is not a data race.
  */
-#include "internal.h"
+#include "pool_internal.h"
 
 void fut__ring_init(struct fut__ring *r)
 {
@@ -42,7 +42,7 @@ bool fut__ring_push(struct fut__ring *r, future_t *f)
         return false; /* full: the caller queues it elsewhere */
     atomic_store_explicit(slot(r, tail), f, memory_order_relaxed);
     /* Sequentially consistent, not just release: a thread about to sleep
-     * must see it, or the pusher see the sleeper (sched.c). */
+     * must see it, or the pusher see the sleeper (idle.c). */
     atomic_store_explicit(&r->tail, tail + 1, memory_order_seq_cst);
     return true;
 }

@@ -141,7 +141,7 @@ static bool spin_on(const future_t *f, uint64_t ns)
 /*
  * Blocks until @f settles or @deadline passes; returns 0 if it settled,
  * else ETIMEDOUT, or EAGAIN if it gave up (must_give_up). A pool thread
- * that blocks asks its pool for a stand-in first (sched.c).
+ * that blocks asks its pool for a stand-in first (worker.c).
  */
 static int block_on(future_t *f, const struct timespec *deadline)
 {

@@ -7,7 +7,7 @@
  * breaks "continuations still run on @pool while it drains".
  */
 #include "common.h"
-#include "internal.h" /* the pool's state, fault injection */
+#include "pool_internal.h" /* the pool's state, fault injection */
 
 #include <sched.h>
 
@@ -27,7 +27,7 @@ static int job(void *arg, void **result)
 {
     (void)arg;
     (void)result;
-    if (atomic_load(&pool->state) == FUT_POOL_STOPPED)
+    if (atomic_load(&pool->shared.state) == FUT_POOL_STOPPED)
         atomic_fetch_add(&ran_stopped, 1);
     return 0;
 }

@@ -43,7 +43,7 @@
  * and round.
  */
 #include "common.h"
-#include "internal.h" /* struct fut__ring and fut__ring_*() */
+#include "pool_internal.h" /* struct fut__ring and fut__ring_*() */
 
 #include <errno.h>
 #include <sched.h>

@@ -1,6 +1,6 @@
 /* Tests of lib/sched.c: pools, submission, shutdown, waiting inside tasks. */
 #include "helpers.h"
-#include "internal.h" /* fault injection */
+#include "pool_internal.h" /* fault injection, a pool's id */
 
 #include <errno.h>
 
