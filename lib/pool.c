@@ -36,10 +36,6 @@
 
 static atomic_uint pool_ids;
 
-static pool_t *pool_of(struct fut__exec *exec);
-static void pool_free(pool_t *p);
-static const struct fut__exec_ops pool_exec_ops;
-
 /* The default pool: made on first use, never shut down (pool_default). */
 static _Atomic(pool_t *) default_pool;
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -48,22 +44,6 @@ struct offloaded {
     void (*fn)(void *);
     void *arg;
 };
-
-/* ------------------------------------------------------ creating one -- */
-
-static void pool_free(pool_t *p)
-{
-    size_t n = atomic_load(&p->shared.nrings);
-    for (size_t i = 0; i < n; i++)
-        fut__mem_free(p->rings[i]);
-    fut__mem_free(p->rings);
-    pthread_mutex_destroy(&p->inject.lock);
-    pthread_cond_destroy(&p->ended);
-    pthread_cond_destroy(&p->blocking.work);
-    pthread_cond_destroy(&p->work);
-    pthread_mutex_destroy(&p->lock);
-    fut__mem_free(p);
-}
 
 static size_t online_cpus(void)
 {
@@ -117,7 +97,7 @@ static pool_t *pool_alloc(size_t nthreads)
         errno = ENOMEM;
         return NULL;
     }
-    p->exec.ops = &pool_exec_ops;
+    p->exec.ops = &fut__pool_exec_ops;
     p->generation = fut__fork_generation();
     p->id = atomic_fetch_add(&pool_ids, 1) + 1;
     atomic_init(&p->refs, 1);
@@ -145,7 +125,7 @@ pool_t *pool_create(size_t nthreads)
     bool none = p->locked.nlive == 0;
     fut__pool_unlock(p);
     if (none) {
-        pool_free(p);
+        fut__pool_free(p);
         errno = rc;
         return NULL;
     }
@@ -340,73 +320,6 @@ int pool_stats(pool_t *pool, struct pool_stats *out)
     fut__pool_unlock(pool);
     return 0;
 }
-
-/* ------------------------------------------------------- the executor -- */
-
-static pool_t *pool_of(struct fut__exec *exec)
-{
-    return fut__container_of(exec, pool_t, exec);
-}
-
-static void exec_retain(struct fut__exec *exec)
-{
-    atomic_fetch_add_explicit(&pool_of(exec)->refs, 1, memory_order_relaxed);
-}
-
-static void exec_release(struct fut__exec *exec)
-{
-    pool_t *p = pool_of(exec);
-    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
-        pool_free(p);
-}
-
-/* ------------------------------------------------------- the executor -- */
-
-static void exec_schedule(struct fut__exec *exec, future_t *f)
-{
-    fut__pool_schedule(pool_of(exec), f);
-}
-
-/* The wait operations: the pool is the thread's own (fut__self.worker). */
-static enum fut__block exec_block_begin(struct fut__exec *exec)
-{
-    (void)exec;
-    return fut__block_begin();
-}
-
-static bool exec_block_retry(struct fut__exec *exec)
-{
-    (void)exec;
-    return fut__block_retry();
-}
-
-static bool exec_help_one(struct fut__exec *exec)
-{
-    (void)exec;
-    return fut__help_one();
-}
-
-static bool exec_help_has_room(struct fut__exec *exec)
-{
-    (void)exec;
-    return fut__help_has_room();
-}
-
-static void exec_block_end(struct fut__exec *exec, enum fut__block how)
-{
-    (void)exec;
-    fut__block_end(how);
-}
-
-static const struct fut__exec_ops pool_exec_ops = {
-    .schedule = exec_schedule,
-    .retain = exec_retain,
-    .release = exec_release,
-    .block_begin = exec_block_begin,
-    .block_retry = exec_block_retry,
-    .help_one = exec_help_one,
-    .help_has_room = exec_help_has_room,
-    .block_end = exec_block_end};
 
 /* fork(): the parent's default pool has no threads in the child, which
  * makes its own on first use (the old one is left as it is: its locks

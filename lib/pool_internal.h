@@ -191,6 +191,10 @@ static inline bool fut__on_pool_thread(const pool_t *p)
     return w && w->pool == p;
 }
 
+/* pool_exec.c: the executor operations, and freeing. */
+extern const struct fut__exec_ops fut__pool_exec_ops;
+void fut__pool_free(pool_t *p);
+
 /* runq.c: where core work waits, and how it gets there. */
 bool fut__submit(pool_t *p, future_t *f, bool blocking);
 bool fut__queue_on(pool_t *p, future_t *f);

@@ -1,0 +1,232 @@
+/*
+ * base.h - the bottom layer (L0) that every file uses: the calling
+ * thread's context, locks and clocks, the stripes, allocation and thread
+ * starts with their fault injection, the fork hooks and gate, the run-queue
+ * FIFO, users' destructors, and tracing. Included through internal.h.
+ */
+#ifndef FUTURES_BASE_H
+#define FUTURES_BASE_H
+
+#include "futures.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef FUT_DEBUG
+#define FUT_DEBUG 0
+#endif
+
+struct fut__watch;
+struct fut__exec;
+
+/* ------------------------------------------------------ this thread -- */
+
+/* A future whose work runs on this thread (future.c, fut__run). */
+struct fut__frame {
+    future_t *f;
+    struct fut__frame *outer;
+};
+
+struct fut__deferred; /* defer.c */
+struct fut__worker;   /* the pool's record of one of its threads */
+
+/*
+ * What the library knows about the calling thread, in one thread-local
+ * (thread.c) rather than a dozen spread over the files: each part names
+ * the file that owns it, and a debugger prints it whole (p fut__self).
+ */
+struct fut__thread {
+    /* Set by the executor a thread serves (pool.c's threads, loop_run). */
+    struct fut__exec *serves;   /* the pool this thread is one of, or NULL */
+    struct fut__worker *worker; /* the pool's record of this thread */
+    struct fut__exec *loop;     /* the loop running here, or NULL */
+    unsigned pool_id;           /* for traces; 0 off pool threads */
+    /* future.c: the futures whose work runs here, innermost first (more
+     * than one only while a waiter helps), and those being freed. */
+    struct fut__frame *running;
+    future_t *freeing;
+    bool freeing_active;
+    /* watch.c: the notification queue. */
+    bool notifying;
+    struct fut__watch *notify_head, *notify_tail;
+    /* defer.c: destructors waiting for the notification pass to end. */
+    unsigned passes;
+    bool deferred_running, user_code_forbidden;
+    struct fut__deferred *deferred_head, *deferred_tail;
+    /* The pool's chaining slot (runq.c, worker.c). */
+    bool chaining;
+    unsigned chain_len;
+    future_t *chained;
+#if FUT_DEBUG
+    pthread_mutex_t *held[8]; /* library locks held: fut__mutex_held() */
+    unsigned nheld;
+#endif
+};
+
+/* initial-exec: one %fs-relative access, no __tls_get_addr() call from
+ * the shared library. It needs the library loaded with the program (or
+ * dlopen()ed while static TLS space is left, which glibc keeps some of). */
+extern _Thread_local struct fut__thread fut__self
+    __attribute__((tls_model("initial-exec")));
+
+/*
+ * Every library mutex is taken and released through these: a failure is a
+ * bug (an uninitialised or corrupted lock) and stops the program, as in
+ * libuv. In debug builds (make DEBUG=1) they also track the locks this
+ * thread holds, so a function whose name ends in _locked asserts that its
+ * caller holds the lock (FUT_ASSERT_HELD), as SQLite's mutexHeld() does.
+ */
+void fut__mutex_lock(pthread_mutex_t *m);
+void fut__mutex_unlock(pthread_mutex_t *m);
+#if FUT_DEBUG
+bool fut__mutex_held(const pthread_mutex_t *m);
+#define FUT_ASSERT_HELD(m)                                                     \
+    do {                                                                       \
+        if (!fut__mutex_held(m))                                               \
+            fut__panic("lock not held in " __FILE__);                          \
+    } while (0)
+#else
+#define FUT_ASSERT_HELD(m) ((void)0)
+#endif
+/* pthread_cond_wait() through the wrapper's bookkeeping: the lock is
+ * still this thread's when it returns. */
+int fut__cond_wait(pthread_cond_t *c, pthread_mutex_t *m,
+                   const struct timespec *deadline);
+
+/* ------------------------------------------------------------- stripes -- */
+
+/* A future's lock and condition variable, shared with others by hashing. */
+struct fut__stripe {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC */
+};
+
+struct fut__stripe *fut__lock(const future_t *f);
+void fut__unlock(struct fut__stripe *s);
+int fut__mutex_init(pthread_mutex_t *m);
+int fut__cond_init(pthread_cond_t *c);
+void fut__deadline(struct timespec *ts, uint64_t ns_from_now);
+uint64_t fut__now_ns(void);
+
+/*
+ * How long a thread that ran out of work, or a waiter, spins before it
+ * sleeps: about what a wake-up costs on a virtual machine. Spinning a
+ * little saves both sides a futex call when work or an outcome is near.
+ */
+#ifndef FUT_SPIN_NS
+#define FUT_SPIN_NS 30000
+#endif
+
+static inline void fut__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ----------------------------------------------------------- the fork -- */
+
+/* How many fork()s made this process (sync.c; fork.c counts them). */
+extern atomic_uint fut__generation;
+
+static inline unsigned fut__fork_generation(void)
+{
+    return atomic_load_explicit(&fut__generation, memory_order_relaxed);
+}
+
+/* Loops (loop.c). */
+struct fut__exec *fut__loop_exec(loop_t *loop);
+
+/* ------------------------------------------------- allocation, threads -- */
+
+void *fut__calloc(size_t size);
+void fut__mem_free(void *p);
+/* A future's memory, zeroed; *cls says how to free it (slab.c). */
+void *fut__future_calloc(size_t size, unsigned *cls);
+void *fut__slab_alloc(size_t size, unsigned *cls); /* no fault injection */
+void fut__slab_free(void *p, unsigned cls);
+bool fut__slab_caching(void); /* false: every future is calloc()ed */
+struct fut__slab_stats {
+    size_t carved;   /* slots ever carved from blocks */
+    size_t in_depot; /* free slots in the depot */
+    size_t in_cache; /* free slots in the calling thread's caches */
+    size_t blocks;
+};
+void fut__slab_stats(struct fut__slab_stats *out); /* for tests */
+int fut__thread_start(pthread_t *tid, void *(*fn)(void *), void *arg);
+_Noreturn void fut__panic(const char *msg);
+
+/*
+ * Fault injection for tests: the @nth call from now (1 = the next one) of the
+ * site fails, and when @persistent every call after it too. 0 turns it off.
+ */
+enum fut__fault_site { FUT_FAULT_ALLOC, FUT_FAULT_THREAD, FUT_FAULT_NSITES };
+void fut__fault_set(enum fut__fault_site site, long nth, bool persistent);
+long fut__fault_fired(enum fut__fault_site site);
+
+/*
+ * Users' destructors (defer.c): run now, or, inside a notification pass or
+ * on a thread that forbids user code (the timer's), where a wait in them
+ * cannot hold the library up.
+ */
+void fut__run_user(void (*fn)(void *), void *arg);
+void fut__pass_begin(void);
+void fut__pass_end(void);
+void fut__forbid_user_code(void);
+
+/* Unobserved failures (unobserved.c): @f failed and nobody looked. */
+void fut__report_unobserved(const future_t *f);
+
+/* ---------------------------------------------------------------- fork() */
+
+/* Each module's part in fork(): take its locks before, then let go of them
+ * in the parent, or start afresh in the child (fork.c). */
+enum fut__fork_phase { FUT_FORK_PREPARE, FUT_FORK_PARENT, FUT_FORK_CHILD };
+void fut__pool_fork(enum fut__fork_phase phase);
+void fut__timer_fork(enum fut__fork_phase phase);
+void fut__timer_after_fork(void);
+void fut__trace_fork(enum fut__fork_phase phase);
+void fut__unobserved_fork(enum fut__fork_phase phase);
+void fut__stripe_fork(enum fut__fork_phase phase);
+void fut__owned_fork(enum fut__fork_phase phase);
+void fut__slab_fork(enum fut__fork_phase phase);
+void fut__gate_fork(enum fut__fork_phase phase);
+
+/*
+ * The fork gate (sync.c). The stripes and the result-destructor buckets
+ * are too many to hold across fork() (ThreadSanitizer tracks 64 locks per
+ * thread), so they are gated locks instead: while a fork() is under way
+ * (fut__forking), a thread that takes one lets go at once and waits at the
+ * gate until the fork is over. Gated locks are leaves: no code takes
+ * another library lock, but the allocator's depot, while it holds one.
+ */
+extern atomic_bool fut__forking;
+void fut__fork_wait(pthread_mutex_t *held); /* unlocks @held, waits */
+void fut__gated_fork(pthread_mutex_t *m, enum fut__fork_phase phase);
+
+/* Locks @m, a gated lock; returns pthread_mutex_lock()'s error. One
+ * relaxed load after the lock: sync.c explains why that is enough. */
+static inline int fut__gated_lock(pthread_mutex_t *m)
+{
+    for (;;) {
+        int rc = pthread_mutex_lock(m);
+        if (rc || !atomic_load_explicit(&fut__forking, memory_order_relaxed))
+            return rc;
+        fut__fork_wait(m);
+    }
+}
+
+/* ---------------------------------------------------------------- tracing */
+
+/* Brackets one run: enter returns 0 when no trace runs, else a start time
+ * that leave needs. */
+uint64_t fut__trace_enter(void);
+void fut__trace_leave(uint64_t start, const char *kind, int error);
+unsigned fut__pool_id_of_thread(void); /* 0 outside pools (thread.c) */
+
+#endif /* FUTURES_BASE_H */
