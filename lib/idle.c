@@ -8,7 +8,7 @@
  * and only then sleeps, counted in nsleeping. Whoever queues work wakes a
  * sleeper only if nobody is searching: a searcher will find it. The two
  * sides follow the store-then-load pattern with sequentially consistent
- * atomics (a ring's tail, shared.inject_len, the counters), so a queued future
+ * atomics (a ring's tail, inject.len, the counters), so a queued future
  * and a thread going to sleep always see each other:
  *
  *   queuer:  queue the work;              read nsearching, nsleeping
@@ -37,7 +37,7 @@
 /* Is any core work queued anywhere? A look without locks. */
 bool fut__core_work_visible(pool_t *p)
 {
-    if (atomic_load(&p->shared.inject_len) || atomic_load(&p->shared.jobs_hint))
+    if (atomic_load(&p->inject.len) || atomic_load(&p->shared.jobs_hint))
         return true;
     size_t n = fut__pool_nrings(p);
     for (size_t i = 0; i < n; i++)

@@ -72,30 +72,35 @@ struct fut__worker {
 };
 
 struct pool {
+    /* Set when the pool is made and read everywhere after. */
     struct fut__exec exec;
-    atomic_uint refs; /* creator, live threads, futures it runs */
-    unsigned id;      /* for thread names and traces */
+    unsigned id;         /* for thread names and traces */
     unsigned generation; /* fut__fork_generation() when it was made */
     bool is_default;
-    /* Set when the pool is made: thieves read rings[i] below nrings, and
-     * a slot, once filled under the lock, never changes. */
+    /* Thieves read rings[i] below shared.nrings; a slot, once filled
+     * under the lock, never changes. */
     struct fut__ring **rings;
     size_t rings_cap;
 
-    /* Read without a lock; written as each says. */
+    /* Read without a lock; written as each says. Read on every submission
+     * and search, so the counters that change all the time (and refs,
+     * below) sit on cache lines of their own. */
     struct {
-        atomic_int state;        /* enum fut__pool_state; under both locks */
-        atomic_size_t nrings;    /* rings in use, for thieves */
-        atomic_uint nsearching;  /* core threads awake with no work */
-        atomic_uint nsleeping;   /* core threads asleep; under lock */
-        atomic_bool jobs_hint;   /* jobs the core threads should take */
-        atomic_size_t inject_len; /* inject.queue.len, for a look */
+        atomic_int state;      /* enum fut__pool_state; under both locks */
+        atomic_size_t nrings;  /* rings in use, for thieves */
+        atomic_bool jobs_hint; /* jobs the core threads should take */
+        _Alignas(64) atomic_uint nsearching; /* awake with no work */
+        atomic_uint nsleeping; /* core threads asleep; under lock */
     } shared;
+
+    /* Creator, live threads, futures it runs (pool_exec.c). */
+    _Alignas(64) atomic_uint refs;
 
     /* What other threads submit, for the core threads (runq.c). */
     struct {
         _Alignas(64) pthread_mutex_t lock;
         struct fut__queue queue;
+        atomic_size_t len; /* queue.len, for a look without the lock */
     } inject;
 
     /* Under `lock`. */

@@ -70,7 +70,7 @@ static bool inject(pool_t *p, future_t *f, bool submission)
     bool ok = submission ? fut__pool_state(p) == FUT_POOL_OPEN : fut__pool_runs_work(p);
     if (ok) {
         fut__queue_push(&p->inject.queue, f);
-        atomic_store(&p->shared.inject_len, p->inject.queue.len); /* see the top */
+        atomic_store(&p->inject.len, p->inject.queue.len); /* see the top */
     }
     inject_unlock(p);
     if (ok)
@@ -88,7 +88,7 @@ static void give_back_injected(pool_t *p, struct fut__queue *batch)
         p->inject.queue.tail = batch->tail;
     p->inject.queue.head = batch->head;
     p->inject.queue.len += batch->len;
-    atomic_store(&p->shared.inject_len, p->inject.queue.len);
+    atomic_store(&p->inject.len, p->inject.queue.len);
     inject_unlock(p);
     fut__wake_if_needed(p);
 }
@@ -134,12 +134,12 @@ static bool push_local(pool_t *p, future_t *f)
  */
 future_t *fut__take_injected(pool_t *p, struct fut__worker *w, bool take)
 {
-    if (!atomic_load_explicit(&p->shared.inject_len, memory_order_relaxed))
+    if (!atomic_load_explicit(&p->inject.len, memory_order_relaxed))
         return NULL;
     inject_lock(p);
     struct fut__queue batch = p->inject.queue;
     p->inject.queue = (struct fut__queue){0};
-    atomic_store(&p->shared.inject_len, 0);
+    atomic_store(&p->inject.len, 0);
     inject_unlock(p);
     future_t *f = take ? fut__queue_pop(&batch) : NULL;
     future_t *g;
@@ -225,7 +225,7 @@ void fut__cancel_queued(pool_t *p)
     inject_lock(p);
     struct fut__queue injected = p->inject.queue;
     p->inject.queue = (struct fut__queue){0};
-    atomic_store(&p->shared.inject_len, 0);
+    atomic_store(&p->inject.len, 0);
     inject_unlock(p);
     fut__pool_unlock(p);
     dispose_all(&injected);
@@ -247,7 +247,7 @@ void fut__pool_counts_locked(pool_t *p, size_t *queued, size_t *running,
                       uint64_t *completed)
 {
     *queued = p->blocking.jobs.len +
-              atomic_load_explicit(&p->shared.inject_len, memory_order_relaxed);
+              atomic_load_explicit(&p->inject.len, memory_order_relaxed);
     *running = p->blocking.running;
     *completed = p->blocking.completed;
     size_t n = fut__pool_nrings(p);

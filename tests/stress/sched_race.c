@@ -1,6 +1,6 @@
 /*
  * sched_race.c - the lock-free parts of the work-stealing scheduler
- * (lib/ring.c, the park/wake protocol of lib/sched.c), each race run for an
+ * (lib/ring.c, the park/wake protocol of lib/idle.c), each race run for an
  * exact number of rounds with every round checked:
  *
  *   ring_last_item     the owner pushes one item; the owner's pop and a

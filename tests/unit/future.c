@@ -1,4 +1,5 @@
-/* Tests of lib/future.c: references, outcomes, waiting, cancelling. */
+/* Tests of the future core (lib/future.c, lib/settle.c, lib/wait.c):
+ * references, outcomes, waiting, cancelling. */
 #include "helpers.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
-/* Tests of lib/sched.c: pools, submission, shutdown, waiting inside tasks. */
+/* Tests of pools (lib/pool.c, lib/runq.c, lib/worker.c): submission,
+ * shutdown, waiting inside tasks. */
 #include "helpers.h"
 #include "pool_internal.h" /* fault injection, a pool's id */
 

@@ -1,5 +1,5 @@
 /*
- * Tests of the work-stealing scheduler (lib/sched.c, lib/ring.c) through the
+ * Tests of the work-stealing scheduler (lib/runq.c, lib/worker.c, lib/ring.c) through the
  * public API: work a task submits goes to its thread's own ring and another
  * thread steals it; bursts from outside spread over the threads; one thread
  * runs what it is given in submission order; a ring that overflows loses

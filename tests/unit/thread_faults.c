@@ -328,7 +328,7 @@ static int wait_on_input(void *arg, void **result)
 /*
  * The only thread of a pool waits for a promise and no stand-in can start:
  * tasks and blocking jobs submitted while it waits (not only the children
- * it waits for, as sched.c tests) must run, on the waiter's own stack.
+ * it waits for, as tests/unit/sched.c tests) must run, on the waiter's own stack.
  */
 CheckedTest(thread_faults, a_waiter_without_stand_in_runs_later_work,
             .timeout = WATCHDOG)
