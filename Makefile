@@ -2,12 +2,15 @@
 #
 #   make                 build/libfutures.a and build/libfutures.so
 #   make demo            build and run the gather demo
-#   make test            Criterion suites, exported-symbol and C++ header checks
-#   make check           test + the suites under ASan/UBSan + stress programs under
-#                        TSan and valgrind + an install used through pkg-config
+#   make test            Criterion suites, exported-symbol and C++ header checks,
+#                        no dependency cycle between the library's objects
+#   make check           test + the suites in a DEBUG=1 build and under ASan/UBSan
+#                        + stress programs under TSan and valgrind + an install
+#                        used through pkg-config
 #   make soak            the long soaks (races, shutdowns, random operations)
 #   make install         PREFIX, DESTDIR, LIBDIR, INCLUDEDIR as usual
-#   make DEBUG=1 ...     error-checking mutexes and reference-count checks
+#   make DEBUG=1 ...     error-checking mutexes, lock-held assertions and
+#                        reference-count checks
 
 VERSION_MAJOR := 0
 VERSION_MINOR := 1
@@ -44,7 +47,8 @@ SONAME := libfutures.so.$(VERSION_MAJOR)
 SHARED := $(B)/libfutures.so.$(VERSION)
 
 .PHONY: all test check install uninstall clean samples demo docs bench bench-peers soak \
-        criterion unit asan tsan valgrind valgrind-unit exports header-cxx install-test
+        criterion unit asan tsan valgrind valgrind-unit exports header-cxx install-test \
+        layers debug
 
 all: $(STATIC) $(SHARED) $(B)/libfutures.so
 
@@ -151,7 +155,19 @@ exports: $(SHARED)
 header-cxx:
 	$(CXX) -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only -x c++ tests/header.cpp
 
-test: unit exports header-cxx
+# No two library objects depend on each other by symbol (lib/internal.h).
+layers: $(LIB_OBJ)
+	@python3 tools/layers.py $(LIB_OBJ) > $(B)/layers.txt || \
+	  { cat $(B)/layers.txt; exit 1; }
+	@tail -1 $(B)/layers.txt
+
+test: unit exports header-cxx layers
+
+# The suites in a debug build: error-checking mutexes, and every function
+# whose name ends in _locked asserts that its caller holds the lock.
+debug: | criterion
+	$(MAKE) --no-print-directory B=$(B)/debug DEBUG=1 $(B)/debug/tests/unit
+	$(B)/debug/tests/unit -j2
 
 # The same suites with AddressSanitizer and UBSan, in a tree of their own.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -238,7 +254,7 @@ install-test: all
 	    -o $(B)/stage/app-static
 	$(B)/stage/app-static
 
-check: test asan tsan valgrind valgrind-unit install-test
+check: test debug asan tsan valgrind valgrind-unit install-test
 
 # ---------------------------------------------------------------- install --
 

@@ -4,6 +4,7 @@
 #include "pool_internal.h" /* fault injection, a pool's id */
 
 #include <errno.h>
+#include <signal.h>
 
 CheckedTest(pool, create_sizes_itself_and_refuses_absurd_sizes)
 {
@@ -529,4 +530,31 @@ CheckedTest(pool, a_cancelled_pool_runs_no_more_continuations_itself,
     future_release(f);
     future_release(g);
     gate_destroy(&c.gate);
+}
+
+/* ---------------------------------------------- lock checks (DEBUG=1) -- */
+
+/*
+ * In a debug build every function whose name ends in _locked asserts that
+ * its caller holds the lock (FUT_ASSERT_HELD, lib/sync.c): called without
+ * it, one stops the program. make check runs the suites in such a build;
+ * in others the check compiles to nothing and this test is skipped.
+ */
+CheckedTest(pool, a_locked_function_called_without_its_lock_aborts,
+            .signal = SIGABRT, .disabled = !FUT_DEBUG)
+{
+    pool_t *pool = pool_create(1);
+    cr_assert_not_null(pool);
+    fut__take_exited_locked(pool); /* the pool lock is not held */
+}
+
+CheckedTest(pool, a_locked_function_called_with_its_lock_runs,
+            .disabled = !FUT_DEBUG)
+{
+    pool_t *pool = pool_create(1);
+    cr_assert_not_null(pool);
+    fut__pool_lock(pool);
+    fut__join_all(fut__take_exited_locked(pool));
+    fut__pool_unlock(pool);
+    pool_destroy(pool);
 }
