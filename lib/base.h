@@ -83,10 +83,10 @@ void fut__mutex_lock(pthread_mutex_t *m);
 void fut__mutex_unlock(pthread_mutex_t *m);
 #if FUT_DEBUG
 bool fut__mutex_held(const pthread_mutex_t *m);
-#define FUT_ASSERT_HELD(m)                                                     \
-    do {                                                                       \
-        if (!fut__mutex_held(m))                                               \
-            fut__panic("lock not held in " __FILE__);                          \
+#define FUT_ASSERT_HELD(m)                            \
+    do {                                              \
+        if (!fut__mutex_held(m))                      \
+            fut__panic("lock not held in " __FILE__); \
     } while (0)
 #else
 #define FUT_ASSERT_HELD(m) ((void)0)

@@ -59,14 +59,14 @@ future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
 void fut__free(future_t *f)
 {
     /* Where its memory came from (slab.c), recorded by fut__new(). */
-    unsigned cls = atomic_load_explicit(&f->flags, memory_order_relaxed) >>
-                   FUT_SLAB_SHIFT;
+    unsigned cls =
+        atomic_load_explicit(&f->flags, memory_order_relaxed) >> FUT_SLAB_SHIFT;
     if (fut__owns_value(f)) {
         /* A value passed on from a source is the source's to free. */
         bool passed_on = atomic_load(&f->flags) & FUT_KEEPS_SOURCE;
         fut__value_free_fn result_free = fut__result_free_of(f, true);
-        if (result_free && !passed_on && fut__is_settled(f) &&
-            f->error == 0 && f->value)
+        if (result_free && !passed_on && fut__is_settled(f) && f->error == 0 &&
+            f->value)
             fut__run_user(result_free, f->value); /* nobody reads it now */
     }
     if (f->ops->destroy)

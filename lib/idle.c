@@ -50,7 +50,8 @@ bool fut__core_work_visible(pool_t *p)
 void fut__wake_one_locked(pool_t *p)
 {
     FUT_ASSERT_HELD(&p->lock);
-    if (atomic_load(&p->shared.nsleeping) == 0 || atomic_load(&p->shared.nsearching) != 0)
+    if (atomic_load(&p->shared.nsleeping) == 0 ||
+        atomic_load(&p->shared.nsearching) != 0)
         return; /* (sequentially consistent loads: see the top) */
     atomic_fetch_sub_explicit(&p->shared.nsleeping, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->shared.nsearching, 1, memory_order_relaxed);
@@ -61,7 +62,8 @@ void fut__wake_one_locked(pool_t *p)
 /* After queueing core work: wakes a thread if none will find it. */
 void fut__wake_if_needed(pool_t *p)
 {
-    if (atomic_load(&p->shared.nsearching) != 0 || atomic_load(&p->shared.nsleeping) == 0)
+    if (atomic_load(&p->shared.nsearching) != 0 ||
+        atomic_load(&p->shared.nsleeping) == 0)
         return;
     fut__pool_lock(p);
     fut__wake_one_locked(p);
@@ -74,7 +76,8 @@ void fut__start_searching(pool_t *p, struct fut__worker *w)
 {
     if (!w->searching) {
         w->searching = true;
-        atomic_fetch_add_explicit(&p->shared.nsearching, 1, memory_order_seq_cst);
+        atomic_fetch_add_explicit(&p->shared.nsearching, 1,
+                                  memory_order_seq_cst);
     }
 }
 
@@ -106,8 +109,8 @@ static bool any_busy_locked(const pool_t *p)
 void fut__maybe_stop_locked(pool_t *p)
 {
     FUT_ASSERT_HELD(&p->lock);
-    if (fut__pool_state(p) != FUT_POOL_DRAINING || p->blocking.jobs.len || p->blocking.running ||
-        any_busy_locked(p))
+    if (fut__pool_state(p) != FUT_POOL_DRAINING || p->blocking.jobs.len ||
+        p->blocking.running || any_busy_locked(p))
         return;
     fut__mutex_lock(&p->inject.lock);
     bool empty = p->inject.queue.len == 0;
@@ -167,8 +170,10 @@ static void woken_locked(pool_t *p, struct fut__worker *w)
     if (p->locked.wake_tokens) {
         p->locked.wake_tokens--;
     } else {
-        atomic_fetch_sub_explicit(&p->shared.nsleeping, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&p->shared.nsearching, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&p->shared.nsleeping, 1,
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&p->shared.nsearching, 1,
+                                  memory_order_relaxed);
     }
     w->searching = true;
     w->ring->busy = true;
@@ -193,7 +198,8 @@ bool fut__park_locked(pool_t *p, struct fut__worker *w)
     w->searching = false;
     atomic_fetch_sub(&p->shared.nsearching, 1);
     if (fut__core_work_visible(p)) { /* it came in meanwhile: no sleep */
-        atomic_fetch_sub_explicit(&p->shared.nsleeping, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&p->shared.nsleeping, 1,
+                                  memory_order_relaxed);
         fut__start_searching(p, w);
         w->ring->busy = true;
         return true;

@@ -238,7 +238,7 @@ struct future {
     atomic_uint refs;
     atomic_uchar state; /* enum fut__state */
     atomic_uchar flags; /* FUT_CANCEL_REQUESTED, FUT_OBSERVED, ... */
-    bool tracked; /* tell exec->ops->pending_done when it settles */
+    bool tracked;       /* tell exec->ops->pending_done when it settles */
     atomic_bool waited; /* a thread blocks on it: wake its stripe */
     /* A queued task needs its function, a settled future its outcome,
      * never both: they share the space (56 bytes in all, so a task and its
@@ -246,8 +246,8 @@ struct future {
     union {
         struct {
             union {
-                void *value;   /* valid once SETTLED with error 0 */
-                fut__fn site;  /* after a failure: what failed, or NULL */
+                void *value;  /* valid once SETTLED with error 0 */
+                fut__fn site; /* after a failure: what failed, or NULL */
             };
             int error; /* valid once SETTLED */
         };
@@ -256,9 +256,9 @@ struct future {
             void *arg;
         } task; /* a pool or loop task, until it runs */
     };
-    _Atomic(uintptr_t) deps;     /* dependents (watch.c), or DEPS_CLOSED */
-    struct fut__exec *exec;      /* runs it and its continuations, or NULL */
-    future_t *next;              /* run-queue link, owned by the executor */
+    _Atomic(uintptr_t) deps; /* dependents (watch.c), or DEPS_CLOSED */
+    struct fut__exec *exec;  /* runs it and its continuations, or NULL */
+    future_t *next;          /* run-queue link, owned by the executor */
 };
 
 future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
@@ -276,8 +276,7 @@ fut__value_free_fn fut__result_free_of(const future_t *f, bool take);
 
 static inline bool fut__owns_value(const future_t *f)
 {
-    return atomic_load_explicit(&((future_t *)f)->flags,
-                                memory_order_acquire) &
+    return atomic_load_explicit(&((future_t *)f)->flags, memory_order_acquire) &
            FUT_OWNS_VALUE;
 }
 
@@ -285,8 +284,7 @@ static inline bool fut__owns_value(const future_t *f)
  * value goes when @f goes: @f owns it, or holds the source that does. */
 static inline bool fut__value_needs_f(const future_t *f)
 {
-    return atomic_load_explicit(&((future_t *)f)->flags,
-                                memory_order_acquire) &
+    return atomic_load_explicit(&((future_t *)f)->flags, memory_order_acquire) &
            (FUT_OWNS_VALUE | FUT_KEEPS_SOURCE);
 }
 void fut__enqueue(future_t *f);

@@ -37,8 +37,9 @@ static bool jobs_for_core_locked(const pool_t *p)
 {
     FUT_ASSERT_HELD(&((pool_t *)p)->lock);
     return p->blocking.jobs.len &&
-           (p->blocking.live == 0 || (p->blocking.start_failed &&
-                                p->blocking.jobs.len > p->blocking.idle + p->blocking.starting));
+           (p->blocking.live == 0 ||
+            (p->blocking.start_failed &&
+             p->blocking.jobs.len > p->blocking.idle + p->blocking.starting));
 }
 
 /* Keeps the hint core threads watch up to date, and wakes one if the
@@ -68,7 +69,8 @@ future_t *fut__take_job_for_core(pool_t *p)
     if (!atomic_load_explicit(&p->shared.jobs_hint, memory_order_relaxed))
         return NULL;
     fut__pool_lock(p);
-    future_t *f = jobs_for_core_locked(p) ? fut__queue_pop(&p->blocking.jobs) : NULL;
+    future_t *f =
+        jobs_for_core_locked(p) ? fut__queue_pop(&p->blocking.jobs) : NULL;
     if (f)
         p->blocking.running++;
     fut__update_jobs_hint_locked(p);

@@ -118,7 +118,8 @@ pool_t *pool_create(size_t nthreads)
         return NULL;
     fut__pool_lock(p);
     int rc = 0;
-    while (p->locked.nlive < p->locked.ncore && (rc = fut__start_core_locked(p)) == 0)
+    while (p->locked.nlive < p->locked.ncore &&
+           (rc = fut__start_core_locked(p)) == 0)
         ;
     if (p->locked.nlive > 0 && p->locked.nlive < p->locked.ncore)
         p->locked.ncore = p->locked.nlive; /* run with the threads we got */
@@ -204,8 +205,7 @@ void pool_shutdown(pool_t *pool, int mode)
     bool cancel = false;
     if (pool->shared.state == FUT_POOL_OPEN) {
         cancel = mode == POOL_CANCEL;
-        set_state_locked(pool, cancel ? FUT_POOL_CANCELLED
-                                      : FUT_POOL_DRAINING);
+        set_state_locked(pool, cancel ? FUT_POOL_CANCELLED : FUT_POOL_DRAINING);
         fut__maybe_stop_locked(pool);
         pthread_cond_broadcast(&pool->work);
         pthread_cond_broadcast(&pool->blocking.work);

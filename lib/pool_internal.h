@@ -62,12 +62,12 @@ struct fut__worker {
      * (worker.c) or the blocking one (jobs.c). */
     void (*main_locked)(pool_t *p, struct fut__worker *w);
     bool blocking;
-    bool searching;         /* counted in shared.nsearching (idle.c) */
-    unsigned turns;         /* find_work's count: INJECT_EVERY, steal order */
-    struct fut__ring *ring; /* core threads only */
-    char *stack_top;        /* where its stack starts (it grows down) */
-    size_t stack_size;      /* for fut__help_has_room() */
-    unsigned helping;       /* tasks it runs nested in its own waits */
+    bool searching;           /* counted in shared.nsearching (idle.c) */
+    unsigned turns;           /* find_work's count: INJECT_EVERY, steal order */
+    struct fut__ring *ring;   /* core threads only */
+    char *stack_top;          /* where its stack starts (it grows down) */
+    size_t stack_size;        /* for fut__help_has_room() */
+    unsigned helping;         /* tasks it runs nested in its own waits */
     struct fut__worker *next; /* on the pool's exited list */
 };
 
@@ -121,11 +121,11 @@ struct pool {
 
     /* Blocking jobs and their threads (jobs.c), under `lock` too. */
     struct {
-        pthread_cond_t work;    /* idle blocking threads wait here */
+        pthread_cond_t work; /* idle blocking threads wait here */
         struct fut__queue jobs;
         size_t live, idle, limit;
-        size_t waiting;   /* of the live, those whose job waits */
-        size_t starting;  /* threads on their way */
+        size_t waiting;    /* of the live, those whose job waits */
+        size_t starting;   /* threads on their way */
         bool start_failed; /* the last thread start failed */
         unsigned failures; /* thread starts that failed */
         size_t running;    /* jobs running (tasks count in the rings) */
@@ -223,9 +223,8 @@ bool fut__idle_wait_locked(pool_t *p, pthread_cond_t *cond, bool timed);
 void fut__maybe_stop_locked(pool_t *p);
 
 /* threads.c: one start and one end for every kind of thread. */
-struct fut__worker *fut__worker_new(pool_t *p,
-                                    void (*main_locked)(pool_t *,
-                                                        struct fut__worker *));
+struct fut__worker *
+fut__worker_new(pool_t *p, void (*main_locked)(pool_t *, struct fut__worker *));
 int fut__thread_launch(struct fut__worker *w);
 void fut__note_peak_locked(pool_t *p);
 struct fut__worker *fut__take_exited_locked(pool_t *p);

@@ -51,10 +51,12 @@ static void queue_push_front(struct fut__queue *q, future_t *f)
 /* Keeps @f for this thread to run next, if it may; see above. */
 static bool keep_chained(pool_t *p, future_t *f)
 {
-    if (!fut__self.chaining || fut__self.chained || fut__self.chain_len >= CHAIN_LIMIT || !fut__self.worker ||
-        fut__self.worker->blocking || fut__self.worker->pool != p || !fut__pool_runs_work(p))
+    struct fut__thread *me = &fut__self;
+    if (!me->chaining || me->chained || me->chain_len >= CHAIN_LIMIT ||
+        !me->worker || me->worker->blocking || me->worker->pool != p ||
+        !fut__pool_runs_work(p))
         return false; /* (a pool that stopped: the default pool takes it) */
-    fut__self.chained = f;
+    me->chained = f;
     return true;
 }
 
@@ -67,7 +69,8 @@ static bool keep_chained(pool_t *p, future_t *f)
 static bool inject(pool_t *p, future_t *f, bool submission)
 {
     inject_lock(p);
-    bool ok = submission ? fut__pool_state(p) == FUT_POOL_OPEN : fut__pool_runs_work(p);
+    bool ok = submission ? fut__pool_state(p) == FUT_POOL_OPEN
+                         : fut__pool_runs_work(p);
     if (ok) {
         fut__queue_push(&p->inject.queue, f);
         atomic_store(&p->inject.len, p->inject.queue.len); /* see the top */
@@ -96,22 +99,22 @@ static void give_back_injected(pool_t *p, struct fut__queue *batch)
 /* Queues @f, the current thread's, in its own ring if it has one for @p. */
 static bool push_local(pool_t *p, future_t *f)
 {
-    if (!fut__self.worker || fut__self.worker->pool != p || !fut__self.worker->ring ||
-        !fut__ring_push(fut__self.worker->ring, f))
+    struct fut__worker *me = fut__current_worker();
+    if (!me || me->pool != p || !me->ring || !fut__ring_push(me->ring, f))
         return false;
     if (atomic_load(&p->shared.state) == FUT_POOL_CANCELLED) {
         /* Cancelled since the caller looked, and perhaps swept already
          * (fut__cancel_queued): this thread may be about to wait for it,
          * so it cancels what it queued itself. */
         future_t *g;
-        while ((g = fut__ring_pop(fut__self.worker->ring)) != NULL)
+        while ((g = fut__ring_pop(me->ring)) != NULL)
             fut__dispose(g);
         return true;
     }
     /* While chaining, this thread goes straight back to its ring: if @f
      * is all there is, a thread woken for it would only take it away
      * (a long chain would bounce between threads every CHAIN_LIMIT hops). */
-    if (!(fut__self.chaining && fut__ring_len(fut__self.worker->ring) == 1))
+    if (!(fut__self.chaining && fut__ring_len(me->ring) == 1))
         fut__wake_if_needed(p);
     return true;
 }
@@ -244,7 +247,7 @@ void fut__cancel_queued(pool_t *p)
 }
 
 void fut__pool_counts_locked(pool_t *p, size_t *queued, size_t *running,
-                      uint64_t *completed)
+                             uint64_t *completed)
 {
     *queued = p->blocking.jobs.len +
               atomic_load_explicit(&p->inject.len, memory_order_relaxed);

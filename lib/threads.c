@@ -70,9 +70,8 @@ static void *thread_main(void *arg)
 
 /* A record for a new thread of @p, which will run @main_locked; NULL,
  * with errno, if there is no memory. */
-struct fut__worker *fut__worker_new(pool_t *p,
-                                    void (*main_locked)(pool_t *,
-                                                        struct fut__worker *))
+struct fut__worker *
+fut__worker_new(pool_t *p, void (*main_locked)(pool_t *, struct fut__worker *))
 {
     struct fut__worker *w = fut__calloc(sizeof *w);
     if (w) {

@@ -59,16 +59,16 @@ static bool passed(const struct timespec *deadline)
 /*
  * A waiter that could get no stand-in and whose stack has no room to help
  * (fut__help_has_room) gives up, with EAGAIN, unless @f is running (or
- * being settled): a running future ends without help, but one that is queued or pending may
- * need this very thread's help, which it can no longer give (every thread
- * of the pool may be a waiter like this one). A timed wait just waits.
+ * being settled): a running future ends without help, but one that is queued or
+ * pending may need this very thread's help, which it can no longer give (every
+ * thread of the pool may be a waiter like this one). A timed wait just waits.
  */
 static bool must_give_up(const future_t *f, const struct timespec *deadline)
 {
     int state =
         atomic_load_explicit(&((future_t *)f)->state, memory_order_acquire);
-    return !deadline && !served()->ops->help_has_room(served()) && state != FUT_RUNNING &&
-           state != FUT_SETTLING;
+    return !deadline && !served()->ops->help_has_room(served()) &&
+           state != FUT_RUNNING && state != FUT_SETTLING;
 }
 
 /*

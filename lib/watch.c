@@ -2,11 +2,11 @@
  * watch.c - how a future learns that its inputs settled.
  *
  * The protocol (pins, and who ends a watch) is described in internal.h. This
- * file also owns the per-thread notification queue (fut__self.notify_*): fut__deliver() appends
- * a settled future's watchers to it, and only the outermost call on a thread
- * drains it. A notification that settles another future therefore queues
- * that future's watchers instead of recursing into them, so a chain of any
- * length is told in constant stack.
+ * file also owns the per-thread notification queue (fut__self.notify_*):
+ * fut__deliver() appends a settled future's watchers to it, and only the
+ * outermost call on a thread drains it. A notification that settles another
+ * future therefore queues that future's watchers instead of recursing into
+ * them, so a chain of any length is told in constant stack.
  *
  * It also answers, for a loop's thread about to wait, whether a future can
  * settle only once that loop runs more of its queue (fut__needs_exec): the
@@ -43,10 +43,9 @@ static uintptr_t lock_deps(future_t *t)
 {
     uintptr_t d = atomic_load_explicit(&t->deps, memory_order_acquire);
     while (d != FUT_DEPS_CLOSED &&
-           !atomic_compare_exchange_weak_explicit(&t->deps, &d,
-                                                  d | FUT_DEPS_LOCKED,
-                                                  memory_order_acquire,
-                                                  memory_order_acquire))
+           !atomic_compare_exchange_weak_explicit(
+               &t->deps, &d, d | FUT_DEPS_LOCKED, memory_order_acquire,
+               memory_order_acquire))
         ;
     return d;
 }
@@ -100,9 +99,9 @@ struct fut__watch *fut__close_deps(future_t *f)
             d = deps_unlocked(f, &spins);
             continue;
         }
-        if (atomic_compare_exchange_weak_explicit(
-                &f->deps, &d, FUT_DEPS_CLOSED, memory_order_acq_rel,
-                memory_order_acquire))
+        if (atomic_compare_exchange_weak_explicit(&f->deps, &d, FUT_DEPS_CLOSED,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire))
             return d == FUT_DEPS_CLOSED ? NULL : (struct fut__watch *)d;
     }
 }

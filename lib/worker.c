@@ -9,9 +9,9 @@
  * (idle.c).
  *
  * Core threads. A pool keeps ncore of them able to run tasks. One that
- * blocks in future_wait() no longer counts (locked.nwaiting), and if that leaves
- * fewer than ncore the pool starts a stand-in, so a task waiting for work
- * queued behind it never deadlocks, even with one thread. Core threads
+ * blocks in future_wait() no longer counts (locked.nwaiting), and if that
+ * leaves fewer than ncore the pool starts a stand-in, so a task waiting for
+ * work queued behind it never deadlocks, even with one thread. Core threads
  * beyond ncore that stay idle for idle_ns exit. If no stand-in can be
  * started, the waiter runs queued tasks itself (FUT_BLOCK_HELP), nested
  * on its own stack while half of it is free (fut__help_has_room).
@@ -69,8 +69,8 @@ static future_t *find_work(pool_t *p, struct fut__worker *w, bool *job)
  * Runs @f on core thread @w, or, if the pool was cancelled since it was
  * queued, disposes of it (see fut__cancel_queued()).
  */
-static void run_on_core(pool_t *p, struct fut__worker *w, future_t *f,
-                        bool job, bool may_chain)
+static void run_on_core(pool_t *p, struct fut__worker *w, future_t *f, bool job,
+                        bool may_chain)
 {
     struct fut__ring *r = w->ring;
     bool ran = false;
@@ -122,7 +122,8 @@ static void core_loop(pool_t *p, struct fut__worker *w)
             continue;
         }
         fut__start_searching(p, w);
-        if (atomic_load(&p->shared.nsearching) <= MAX_SPINNERS && fut__spin_for_work(p))
+        if (atomic_load(&p->shared.nsearching) <= MAX_SPINNERS &&
+            fut__spin_for_work(p))
             continue;
         fut__pool_lock(p);
         if (!fut__park_locked(p, w))
@@ -163,7 +164,8 @@ static bool compensate(pool_t *p)
 {
     fut__pool_lock(p);
     p->locked.nwaiting++;
-    bool ok = !(fut__pool_runs_work(p) && p->locked.nlive - p->locked.nwaiting < p->locked.ncore &&
+    bool ok = !(fut__pool_runs_work(p) &&
+                p->locked.nlive - p->locked.nwaiting < p->locked.ncore &&
                 fut__start_core_locked(p) != 0);
     if (!ok)
         p->locked.nwaiting--;
@@ -175,10 +177,11 @@ static bool compensate(pool_t *p)
 
 enum fut__block fut__block_begin(void)
 {
-    if (!fut__self.worker || fut__pool_is_stale(fut__self.worker->pool))
+    struct fut__worker *me = fut__current_worker();
+    if (!me || fut__pool_is_stale(me->pool))
         return FUT_BLOCK_PLAIN;
-    if (fut__self.worker->blocking) {
-        fut__job_wait_begin(fut__self.worker->pool); /* jobs.c */
+    if (me->blocking) {
+        fut__job_wait_begin(me->pool); /* jobs.c */
         return FUT_BLOCK_JOB;
     }
     if (fut__self.chained) {
@@ -187,26 +190,28 @@ enum fut__block fut__block_begin(void)
          * it where others can run it. */
         future_t *f = fut__self.chained;
         fut__self.chained = NULL;
-        if (!fut__queue_on(fut__self.worker->pool, f))
+        if (!fut__queue_on(me->pool, f))
             fut__schedule_default(f);
     }
-    if (fut__self.chaining && fut__ring_len(fut__self.worker->ring))
-        fut__wake_if_needed(fut__self.worker->pool); /* what push_local left to this thread */
-    return compensate(fut__self.worker->pool) ? FUT_BLOCK_COMPENSATED : FUT_BLOCK_HELP;
+    if (fut__self.chaining && fut__ring_len(me->ring))
+        fut__wake_if_needed(me->pool); /* what push_local left to this thread */
+    return compensate(me->pool) ? FUT_BLOCK_COMPENSATED : FUT_BLOCK_HELP;
 }
 
 bool fut__block_retry(void)
 {
-    return compensate(fut__self.worker->pool);
+    struct fut__worker *me = fut__current_worker();
+    return compensate(me->pool);
 }
 
 void fut__block_end(enum fut__block how)
 {
+    struct fut__worker *me = fut__current_worker();
     if (how == FUT_BLOCK_JOB)
-        fut__job_wait_end(fut__self.worker->pool);
+        fut__job_wait_end(me->pool);
     if (how != FUT_BLOCK_COMPENSATED)
         return;
-    pool_t *p = fut__self.worker->pool;
+    pool_t *p = me->pool;
     fut__pool_lock(p);
     p->locked.nwaiting--;
     fut__pool_unlock(p);
@@ -214,27 +219,29 @@ void fut__block_end(enum fut__block how)
 
 bool fut__help_has_room(void)
 {
-    if (!fut__self.worker->stack_top)
-        return fut__self.worker->helping < HELP_DEPTH_UNKNOWN;
+    struct fut__worker *me = fut__current_worker();
+    if (!me->stack_top)
+        return me->helping < HELP_DEPTH_UNKNOWN;
     /* The frame, not a local's address: ASan may move locals to the heap. */
     char *here = __builtin_frame_address(0);
-    size_t used = (size_t)(fut__self.worker->stack_top - here);
-    return used < fut__self.worker->stack_size / 2;
+    size_t used = (size_t)(me->stack_top - here);
+    return used < me->stack_size / 2;
 }
 
 /* Runs one task queued on this thread's pool; returns false if none was,
  * or if the stack has no room for one (see above). */
 bool fut__help_one(void)
 {
+    struct fut__worker *me = fut__current_worker();
     if (!fut__help_has_room())
         return false;
-    pool_t *p = fut__self.worker->pool;
+    pool_t *p = me->pool;
     bool job;
-    future_t *f = find_work(p, fut__self.worker, &job);
+    future_t *f = find_work(p, me, &job);
     if (f) {
-        fut__self.worker->helping++;
-        run_on_core(p, fut__self.worker, f, job, false);
-        fut__self.worker->helping--;
+        me->helping++;
+        run_on_core(p, me, f, job, false);
+        me->helping--;
     }
     return f != NULL;
 }
