@@ -312,10 +312,21 @@ static inline int fut__state(const future_t *f)
     return atomic_load_explicit(&((future_t *)f)->state, memory_order_relaxed);
 }
 
+/*
+ * Has @f settled? Its settler commits the outcome by closing @f's
+ * dependents (settle.c), and only then stores SETTLED; a future whose
+ * dependents are closed counts as settled already, so that nothing that
+ * depends on it is seen settled before it is, and a child of fork() never
+ * waits for a settler that closed the list in the parent but is not here
+ * to store SETTLED.
+ */
 static inline bool fut__is_settled(const future_t *f)
 {
-    return atomic_load_explicit(&((future_t *)f)->state,
-                                memory_order_acquire) == FUT_SETTLED;
+    future_t *g = (future_t *)f;
+    return atomic_load_explicit(&g->state, memory_order_acquire) ==
+               FUT_SETTLED ||
+           atomic_load_explicit(&g->deps, memory_order_acquire) ==
+               FUT_DEPS_CLOSED;
 }
 
 /* ---------------------------------------------------------------- queues */

@@ -49,9 +49,10 @@ static struct fut__watch *settle_claimed(future_t *f, int error, void *value,
         f->site = site;
     else
         f->value = value;
-    /* The dependents close first: a thread that sees SETTLED then finds
-     * them closed, and so does a child that thread forks, which may chain
-     * onto the future with no settler of the parent's left to tell it. */
+    /* Closing the dependents commits the outcome: from then on the future
+     * counts as settled (fut__is_settled), before SETTLED is stored, so a
+     * dependent is never seen settled before it, and a child of fork()
+     * whose settler stayed in the parent still sees the outcome. */
     struct fut__watch *list = fut__close_deps(f);
     atomic_store_explicit(&f->state, FUT_SETTLED, memory_order_seq_cst);
     if (atomic_load_explicit(&f->waited, memory_order_seq_cst))

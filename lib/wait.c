@@ -124,10 +124,10 @@ static bool spin_on(const future_t *f, uint64_t ns)
 {
     uint64_t start = fut__now_ns(), elapsed = 0;
     for (unsigned i = 1;; i++) {
-        int state =
-            atomic_load_explicit(&((future_t *)f)->state, memory_order_acquire);
-        if (state == FUT_SETTLED)
+        if (fut__is_settled(f))
             return true;
+        int state =
+            atomic_load_explicit(&((future_t *)f)->state, memory_order_relaxed);
         if (i % 32 == 0) {
             elapsed = fut__now_ns() - start;
             if (elapsed > ns ||
@@ -136,6 +136,16 @@ static bool spin_on(const future_t *f, uint64_t ns)
         }
         fut__cpu_relax();
     }
+}
+
+/* fut__is_settled(), but sequentially consistent: the load that pairs
+ * with the settler's store of SETTLED and load of waited (settle.c). */
+static bool settled_seq_cst(future_t *f)
+{
+    return atomic_load_explicit(&f->state, memory_order_seq_cst) ==
+               FUT_SETTLED ||
+           atomic_load_explicit(&f->deps, memory_order_acquire) ==
+               FUT_DEPS_CLOSED;
 }
 
 /*
@@ -150,9 +160,7 @@ static int block_on(future_t *f, const struct timespec *deadline)
     /* Never cleared: a spare wake-up is harmless. Sequentially consistent,
      * as the settler's store of SETTLED and load of waited (see the top). */
     atomic_store_explicit(&f->waited, true, memory_order_seq_cst);
-    while (atomic_load_explicit(&f->state, memory_order_seq_cst) !=
-               FUT_SETTLED &&
-           wait_step(f, &s, &how, deadline))
+    while (!settled_seq_cst(f) && wait_step(f, &s, &how, deadline))
         ;
     bool settled = fut__is_settled(f);
     fut__unlock(s);

@@ -81,8 +81,11 @@ static bool link_watch(struct fut__watch *w)
     /* w->prev and w->next are still zero, as the owner was allocated, and
      * are written only under the lock from now on: a detach on another
      * thread may be reading them (unlink_watch). */
+    /* acq_rel: a detach that found nothing to unlink stored the empty
+     * list (unlink_watch); reading it, the arming thread must then see the
+     * owner settled, or the watch would stay behind (fut__inputs_arm). */
     if (atomic_compare_exchange_strong_explicit(&t->deps, &d, (uintptr_t)w,
-                                                memory_order_release,
+                                                memory_order_acq_rel,
                                                 memory_order_acquire))
         return true;
     return d != FUT_DEPS_CLOSED && link_behind_others(w);
