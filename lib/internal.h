@@ -45,10 +45,11 @@
  * that no worker runs (PENDING or QUEUED) is settled by the thread that
  * claims it with a compare-and-swap to SETTLING, a short-lived state in
  * which no worker can start it and no other settler can win; a RUNNING one
- * only by the thread that runs it (future.c, claim). Its dependents are a
+ * only by the thread that runs it (settle.c, claim). Its dependents are a
  * list in one word, closed by the settler with one compare-and-swap
- * (watch.c); only a thread that blocks in a wait takes a lock, its
- * future's stripe.
+ * (watch.c): that close commits the outcome, and the future counts as
+ * settled from then on (fut__is_settled). Only a thread that blocks in a
+ * wait takes a lock, its future's stripe.
  */
 #ifndef FUTURES_INTERNAL_H
 #define FUTURES_INTERNAL_H

@@ -6,18 +6,18 @@
  *  - every change of state is a compare-and-swap or a store by the one
  *    thread that owns the step: settling takes no lock;
  *  - a PENDING or QUEUED future is settled by the thread that claims it
- *    (a compare-and-swap to RUNNING), a RUNNING one by the thread that runs
- *    it; error and value are written before state becomes SETTLED
- *    (release), so whoever sees SETTLED sees the outcome;
- *  - the settler closes the dependents (fut__close_deps, watch.c) before
- *    it stores SETTLED, and tells them after; a dependent pushed before the
- *    close is in its list, one that comes after finds the list closed and
- *    sees the outcome;
+ *    (a compare-and-swap to SETTLING), a RUNNING one by the thread that
+ *    runs it;
+ *  - the settler writes the outcome, closes the dependents
+ *    (fut__close_deps, watch.c: release), stores SETTLED, and tells the
+ *    dependents last. The close commits: from then on the future counts as
+ *    settled (fut__is_settled), and whoever sees it closed or SETTLED sees
+ *    the outcome. A dependent pushed before the close is in the list; one
+ *    that comes after finds it closed and is told at once;
  *  - a thread that blocks sets waited and waits on the future's stripe
  *    (stripe.c); the settler stores SETTLED and then reads waited, both
  *    sequentially consistent, so one of the two always sees the other, and
  *    a settler that sees waited wakes the stripe under its lock.
-
  *
  * The core knows executors only through struct fut__exec_ops: a ready
  * future goes to its own executor, or to the default one that pool.c
