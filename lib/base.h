@@ -91,10 +91,6 @@ bool fut__mutex_held(const pthread_mutex_t *m);
 #else
 #define FUT_ASSERT_HELD(m) ((void)0)
 #endif
-/* pthread_cond_wait() through the wrapper's bookkeeping: the lock is
- * still this thread's when it returns. */
-int fut__cond_wait(pthread_cond_t *c, pthread_mutex_t *m,
-                   const struct timespec *deadline);
 
 /* ------------------------------------------------------------- stripes -- */
 

@@ -249,6 +249,7 @@ void fut__cancel_queued(pool_t *p)
 void fut__pool_counts_locked(pool_t *p, size_t *queued, size_t *running,
                              uint64_t *completed)
 {
+    FUT_ASSERT_HELD(&p->lock);
     *queued = p->blocking.jobs.len +
               atomic_load_explicit(&p->inject.len, memory_order_relaxed);
     *running = p->blocking.running;

@@ -134,18 +134,6 @@ void fut__mutex_unlock(pthread_mutex_t *m)
         fut__panic("unlock failed");
 }
 
-/* Waits on @c until woken, or until @deadline (NULL: none) has passed;
- * returns 0 or ETIMEDOUT. */
-int fut__cond_wait(pthread_cond_t *c, pthread_mutex_t *m,
-                   const struct timespec *deadline)
-{
-    int rc = deadline ? pthread_cond_timedwait(c, m, deadline)
-                      : pthread_cond_wait(c, m);
-    if (rc != 0 && rc != ETIMEDOUT)
-        fut__panic("condition wait failed");
-    return rc;
-}
-
 /* ---------------------------------------------------------- the clock -- */
 
 uint64_t fut__now_ns(void)
