@@ -279,7 +279,8 @@ static bool try_push(pool_t *p, future_t *f)
 
 /* The pool's executor door (pool.c): queues @f, QUEUED with the run
  * queue's reference, on @p, or, if @p runs nothing more, on the default
- * pool, which is never shut down. */
+ * pool. That one never refuses (it is never shut down, and a child of
+ * fork() makes its own), so this never comes back here for it. */
 void fut__pool_schedule(pool_t *p, future_t *f)
 {
     if (fut__pool_is_stale(p) || !try_push(p, f))

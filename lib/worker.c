@@ -85,11 +85,15 @@ static void run_on_core(pool_t *p, struct fut__worker *w, future_t *f, bool job,
         int error;
         void *result;
         ran = fut__start(f, &error, &result);
-        if (ran) {
-            /* Chaining: only while settling, never while user code runs. */
-            fut__self.chaining = may_chain;
+        if (ran && may_chain) {
+            /* Chaining: only while settling, never while user code runs.
+             * A task a waiter helps with (!may_chain) leaves the flag as
+             * the settle it interrupted had it. */
+            fut__self.chaining = true;
             fut__finish(f, error, result);
             fut__self.chaining = false;
+        } else if (ran) {
+            fut__finish(f, error, result);
         }
         future_release(f); /* the run queue's reference */
         if (fut__pool_is_stale(p))
