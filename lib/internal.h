@@ -89,6 +89,14 @@ enum fut__block {
     FUT_BLOCK_STUCK        /* HELP without room to help: the wait gives up */
 };
 
+/* What a waiter's attempt to run queued work did (help_one). One call both
+ * measures the stack and helps, so "no room" and "helped" never disagree. */
+enum fut__help {
+    FUT_HELPED,  /* ran a queued task */
+    FUT_NO_WORK, /* nothing queued that this thread could run */
+    FUT_NO_ROOM  /* its stack has no room to nest another task */
+};
+
 /*
  * Something that runs futures: a pool today, an event loop later. schedule()
  * takes over one reference to @f (QUEUED) and must eventually run it with
@@ -111,12 +119,12 @@ struct fut__exec_ops {
      * fut__self.serves: one of them is about to block in a wait (wait.c).
      * block_begin says how it should wait (enum fut__block); with HELP,
      * it asks block_retry for a stand-in again, meanwhile runs queued work
-     * with help_one while help_has_room, and block_end closes the wait.
+     * with help_one, which says when its stack has no room left to nest
+     * another task, and block_end closes the wait.
      */
     enum fut__block (*block_begin)(struct fut__exec *exec);
     bool (*block_retry)(struct fut__exec *exec);
-    bool (*help_one)(struct fut__exec *exec);
-    bool (*help_has_room)(struct fut__exec *exec);
+    enum fut__help (*help_one)(struct fut__exec *exec);
     void (*block_end)(struct fut__exec *exec, enum fut__block how);
 };
 struct fut__exec {

@@ -236,7 +236,7 @@ static struct fut__worker *wait_for_threads(pool_t *pool)
         if (fut__block_retry())
             how = FUT_BLOCK_COMPENSATED;
         else
-            helped = fut__help_one();
+            helped = fut__help_one() == FUT_HELPED;
         fut__pool_lock(pool);
         if (how == FUT_BLOCK_HELP && !helped) {
             struct timespec soon; /* new work there would not wake us */

@@ -66,16 +66,10 @@ static bool exec_block_retry(struct fut__exec *exec)
     return fut__block_retry();
 }
 
-static bool exec_help_one(struct fut__exec *exec)
+static enum fut__help exec_help_one(struct fut__exec *exec)
 {
     (void)exec;
     return fut__help_one();
-}
-
-static bool exec_help_has_room(struct fut__exec *exec)
-{
-    (void)exec;
-    return fut__help_has_room();
 }
 
 static void exec_block_end(struct fut__exec *exec, enum fut__block how)
@@ -91,5 +85,4 @@ const struct fut__exec_ops fut__pool_exec_ops = {
     .block_begin = exec_block_begin,
     .block_retry = exec_block_retry,
     .help_one = exec_help_one,
-    .help_has_room = exec_help_has_room,
     .block_end = exec_block_end};

@@ -66,7 +66,7 @@ struct fut__worker {
     unsigned turns;           /* find_work's count: INJECT_EVERY, steal order */
     struct fut__ring *ring;   /* core threads only */
     char *stack_top;          /* where its stack starts (it grows down) */
-    size_t stack_size;        /* for fut__help_has_room() */
+    size_t stack_size;        /* for help_has_room() (worker.c) */
     unsigned helping;         /* tasks it runs nested in its own waits */
     struct fut__worker *next; /* on the pool's exited list */
 };
@@ -235,8 +235,7 @@ int fut__start_core_locked(pool_t *p);
 enum fut__block fut__block_begin(void);
 bool fut__block_retry(void); /* from FUT_BLOCK_HELP to COMPENSATED? */
 void fut__block_end(enum fut__block how);
-bool fut__help_has_room(void);
-bool fut__help_one(void);
+enum fut__help fut__help_one(void);
 
 /* jobs.c: blocking jobs; the pool lock is held where it says _locked. */
 void fut__push_job_locked(pool_t *p, future_t *f);

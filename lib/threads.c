@@ -17,7 +17,7 @@
 #include <errno.h>
 #include <stdio.h>
 
-/* Notes where @w's stack is, for fut__help_has_room(). */
+/* Notes where @w's stack is, for help_has_room() (worker.c). */
 static void note_stack(struct fut__worker *w)
 {
     pthread_attr_t attr;

@@ -58,17 +58,19 @@ static bool passed(const struct timespec *deadline)
 
 /*
  * A waiter that could get no stand-in and whose stack has no room to help
- * (fut__help_has_room) gives up, with EAGAIN, unless @f is running (or
- * being settled): a running future ends without help, but one that is queued or
- * pending may need this very thread's help, which it can no longer give (every
- * thread of the pool may be a waiter like this one). A timed wait just waits.
+ * (help_one says FUT_NO_ROOM) gives up, with EAGAIN, unless @f is running
+ * (or being settled): a running future ends without help, but one that is
+ * queued or pending may need this very thread's help, which it can no
+ * longer give (every thread of the pool may be a waiter like this one). A
+ * timed wait just waits.
  */
-static bool must_give_up(const future_t *f, const struct timespec *deadline)
+static bool must_give_up(const future_t *f, const struct timespec *deadline,
+                         enum fut__help help)
 {
     int state =
         atomic_load_explicit(&((future_t *)f)->state, memory_order_acquire);
-    return !deadline && !served()->ops->help_has_room(served()) &&
-           state != FUT_RUNNING && state != FUT_SETTLING;
+    return !deadline && help == FUT_NO_ROOM && state != FUT_RUNNING &&
+           state != FUT_SETTLING;
 }
 
 /*
@@ -85,13 +87,15 @@ static bool wait_step(future_t *f, struct fut__stripe **s, enum fut__block *how,
          * not wake this thread. A helped task that waits for one of ours
          * gets EDEADLK (waits_for_itself) rather than hanging. */
         fut__unlock(*s);
-        bool helped = false;
-        if (served()->ops->block_retry(served()))
+        enum fut__help help = FUT_NO_WORK;
+        if (served()->ops->block_retry(served())) {
             *how = FUT_BLOCK_COMPENSATED;
-        else if (must_give_up(f, deadline))
-            *how = FUT_BLOCK_STUCK;
-        else
-            helped = served()->ops->help_one(served());
+        } else {
+            help = served()->ops->help_one(served());
+            if (must_give_up(f, deadline, help))
+                *how = FUT_BLOCK_STUCK;
+        }
+        bool helped = help == FUT_HELPED;
         *s = fut__lock(f);
         if (*how == FUT_BLOCK_STUCK)
             return false;

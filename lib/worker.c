@@ -14,7 +14,7 @@
  * work queued behind it never deadlocks, even with one thread. Core threads
  * beyond ncore that stay idle for idle_ns exit. If no stand-in can be
  * started, the waiter runs queued tasks itself (FUT_BLOCK_HELP), nested
- * on its own stack while half of it is free (fut__help_has_room).
+ * on its own stack while half of it is free (help_has_room).
  *
  */
 #define _GNU_SOURCE /* pthread_getattr_np */
@@ -221,7 +221,7 @@ void fut__block_end(enum fut__block how)
     fut__pool_unlock(p);
 }
 
-bool fut__help_has_room(void)
+static bool help_has_room(void)
 {
     struct fut__worker *me = fut__current_worker();
     if (!me->stack_top)
@@ -232,22 +232,25 @@ bool fut__help_has_room(void)
     return used < me->stack_size / 2;
 }
 
-/* Runs one task queued on this thread's pool; returns false if none was,
- * or if the stack has no room for one (see above). */
-bool fut__help_one(void)
+/* Runs one task queued on this thread's pool, if its stack has room for
+ * one (see above). The waiter decides whether to give up on this answer
+ * alone: measured twice, at two depths, the stack could have room for one
+ * question and none for the other, and the waiter would neither help nor
+ * give up, for ever. */
+enum fut__help fut__help_one(void)
 {
     struct fut__worker *me = fut__current_worker();
-    if (!fut__help_has_room())
-        return false;
+    if (!help_has_room())
+        return FUT_NO_ROOM;
     pool_t *p = me->pool;
     bool job;
     future_t *f = find_work(p, me, &job);
-    if (f) {
-        me->helping++;
-        run_on_core(p, me, f, job, false);
-        me->helping--;
-    }
-    return f != NULL;
+    if (!f)
+        return FUT_NO_WORK;
+    me->helping++;
+    run_on_core(p, me, f, job, false);
+    me->helping--;
+    return FUT_HELPED;
 }
 
 /* ---------------------------------------------------- starting threads -- */
