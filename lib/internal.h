@@ -274,7 +274,6 @@ future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
                    unsigned refs);
 void fut__free(future_t *f);
 bool fut__settle(future_t *f, int error, void *value);
-bool fut__fail(future_t *f, int error, fut__fn site);
 bool fut__pass_on(future_t *f, const future_t *from); /* from's outcome */
 void fut__observe(future_t *f);
 void fut__discard(future_t *f, void *value); /* a value offered too late */

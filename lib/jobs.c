@@ -25,6 +25,7 @@
 #endif
 
 static void grow_blocking_locked(pool_t *p, int retries);
+static void blocking_main_locked(pool_t *p, struct fut__worker *w);
 
 /*
  * Jobs that core threads should take: those no blocking thread will run,
@@ -214,7 +215,7 @@ static void grow_blocking_locked(pool_t *p, int retries)
     if (p->blocking.jobs.len <= p->blocking.idle + p->blocking.starting ||
         counted_locked(p) >= p->blocking.limit)
         return;
-    struct fut__worker *w = fut__worker_new(p, fut__blocking_main_locked);
+    struct fut__worker *w = fut__worker_new(p, blocking_main_locked);
     if (!w) {
         blocking_start_failed_locked(p);
         return;
@@ -251,7 +252,7 @@ static void grow_blocking_locked(pool_t *p, int retries)
 
 /* A blocking thread's life, entered and left with the lock held
  * (threads.c). */
-void fut__blocking_main_locked(pool_t *p, struct fut__worker *w)
+static void blocking_main_locked(pool_t *p, struct fut__worker *w)
 {
     FUT_ASSERT_HELD(&p->lock);
     (void)w;

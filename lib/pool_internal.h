@@ -243,6 +243,5 @@ future_t *fut__take_job_for_core(pool_t *p);
 void fut__job_wait_begin(pool_t *p); /* a blocking job waits: lock free */
 void fut__job_wait_end(pool_t *p);
 void fut__update_jobs_hint_locked(pool_t *p);
-void fut__blocking_main_locked(pool_t *p, struct fut__worker *w);
 
 #endif /* FUTURES_POOL_INTERNAL_H */

@@ -119,7 +119,7 @@ bool fut__settle(future_t *f, int error, void *value)
 }
 
 /* fut__settle() with a failure that @site, a user's function, returned. */
-bool fut__fail(future_t *f, int error, fut__fn site)
+static bool fail(future_t *f, int error, fut__fn site)
 {
     return settle(f, error, NULL, site);
 }
@@ -168,7 +168,7 @@ bool fut__start(future_t *f, int *error, void **result)
 void fut__finish(future_t *f, int error, void *result)
 {
     if (error)
-        fut__fail(f, error, f->ops->site ? f->ops->site(f) : NULL);
+        fail(f, error, f->ops->site ? f->ops->site(f) : NULL);
     else
         fut__settle(f, 0, result);
 }
