@@ -372,6 +372,38 @@ FUTURES_API future_t *future_resolved(void *value);
  */
 FUTURES_API future_t *future_failed(int error);
 
+/* ---------------------------------------------------- failure messages -- */
+
+#if defined(__GNUC__)
+#define FUTURES_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define FUTURES_PRINTF(fmt, args)
+#endif
+
+/**
+ * task_fail() - say what went wrong: record a message for the failure the
+ * running task or callback is about to return, and return @error.
+ *
+ *     return task_fail(EIO, "HTTP %d from %s", status, url);
+ *
+ * The message is printf(@fmt, ...), copied and truncated to 255 bytes. It
+ * goes with the future if the task then returns a failure (any error);
+ * returning success drops it; a second call replaces the first. Outside a
+ * task or callback it records nothing. Never fails: without memory for
+ * the message the failure simply has none.
+ */
+FUTURES_API int task_fail(int error, const char *fmt, ...) FUTURES_PRINTF(2, 3);
+
+/**
+ * future_error_message() - the message of @f's failure (task_fail(),
+ * promise_reject_message()), or NULL when it has none, succeeded, has not
+ * settled, or @f is NULL. The message passes through every future that
+ * passes the failure on (future_then(), future_compose(),
+ * future_timeout(), the error when_all() takes from an input).
+ * Ownership: the string is @f's and lives as long as @f.
+ */
+FUTURES_API const char *future_error_message(const future_t *f);
+
 /* --------------------------------------------------------- combinators -- */
 
 /**
@@ -531,6 +563,14 @@ FUTURES_API int promise_resolve(promise_t *p, void *value);
 FUTURES_API int promise_reject(promise_t *p, int error);
 
 /**
+ * promise_reject_message() - promise_reject() with a message, as
+ * task_fail() records one (printf(@fmt, ...), truncated to 255 bytes).
+ * Errors: as promise_reject().
+ */
+FUTURES_API int promise_reject_message(promise_t *p, int error, const char *fmt,
+                                       ...) FUTURES_PRINTF(3, 4);
+
+/**
  * promise_release() - give up @p. NULL is a harmless no-op.
  *
  * If its future has not settled, it fails with EPIPE (a broken promise), so
@@ -545,6 +585,7 @@ struct futures_failure {
     int error;        /* the errno value the future failed with */
     const char *kind; /* "task", "then", "catch", "promise", "timeout", ... */
     void (*site)(void); /* the task or callback that failed, cast, or NULL */
+    const char *message; /* future_error_message(), or NULL */
 };
 
 typedef void (*futures_unobserved_fn)(const struct futures_failure *failure,

@@ -24,10 +24,14 @@ struct fut__exec;
 
 /* ------------------------------------------------------ this thread -- */
 
-/* A future whose work runs on this thread (future.c, fut__run). */
+struct fut__why; /* a failure's message (message.c) */
+
+/* A future whose work runs on this thread (settle.c, fut__start), and the
+ * message task_fail() recorded for the failure it is about to return. */
 struct fut__frame {
     future_t *f;
     struct fut__frame *outer;
+    struct fut__why *why;
 };
 
 struct fut__deferred; /* defer.c */

@@ -43,6 +43,8 @@ struct combinator {
     atomic_size_t remaining;      /* when_all: watches not ended yet */
     atomic_uint_least64_t failed; /* when_all: lowest failure, packed */
     atomic_bool decided;          /* when_any: an input has won */
+    struct fut__why *seed_why;    /* when_all: the message of the failure
+                                     it found settled at the start */
     struct fut__inputs in;
     struct fut__watch watches[]; /* pending inputs only, for when_all */
 };
@@ -63,8 +65,14 @@ static struct fut__inputs *combinator_inputs(future_t *f)
     return &of(f)->in;
 }
 
+static void destroy_combinator(future_t *f)
+{
+    fut__why_release(of(f)->seed_why);
+}
+
 static const struct fut__ops all_ops = {.kind = "combinator",
                                         .detach = detach_combinator,
+                                        .destroy = destroy_combinator,
                                         .inputs = combinator_inputs,
                                         .decides = FUT_DECIDES_EVERY};
 static const struct fut__ops any_ops = {.kind = "combinator",
@@ -93,6 +101,29 @@ static int failure_error(uint64_t failed)
     return failed == NO_FAILURE ? 0 : (int)(uint32_t)failed;
 }
 
+/*
+ * Settles when_all with the failure it kept (or success), and that
+ * failure's message: the input's that failed first by index, found among
+ * the watched inputs (their pins keep every target alive while the last
+ * one is told) or, if none of them, the one seen settled at the start.
+ */
+static void settle_all(struct combinator *c, struct fut__inputs *in)
+{
+    uint64_t failed = atomic_load_explicit(&c->failed, memory_order_relaxed);
+    int error = failure_error(failed);
+    if (!error) {
+        fut__settle(&c->base, 0, NULL);
+        return;
+    }
+    unsigned index = (unsigned)(failed >> 32);
+    struct fut__why *why = c->seed_why;
+    for (size_t i = 0; in && i < in->n; i++) {
+        if (in->w[i].index == index)
+            why = in->w[i].target->has_why ? in->w[i].target->why : NULL;
+    }
+    fut__fail_why(&c->base, error, fut__why_retain(why));
+}
+
 static void all_input_settled(struct fut__inputs *in, size_t pos)
 {
     struct combinator *c = of(in->owner);
@@ -101,8 +132,7 @@ static void all_input_settled(struct fut__inputs *in, size_t pos)
         note_failure(c, w->index, w->target->error);
     if (atomic_fetch_sub_explicit(&c->remaining, 1, memory_order_acq_rel) != 1)
         return;
-    uint64_t failed = atomic_load_explicit(&c->failed, memory_order_relaxed);
-    fut__settle(&c->base, failure_error(failed), NULL);
+    settle_all(c, in);
 }
 
 static void any_input_settled(struct fut__inputs *in, size_t pos)
@@ -189,8 +219,11 @@ static size_t take_inputs(struct combinator *c, future_t *const *fs, size_t n,
             c->watches[nwatch++].index = (unsigned)i;
         } else if (f->error) {
             fut__observe(f); /* handed to when_all */
-            if (failed == NO_FAILURE)
+            if (failed == NO_FAILURE) {
                 failed = pack_failure(i, f->error);
+                if (f->has_why)
+                    c->seed_why = fut__why_retain(f->why);
+            }
         }
     }
     atomic_store_explicit(&c->failed, failed, memory_order_relaxed);
@@ -209,9 +242,7 @@ future_t *when_all(future_t *const *futures, size_t n)
         return NULL;
     size_t nwatch = take_inputs(c, futures, n, s.from);
     if (nwatch == 0) {
-        uint64_t failed =
-            atomic_load_explicit(&c->failed, memory_order_relaxed);
-        fut__settle(&c->base, failure_error(failed), NULL);
+        settle_all(c, NULL);
         return &c->base;
     }
     atomic_store_explicit(&c->remaining, nwatch, memory_order_relaxed);

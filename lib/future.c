@@ -69,6 +69,8 @@ void fut__free(future_t *f)
             f->value)
             fut__run_user(result_free, f->value); /* nobody reads it now */
     }
+    if (fut__is_settled(f) && f->error && f->has_why)
+        fut__why_release(f->why);
     if (f->ops->destroy)
         f->ops->destroy(f);
     if (f->exec)

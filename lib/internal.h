@@ -58,6 +58,7 @@
 #include "base.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -257,8 +258,10 @@ struct future {
             union {
                 void *value;  /* valid once SETTLED with error 0 */
                 fut__fn site; /* after a failure: what failed, or NULL */
+                struct fut__why *why; /* instead, if has_why */
             };
-            int error; /* valid once SETTLED */
+            int error;    /* valid once SETTLED */
+            bool has_why; /* a failure with a message: why, not site */
         };
         struct {
             task_fn fn;
@@ -270,11 +273,38 @@ struct future {
     future_t *next;          /* run-queue link, owned by the executor */
 };
 
+/*
+ * A failure's message (task_fail(), promise_reject_message()), with the
+ * site that failed: reference-counted, since every future that passes the
+ * failure on shares it. A failure without one stores its site alone.
+ */
+struct fut__why {
+    atomic_uint refs;
+    fut__fn site;
+    char text[];
+};
+#define FUT_MESSAGE_MAX 255
+struct fut__why *fut__why_format(const char *fmt, va_list ap);
+struct fut__why *fut__why_retain(struct fut__why *why);
+void fut__why_release(struct fut__why *why);
+
+/* What a settled failure says: the function that failed, and its message. */
+fut__fn fut__failure_site(const future_t *f);
+const char *fut__failure_message(const future_t *f);
+
+/* What a started future's work returned (fut__start, fut__finish). */
+struct fut__outcome {
+    int error;
+    void *result;
+    struct fut__why *why; /* task_fail()'s message, with an error */
+};
+
 future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
                    unsigned refs);
 void fut__free(future_t *f);
 bool fut__settle(future_t *f, int error, void *value);
 bool fut__pass_on(future_t *f, const future_t *from); /* from's outcome */
+bool fut__fail_why(future_t *f, int error, struct fut__why *why); /* takes why */
 void fut__observe(future_t *f);
 void fut__discard(future_t *f, void *value); /* a value offered too late */
 
@@ -296,8 +326,8 @@ static inline bool fut__value_needs_f(const future_t *f)
            (FUT_OWNS_VALUE | FUT_KEEPS_SOURCE);
 }
 void fut__enqueue(future_t *f);
-bool fut__start(future_t *f, int *error, void **result);
-void fut__finish(future_t *f, int error, void *result);
+bool fut__start(future_t *f, struct fut__outcome *out);
+void fut__finish(future_t *f, struct fut__outcome *out);
 bool fut__run(future_t *f); /* start and finish */
 void fut__set_exec(future_t *f, struct fut__exec *exec);
 void fut__schedule(future_t *f);         /* to its executor, or the default */

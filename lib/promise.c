@@ -51,6 +51,17 @@ int promise_reject(promise_t *p, int error)
     return fut__settle(&p->future, error, NULL) ? 0 : EALREADY;
 }
 
+int promise_reject_message(promise_t *p, int error, const char *fmt, ...)
+{
+    if (!p || error <= 0)
+        return EINVAL;
+    va_list ap;
+    va_start(ap, fmt);
+    struct fut__why *why = fut__why_format(fmt, ap);
+    va_end(ap);
+    return fut__fail_why(&p->future, error, why) ? 0 : EALREADY;
+}
+
 void promise_release(promise_t *p)
 {
     if (!p)

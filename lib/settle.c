@@ -36,19 +36,31 @@ static void wake_waiters(future_t *f)
     fut__unlock(s);
 }
 
+/* What a failure leaves behind: the function that failed (for
+ * unobserved.c), and its message, a reference the settle takes over. */
+struct failure {
+    fut__fn site;
+    struct fut__why *why;
+};
+
 /*
  * Settles @f, which this thread has claimed, and returns the dependents
- * to tell. A success keeps @value, a failure @site, the function that
- * failed (for unobserved.c).
+ * to tell. A success keeps @value, a failure @why.
  */
 static struct fut__watch *settle_claimed(future_t *f, int error, void *value,
-                                         fut__fn site)
+                                         struct failure why)
 {
     f->error = error;
-    if (error)
-        f->site = site;
-    else
+    f->has_why = error && why.why;
+    if (f->has_why) {
+        if (why.site && !why.why->site) /* a fresh one: not shared yet */
+            why.why->site = why.site;
+        f->why = why.why;
+    } else if (error) {
+        f->site = why.site;
+    } else {
         f->value = value;
+    }
     /* Closing the dependents commits the outcome: from then on the future
      * counts as settled (fut__is_settled), before SETTLED is stored, so a
      * dependent is never seen settled before it, and a child of fork()
@@ -100,11 +112,13 @@ static bool claim(future_t *f, bool running_is_other)
     }
 }
 
-static bool settle(future_t *f, int error, void *value, fut__fn site)
+static bool settle(future_t *f, int error, void *value, struct failure why)
 {
-    if (!claim(f, false))
+    if (!claim(f, false)) {
+        fut__why_release(why.why);
         return false;
-    after_settle(f, settle_claimed(f, error, value, site));
+    }
+    after_settle(f, settle_claimed(f, error, value, why));
     return true;
 }
 
@@ -115,21 +129,26 @@ static bool settle(future_t *f, int error, void *value, fut__fn site)
  */
 bool fut__settle(future_t *f, int error, void *value)
 {
-    return settle(f, error, error ? NULL : value, NULL);
+    return settle(f, error, error ? NULL : value, (struct failure){0});
 }
 
-/* fut__settle() with a failure that @site, a user's function, returned. */
-static bool fail(future_t *f, int error, fut__fn site)
+/* fut__settle() with a failure and its message; @why is taken over. */
+bool fut__fail_why(future_t *f, int error, struct fut__why *why)
 {
-    return settle(f, error, NULL, site);
+    return settle(f, error, NULL, (struct failure){NULL, why});
 }
 
-/* Settles @f with the outcome of @from, which has settled. A value passed
- * on stays @from's: the caller keeps @from alive while @f is. */
+/* Settles @f with the outcome of @from, which has settled, message
+ * included. A value passed on stays @from's: the caller keeps @from alive
+ * while @f is. */
 bool fut__pass_on(future_t *f, const future_t *from)
 {
-    return from->error ? settle(f, from->error, NULL, from->site)
-                       : settle(f, 0, from->value, NULL);
+    if (!from->error)
+        return settle(f, 0, from->value, (struct failure){0});
+    struct failure why = {fut__failure_site(from), NULL};
+    if (from->has_why)
+        why.why = fut__why_retain(from->why);
+    return settle(f, from->error, NULL, why);
 }
 
 /*
@@ -151,36 +170,43 @@ void fut__enqueue(future_t *f)
  * around that settle is its own business (a pool keeps the continuation
  * it readies, to run it next).
  */
-bool fut__start(future_t *f, int *error, void **result)
+bool fut__start(future_t *f, struct fut__outcome *out)
 {
     if (!move_state(f, FUT_QUEUED, FUT_RUNNING))
         return false; /* cancelled while it waited */
-    struct fut__frame frame = {f, fut__self.running};
-    *result = NULL;
+    struct fut__frame frame = {f, fut__self.running, NULL};
+    out->result = NULL;
     fut__self.running = &frame;
     uint64_t traced = fut__trace_enter();
-    *error = f->ops->run(f, result);
-    fut__trace_leave(traced, f->ops->kind, *error);
+    out->error = f->ops->run(f, &out->result);
+    fut__trace_leave(traced, f->ops->kind, out->error);
     fut__self.running = frame.outer;
+    out->why = frame.why;
+    if (!out->error) { /* a success drops the message */
+        fut__why_release(out->why);
+        out->why = NULL;
+    }
     return true;
 }
 
-void fut__finish(future_t *f, int error, void *result)
+void fut__finish(future_t *f, struct fut__outcome *out)
 {
-    if (error)
-        fail(f, error, f->ops->site ? f->ops->site(f) : NULL);
-    else
-        fut__settle(f, 0, result);
+    if (!out->error) {
+        fut__settle(f, 0, out->result);
+        return;
+    }
+    struct failure why = {f->ops->site ? f->ops->site(f) : NULL, out->why};
+    out->why = NULL;
+    settle(f, out->error, NULL, why);
 }
 
 /* fut__start() and fut__finish() together; returns whether @f ran. */
 bool fut__run(future_t *f)
 {
-    int error;
-    void *result;
-    if (!fut__start(f, &error, &result))
+    struct fut__outcome out;
+    if (!fut__start(f, &out))
         return false;
-    fut__finish(f, error, result);
+    fut__finish(f, &out);
     return true;
 }
 
@@ -236,7 +262,8 @@ bool future_cancel(future_t *f)
     }
     /* A queued future stays in its run queue; the worker that takes it
      * sees that it settled and drops it (fut__run). */
-    struct fut__watch *list = settle_claimed(f, ECANCELED, NULL, NULL);
+    struct fut__watch *list =
+        settle_claimed(f, ECANCELED, NULL, (struct failure){0});
     if (f->ops->detach)
         f->ops->detach(f);
     after_settle(f, list);

@@ -38,7 +38,9 @@ void fut__report_unobserved(const future_t *f)
     void *arg = handler_arg;
     fut__mutex_unlock(&handler_lock);
     if (fn) {
-        struct futures_failure failure = {f->error, f->ops->kind, f->site};
+        struct futures_failure failure = {f->error, f->ops->kind,
+                                          fut__failure_site(f),
+                                          fut__failure_message(f)};
         fn(&failure, arg);
     }
 }
@@ -66,8 +68,9 @@ void futures_unobserved_print(const struct futures_failure *failure, void *arg)
     else if (failure->site)
         snprintf(site, sizeof site, " in the function at %p", address);
     fprintf(stderr,
-            "libfutures: a %s failed with %s (%s)%s, and nothing waited for "
-            "it or handed it on\n",
+            "libfutures: a %s failed with %s (%s)%s%s%s, and nothing waited "
+            "for it or handed it on\n",
             failure->kind ? failure->kind : "future", name ? name : "an error",
-            strerror(failure->error), site);
+            strerror(failure->error), site, failure->message ? ": " : "",
+            failure->message ? failure->message : "");
 }

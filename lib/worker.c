@@ -82,18 +82,17 @@ static void run_on_core(pool_t *p, struct fut__worker *w, future_t *f, bool job,
             atomic_load_explicit(&r->executing, memory_order_relaxed);
         atomic_store_explicit(&r->executing, executing + !job,
                               memory_order_relaxed);
-        int error;
-        void *result;
-        ran = fut__start(f, &error, &result);
+        struct fut__outcome out;
+        ran = fut__start(f, &out);
         if (ran && may_chain) {
             /* Chaining: only while settling, never while user code runs.
              * A task a waiter helps with (!may_chain) leaves the flag as
              * the settle it interrupted had it. */
             fut__self.chaining = true;
-            fut__finish(f, error, result);
+            fut__finish(f, &out);
             fut__self.chaining = false;
         } else if (ran) {
-            fut__finish(f, error, result);
+            fut__finish(f, &out);
         }
         future_release(f); /* the run queue's reference */
         if (fut__pool_is_stale(p))

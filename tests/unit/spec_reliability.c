@@ -1647,7 +1647,7 @@ CheckedTest(spec_reliability, unobserved_print_direct_one_line_per_call,
         for (int with_site = 0; with_site < 2; with_site++) {
             struct futures_failure fl = {
                 cases[i].error, "task",
-                with_site ? SITE(named_failing_task) : NULL};
+                with_site ? SITE(named_failing_task) : NULL, NULL};
             struct capture cap;
             capture_start(&cap);
             futures_unobserved_print(&fl, NULL);

@@ -175,7 +175,7 @@ static char *printed(const struct futures_failure *failure)
 CheckedTest(unobserved, the_default_prints_one_line_with_error_and_site)
 {
     struct futures_failure failure = {EIO, "task",
-                                      (void (*)(void))fail_task};
+                                      (void (*)(void))fail_task, NULL};
     char *text = printed(&failure);
     cr_assert(strstr(text, "task"), "%s", text);
     cr_assert(strstr(text, "EIO"), "%s", text);
