@@ -179,6 +179,17 @@ FUTURES_API pool_t *pool_default(void);
 FUTURES_API future_t *pool_submit_blocking(pool_t *pool, task_fn fn, void *arg);
 
 /**
+ * pool_submit_blocking_ex() - pool_submit_blocking(), and a destructor for
+ * @arg, with pool_submit_ex()'s rule: @arg_free(@arg) runs exactly once on
+ * every path (after the job ran, when it is cancelled before it could run,
+ * or before this call returns NULL). A NULL @arg_free makes this
+ * pool_submit_blocking(). Errors: as pool_submit(); @arg has been freed.
+ */
+FUTURES_API future_t *pool_submit_blocking_ex(pool_t *pool, task_fn fn,
+                                              void *arg,
+                                              void (*arg_free)(void *));
+
+/**
  * pool_set_blocking_limit() - cap the threads that run blocking jobs.
  *
  * Threads already running above a lowered limit finish their job first,
@@ -305,6 +316,43 @@ FUTURES_API future_t *future_then_ex(future_t *f, then_fn fn, void *arg,
 /** future_catch_ex() - future_catch(), and a destructor for @arg, as above. */
 FUTURES_API future_t *future_catch_ex(future_t *f, catch_fn fn, void *arg,
                                       void (*arg_free)(void *));
+
+/*
+ * A continuation for either outcome: error == 0 and @value on success;
+ * error > 0 (ECANCELED included) and a NULL @value on failure. It returns
+ * as a task does: 0 with *result, or an error.
+ */
+typedef int (*handle_fn)(int error, void *value, void *arg, void **result);
+
+/**
+ * future_handle() - run @fn once @f settles, whatever its outcome
+ * (CompletableFuture.handle, asyncio's add_done_callback, folly's thenTry).
+ *
+ * Returns a new future that settles with @fn's outcome. @fn runs exactly
+ * once, where future_then() would run it, never inside this call and never
+ * with a library lock held; chains of any length never grow the stack.
+ * Handing @f over counts as observing it: its failure is never reported
+ * as unobserved. Cancelling the result before @fn starts means @fn never
+ * runs. Ownership and errors as for future_then().
+ */
+FUTURES_API future_t *future_handle(future_t *f, handle_fn fn, void *arg);
+
+/**
+ * future_then_via() - future_then(), with @fn run on one of @pool's threads
+ * (folly's via(), CompletableFuture.thenApplyAsync(fn, executor)).
+ *
+ * If @pool no longer takes work when @f settles (pool_shutdown()), the
+ * continuation fails with ESHUTDOWN and @fn never runs. @pool must stay
+ * undestroyed until the continuation has settled.
+ * Ownership: borrows @f and @pool; the result is a new reference, yours.
+ * Errors: NULL with errno EINVAL (NULL @f, @pool or @fn) or ENOMEM.
+ */
+FUTURES_API future_t *future_then_via(future_t *f, pool_t *pool, then_fn fn,
+                                      void *arg);
+
+/** future_catch_via() - future_catch() on @pool's threads, as above. */
+FUTURES_API future_t *future_catch_via(future_t *f, pool_t *pool, catch_fn fn,
+                                       void *arg);
 
 /**
  * future_cancel() - ask @f to settle with ECANCELED.

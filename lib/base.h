@@ -139,9 +139,6 @@ static inline unsigned fut__fork_generation(void)
     return atomic_load_explicit(&fut__generation, memory_order_relaxed);
 }
 
-/* Loops (loop.c). */
-struct fut__exec *fut__loop_exec(loop_t *loop);
-
 /* ------------------------------------------------- allocation, threads -- */
 
 void *fut__calloc(size_t size);

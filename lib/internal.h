@@ -112,9 +112,10 @@ struct fut__exec_ops {
      * this executor is registered, and when it settles, however it does. */
     void (*pending_add)(struct fut__exec *exec);
     void (*pending_done)(struct fut__exec *exec);
-    /* Optional: true once the executor takes nothing more (a destroyed
-     * loop); continuations headed there then fail with ECANCELED. */
-    bool (*closed)(struct fut__exec *exec);
+    /* Optional: why the executor takes nothing more (ECANCELED for a
+     * destroyed loop, ESHUTDOWN for a pool shut down), or 0. A
+     * continuation that must run there then fails with it (then.c). */
+    int (*refuses)(struct fut__exec *exec);
     /*
      * For an executor with threads of its own, which its threads name in
      * fut__self.serves: one of them is about to block in a wait (wait.c).
@@ -339,6 +340,21 @@ void fut__set_offload(bool (*offload)(void (*fn)(void *), void *arg));
 /* Tests: count live futures (switch on before any exists), and read it. */
 void fut__count_live(bool on);
 long fut__live_futures(void);
+/* Continuations (then.c): what a caller asks to run, and when. */
+enum fut__when { FUT_ON_SUCCESS, FUT_ON_FAILURE, FUT_ON_EITHER };
+struct fut__callback {
+    enum fut__when when;
+    union { /* the one that @when calls */
+        then_fn then;
+        catch_fn catch_;
+        handle_fn handle;
+    };
+    void *arg;
+    void (*arg_free)(void *); /* the _ex forms' destructor, or NULL */
+};
+/* A continuation of @f running @cb on @exec (NULL: where @f ran). */
+future_t *fut__continue(future_t *f, struct fut__exec *exec,
+                        const struct fut__callback *cb);
 /* Tasks (task.c): the futures pool_submit() and loop_submit() make. */
 future_t *fut__task_new(task_fn fn, void *arg, struct fut__exec *exec);
 future_t *fut__owned_task_new(task_fn fn, void *arg, void (*arg_free)(void *),

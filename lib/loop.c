@@ -17,7 +17,7 @@
  * States, under the loop's lock: idle, running, destroyed. After
  * loop_destroy() began, whatever is scheduled onto the loop fails with
  * ECANCELED rather than being lost, and so does every continuation headed
- * for it, whatever its predecessor's outcome (exec_closed).
+ * for it, whatever its predecessor's outcome (exec_refuses).
  *
  * A stop asked for while the loop is not running is kept: the next
  * loop_run() runs the callbacks queued at its start, then returns.
@@ -103,13 +103,13 @@ static void exec_pending_done(struct fut__exec *exec)
     fut__mutex_unlock(&loop->lock);
 }
 
-static bool exec_closed(struct fut__exec *exec)
+static int exec_refuses(struct fut__exec *exec)
 {
     loop_t *loop = loop_of(exec);
     fut__mutex_lock(&loop->lock);
     bool closed = loop->destroyed;
     fut__mutex_unlock(&loop->lock);
-    return closed;
+    return closed ? ECANCELED : 0;
 }
 
 /* No wait operations: a loop's thread is the caller's own, and is never
@@ -120,7 +120,7 @@ static const struct fut__exec_ops loop_exec_ops = {
     .release = exec_release,
     .pending_add = exec_pending_add,
     .pending_done = exec_pending_done,
-    .closed = exec_closed};
+    .refuses = exec_refuses};
 
 /* ---------------------------------------------------------- the public API */
 
@@ -231,7 +231,23 @@ future_t *loop_submit(loop_t *loop, task_fn fn, void *arg)
     return f;
 }
 
-struct fut__exec *fut__loop_exec(loop_t *loop)
+future_t *future_then_on(future_t *f, loop_t *loop, then_fn fn, void *arg)
 {
-    return &loop->exec;
+    if (!loop) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return fut__continue(f, &loop->exec,
+                         &(struct fut__callback){.then = fn, .arg = arg});
+}
+
+future_t *future_catch_on(future_t *f, loop_t *loop, catch_fn fn, void *arg)
+{
+    if (!loop) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return fut__continue(f, &loop->exec,
+                         &(struct fut__callback){
+                             .when = FUT_ON_FAILURE, .catch_ = fn, .arg = arg});
 }

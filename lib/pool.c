@@ -171,18 +171,53 @@ future_t *pool_submit_blocking(pool_t *pool, task_fn fn, void *arg)
     return submit(pool, fn, arg, true);
 }
 
-future_t *pool_submit_ex(pool_t *pool, task_fn fn, void *arg,
-                         void (*arg_free)(void *))
+static future_t *submit_owned(pool_t *pool, task_fn fn, void *arg,
+                              void (*arg_free)(void *), bool blocking)
 {
     if (!arg_free)
-        return pool_submit(pool, fn, arg);
+        return submit(pool, fn, arg, blocking);
     if (!pool || !fn) {
         arg_free(arg); /* not accepted: the argument is done with */
         errno = EINVAL;
         return NULL;
     }
     future_t *f = fut__owned_task_new(fn, arg, arg_free, &pool->exec);
-    return f ? submit_task(pool, f, false) : NULL; /* frees if refused */
+    return f ? submit_task(pool, f, blocking) : NULL; /* frees if refused */
+}
+
+future_t *pool_submit_ex(pool_t *pool, task_fn fn, void *arg,
+                         void (*arg_free)(void *))
+{
+    return submit_owned(pool, fn, arg, arg_free, false);
+}
+
+future_t *pool_submit_blocking_ex(pool_t *pool, task_fn fn, void *arg,
+                                  void (*arg_free)(void *))
+{
+    return submit_owned(pool, fn, arg, arg_free, true);
+}
+
+/* ---------------------------------------------------- continuations -- */
+
+future_t *future_then_via(future_t *f, pool_t *pool, then_fn fn, void *arg)
+{
+    if (!pool) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return fut__continue(f, &pool->exec,
+                         &(struct fut__callback){.then = fn, .arg = arg});
+}
+
+future_t *future_catch_via(future_t *f, pool_t *pool, catch_fn fn, void *arg)
+{
+    if (!pool) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return fut__continue(f, &pool->exec,
+                         &(struct fut__callback){
+                             .when = FUT_ON_FAILURE, .catch_ = fn, .arg = arg});
 }
 
 /* --------------------------------------------------------- shutting down -- */

@@ -14,6 +14,8 @@
  */
 #include "pool_internal.h"
 
+#include <errno.h>
+
 /* ----------------------------------------------------------- freeing -- */
 
 void fut__pool_free(pool_t *p)
@@ -54,6 +56,16 @@ static void exec_schedule(struct fut__exec *exec, future_t *f)
     fut__pool_schedule(pool_of(exec), f);
 }
 
+/* A pool shut down takes no more work, not even a continuation made to
+ * run on it (future_then_via); a copy in a child of fork() none at all. */
+static int exec_refuses(struct fut__exec *exec)
+{
+    pool_t *p = pool_of(exec);
+    if (fut__pool_is_stale(p))
+        return ECHILD;
+    return fut__pool_state(p) == FUT_POOL_OPEN ? 0 : ESHUTDOWN;
+}
+
 static enum fut__block exec_block_begin(struct fut__exec *exec)
 {
     (void)exec;
@@ -82,6 +94,7 @@ const struct fut__exec_ops fut__pool_exec_ops = {
     .schedule = exec_schedule,
     .retain = exec_retain,
     .release = exec_release,
+    .refuses = exec_refuses,
     .block_begin = exec_block_begin,
     .block_retry = exec_block_retry,
     .help_one = exec_help_one,

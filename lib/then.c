@@ -1,35 +1,33 @@
 /*
- * then.c - continuations: future_then() and future_catch().
+ * then.c - continuations: future_then(), future_catch(), future_handle()
+ * and their _ex forms; pool.c and loop.c make the _via and _on forms with
+ * fut__continue().
  *
  * A continuation is a future with one watch on its predecessor. When the
  * predecessor settles, the notification decides: if the callback should run
- * (success for then, failure for catch) the continuation is queued on an
- * executor; otherwise it settles at once with the predecessor's outcome,
- * without a trip through a queue. The callback itself always runs on a pool
- * thread, never inside the call that registered or settled anything, so a
- * chain of any length grows no stack: each hop is a separate run.
+ * (success for then, failure for catch, either for handle) the
+ * continuation is queued on an executor; otherwise it settles at once with
+ * the predecessor's outcome, without a trip through a queue. The callback
+ * itself always runs on a pool thread, never inside the call that
+ * registered or settled anything, so a chain of any length grows no stack:
+ * each hop is a separate run.
  *
  * The executor is the one that ran the predecessor (its exec field), the
- * default pool for futures no pool ran, or the loop given to
- * future_then_on(). A loop counts the continuations headed its way
- * (f->tracked) so loop_run() knows when nothing more can arrive.
+ * default pool for futures no pool ran, or the one the caller chose
+ * (future_then_on, future_then_via). A chosen executor that refuses work
+ * by the time the predecessor settles (a destroyed loop, a pool shut down)
+ * fails the continuation with its reason instead of running it elsewhere.
+ * A loop counts the continuations headed its way (f->tracked) so
+ * loop_run() knows when nothing more can arrive.
  */
 #include "internal.h"
 
 #include <errno.h>
 
-/* What a caller asks to run: its then or catch callback and argument. */
-struct callback {
-    bool catches; /* future_catch: run on failure, pass success through */
-    then_fn then;
-    catch_fn catch_;
-    void *arg;
-    void (*arg_free)(void *); /* future_then_ex / future_catch_ex, or NULL */
-};
-
 struct continuation {
     future_t base;
-    struct callback cb;
+    struct fut__callback cb;
+    bool chosen; /* runs only on its executor: fail if it refuses work */
     _Atomic(void (*)(void *)) arg_free; /* taken once: free_arg_once() */
     int in_error; /* the predecessor's outcome, copied when it settles */
     void *in_value;
@@ -67,8 +65,13 @@ static void drop_source(struct continuation *c)
 static int run_continuation(future_t *f, void **result)
 {
     struct continuation *c = of(f);
-    int error = c->cb.catches ? c->cb.catch_(c->in_error, c->cb.arg, result)
-                              : c->cb.then(c->in_value, c->cb.arg, result);
+    int error;
+    if (c->cb.when == FUT_ON_SUCCESS)
+        error = c->cb.then(c->in_value, c->cb.arg, result);
+    else if (c->cb.when == FUT_ON_FAILURE)
+        error = c->cb.catch_(c->in_error, c->cb.arg, result);
+    else
+        error = c->cb.handle(c->in_error, c->in_value, c->cb.arg, result);
     free_arg_once(f);
     if (c->source && !error && *result == c->in_value)
         atomic_fetch_or(&f->flags, FUT_KEEPS_SOURCE); /* passed it on */
@@ -85,8 +88,7 @@ static void destroy_continuation(future_t *f)
 
 static fut__fn callback_site(const future_t *f)
 {
-    const struct continuation *c = of((future_t *)f);
-    return c->cb.catches ? (fut__fn)c->cb.catch_ : (fut__fn)c->cb.then;
+    return (fut__fn)of((future_t *)f)->cb.then; /* whichever it is */
 }
 
 static void detach_continuation(future_t *f)
@@ -101,20 +103,23 @@ static struct fut__inputs *continuation_inputs(future_t *f)
     return &of(f)->in;
 }
 
-static const struct fut__ops then_ops = {.kind = "then",
-                                         .run = run_continuation,
-                                         .detach = detach_continuation,
-                                         .destroy = destroy_continuation,
-                                         .site = callback_site,
-                                         .inputs = continuation_inputs,
-                                         .decides = FUT_DECIDES_FIRST};
-static const struct fut__ops catch_ops = {.kind = "catch",
-                                          .run = run_continuation,
-                                          .detach = detach_continuation,
-                                          .destroy = destroy_continuation,
-                                          .site = callback_site,
-                                          .inputs = continuation_inputs,
-                                          .decides = FUT_DECIDES_FIRST};
+#define CONTINUATION_OPS(name)                                          \
+    {                                                                   \
+        .kind = name, .run = run_continuation,                          \
+        .detach = detach_continuation, .destroy = destroy_continuation, \
+        .site = callback_site, .inputs = continuation_inputs,           \
+        .decides = FUT_DECIDES_FIRST                                    \
+    }
+static const struct fut__ops ops_by_when[] = {
+    [FUT_ON_SUCCESS] = CONTINUATION_OPS("then"),
+    [FUT_ON_FAILURE] = CONTINUATION_OPS("catch"),
+    [FUT_ON_EITHER] = CONTINUATION_OPS("handle")};
+
+/* Does the callback run for this outcome of the predecessor? */
+static bool runs_on(enum fut__when when, int error)
+{
+    return when == FUT_ON_EITHER || (error != 0) == (when == FUT_ON_FAILURE);
+}
 
 static void predecessor_settled(struct fut__inputs *in, size_t index)
 {
@@ -129,15 +134,16 @@ static void predecessor_settled(struct fut__inputs *in, size_t index)
     if (c->in_value && fut__value_needs_f(pred))
         c->source = future_retain(pred);
     struct fut__exec *exec = c->base.exec;
-    bool closed =
-        c->base.tracked && exec->ops->closed && exec->ops->closed(exec);
-    if (!closed && (pred->error != 0) == c->cb.catches) {
+    int refused = (c->chosen || c->base.tracked) && exec->ops->refuses
+                      ? exec->ops->refuses(exec)
+                      : 0;
+    if (!refused && runs_on(c->cb.when, pred->error)) {
         fut__enqueue(&c->base);
         return;
     }
     free_arg_once(&c->base); /* its callback will never run */
-    if (closed) {
-        fut__settle(&c->base, ECANCELED, NULL); /* its loop is gone */
+    if (refused) {
+        fut__settle(&c->base, refused, NULL); /* its executor is gone */
         return;
     }
     if (c->source) /* before settling: our continuations must keep us */
@@ -149,15 +155,15 @@ static void predecessor_settled(struct fut__inputs *in, size_t index)
  * Registers @cb to run on @exec, or where @f ran when @exec is NULL. If it
  * cannot, the argument's destructor (if any) runs before NULL is returned.
  */
-static future_t *continue_with(future_t *f, struct fut__exec *exec,
-                               const struct callback *cb)
+future_t *fut__continue(future_t *f, struct fut__exec *exec,
+                        const struct fut__callback *cb)
 {
     struct continuation *c = NULL;
-    if (!f || (cb->catches ? !cb->catch_ : !cb->then))
+    if (!f || !cb->then) /* the callback, whichever member it is */
         errno = EINVAL;
     else
-        c = (struct continuation *)fut__new(
-            sizeof *c, cb->catches ? &catch_ops : &then_ops, FUT_PENDING, 1);
+        c = (struct continuation *)fut__new(sizeof *c, &ops_by_when[cb->when],
+                                            FUT_PENDING, 1);
     if (!c) {
         int error = errno;
         if (cb->arg_free)
@@ -166,6 +172,7 @@ static future_t *continue_with(future_t *f, struct fut__exec *exec,
         return NULL;
     }
     c->cb = *cb;
+    c->chosen = exec != NULL;
     atomic_init(&c->arg_free, cb->arg_free);
     fut__set_exec(&c->base, exec ? exec : f->exec);
     if (c->base.exec && c->base.exec->ops->pending_add) {
@@ -179,49 +186,38 @@ static future_t *continue_with(future_t *f, struct fut__exec *exec,
 
 future_t *future_then(future_t *f, then_fn fn, void *arg)
 {
-    return continue_with(f, NULL, &(struct callback){.then = fn, .arg = arg});
+    return fut__continue(f, NULL,
+                         &(struct fut__callback){.then = fn, .arg = arg});
 }
 
 future_t *future_catch(future_t *f, catch_fn fn, void *arg)
 {
-    return continue_with(
-        f, NULL, &(struct callback){.catches = true, .catch_ = fn, .arg = arg});
+    return fut__continue(f, NULL,
+                         &(struct fut__callback){
+                             .when = FUT_ON_FAILURE, .catch_ = fn, .arg = arg});
+}
+
+future_t *future_handle(future_t *f, handle_fn fn, void *arg)
+{
+    return fut__continue(f, NULL,
+                         &(struct fut__callback){
+                             .when = FUT_ON_EITHER, .handle = fn, .arg = arg});
 }
 
 future_t *future_then_ex(future_t *f, then_fn fn, void *arg,
                          void (*arg_free)(void *))
 {
-    return continue_with(
+    return fut__continue(
         f, NULL,
-        &(struct callback){.then = fn, .arg = arg, .arg_free = arg_free});
+        &(struct fut__callback){.then = fn, .arg = arg, .arg_free = arg_free});
 }
 
 future_t *future_catch_ex(future_t *f, catch_fn fn, void *arg,
                           void (*arg_free)(void *))
 {
-    return continue_with(
-        f, NULL,
-        &(struct callback){
-            .catches = true, .catch_ = fn, .arg = arg, .arg_free = arg_free});
-}
-
-future_t *future_then_on(future_t *f, loop_t *loop, then_fn fn, void *arg)
-{
-    if (!loop) {
-        errno = EINVAL;
-        return NULL;
-    }
-    return continue_with(f, fut__loop_exec(loop),
-                         &(struct callback){.then = fn, .arg = arg});
-}
-
-future_t *future_catch_on(future_t *f, loop_t *loop, catch_fn fn, void *arg)
-{
-    if (!loop) {
-        errno = EINVAL;
-        return NULL;
-    }
-    return continue_with(
-        f, fut__loop_exec(loop),
-        &(struct callback){.catches = true, .catch_ = fn, .arg = arg});
+    return fut__continue(f, NULL,
+                         &(struct fut__callback){.when = FUT_ON_FAILURE,
+                                                 .catch_ = fn,
+                                                 .arg = arg,
+                                                 .arg_free = arg_free});
 }
