@@ -269,6 +269,25 @@ FUTURES_API int future_wait(future_t *f, void **value);
 FUTURES_API bool future_wait_for(future_t *f, uint64_t timeout_ns);
 
 /**
+ * future_wait_all() - wait for every one of @fs, then collect the outcomes:
+ * asyncio.gather(*fs, return_exceptions=True).
+ *
+ * Blocks until each of the @n futures has settled, with future_wait()'s
+ * guarantees inside a task (no deadlock on a pool of one thread), then
+ * writes, for each i, values[i] (the value, or NULL after a failure) and
+ * errors[i] (0 or the error), for whichever of @values and @errors is not
+ * NULL. Returns 0 if every future succeeded, else the error of the
+ * lowest-index one that failed. Every failure counts as observed.
+ * Ownership: borrows @fs and the futures; the values stay the futures'.
+ * Errors: EINVAL for a NULL @fs with @n > 0 or a NULL future (nothing is
+ * waited for); EDEADLK or EAGAIN where future_wait() would fail so for
+ * one of them (the lowest such index is returned, and that entry's
+ * error; the futures after it are not waited for). @n == 0 returns 0.
+ */
+FUTURES_API int future_wait_all(future_t *const *fs, size_t n, void **values,
+                                int *errors);
+
+/**
  * future_is_ready() - true if @f has settled (false for NULL). Never blocks.
  */
 FUTURES_API bool future_is_ready(const future_t *f);
@@ -505,6 +524,49 @@ FUTURES_API future_t *future_delay(uint64_t ns);
  * Errors: NULL with errno EINVAL (NULL @f), ENOMEM or EAGAIN.
  */
 FUTURES_API future_t *future_timeout(future_t *f, uint64_t ns);
+
+/* ---------------------------------------------------- completion queues -- */
+
+/* Futures handed back in the order they settle: asyncio.as_completed(),
+ * Java's ExecutorCompletionService. */
+typedef struct completion completion_t;
+
+/**
+ * completion_create() - an empty completion queue.
+ * Ownership: yours; end it with completion_release().
+ * Errors: NULL with errno ENOMEM.
+ */
+FUTURES_API completion_t *completion_create(void);
+
+/**
+ * completion_add() - watch @f: completion_next() will return it once it
+ * has settled. The queue takes a reference of its own; adding the same
+ * future twice returns it twice. Adding counts as observing @f. O(1).
+ * Errors: EINVAL (NULL @c or @f), ENOMEM (nothing was added).
+ */
+FUTURES_API int completion_add(completion_t *c, future_t *f);
+
+/**
+ * completion_next() - the next added future to settle, in the order they
+ * settled (futures that settle at the same moment in any order).
+ *
+ * Blocks up to @timeout_ns nanoseconds (CLOCK_MONOTONIC; 0 only polls,
+ * UINT64_MAX waits for ever), with future_wait()'s guarantees inside a
+ * task. Any number of threads may call it at once; each added future is
+ * returned to exactly one of them. O(1) per call.
+ * Ownership: the result is a new reference, yours.
+ * Errors: NULL with errno EINVAL (NULL @c), ETIMEDOUT (nothing settled in
+ * time), ENOENT (every added future has been returned already), or what
+ * future_wait() fails with inside a task (EDEADLK, EAGAIN).
+ */
+FUTURES_API future_t *completion_next(completion_t *c, uint64_t timeout_ns);
+
+/**
+ * completion_release() - drop @c and the futures it has not returned;
+ * those futures still run and settle. NULL is a harmless no-op. No call
+ * on @c may run or follow.
+ */
+FUTURES_API void completion_release(completion_t *c);
 
 /* ----------------------------------------------------------- event loops -- */
 

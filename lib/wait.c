@@ -174,22 +174,66 @@ static int block_on(future_t *f, const struct timespec *deadline)
     return how == FUT_BLOCK_STUCK ? EAGAIN : ETIMEDOUT;
 }
 
+/* Waits until @f has settled; 0, or why the wait could not be made
+ * (EDEADLK, EAGAIN: @f itself is untouched). */
+static int wait_settled(future_t *f)
+{
+    if (fut__is_settled(f))
+        return 0;
+    if (waits_for_itself(f))
+        return EDEADLK;
+    return spin_on(f, FUT_SPIN_NS) ? 0 : block_on(f, NULL);
+}
+
+/* The outcome of @f, settled: its error, and its value in *@value. */
+static int outcome(future_t *f, void **value)
+{
+    if (f->error)
+        fut__observe(f); /* only failures are ever reported */
+    if (value)
+        *value = f->error ? NULL : f->value;
+    return f->error;
+}
+
 int future_wait(future_t *f, void **value)
 {
     if (!f)
         return EINVAL;
-    if (!fut__is_settled(f)) {
-        if (waits_for_itself(f))
-            return EDEADLK;
-        int error = spin_on(f, FUT_SPIN_NS) ? 0 : block_on(f, NULL);
-        if (error)
-            return error; /* EAGAIN: f itself is untouched */
-    }
+    int error = wait_settled(f);
+    if (error)
+        return error;
     if (f->error)
-        fut__observe(f); /* only failures are ever reported */
-    if (value && f->error == 0)
-        *value = f->value;
-    return f->error;
+        return outcome(f, NULL); /* *value stays as it was */
+    return outcome(f, value);
+}
+
+int future_wait_all(future_t *const *fs, size_t n, void **values, int *errors)
+{
+    if (n > 0 && !fs)
+        return EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!fs[i])
+            return EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int error = wait_settled(fs[i]);
+        if (error) { /* a wait that cannot be made: say so at its index */
+            if (values)
+                values[i] = NULL;
+            if (errors)
+                errors[i] = error;
+            return error;
+        }
+    }
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        int error = outcome(fs[i], values ? &values[i] : NULL);
+        if (errors)
+            errors[i] = error;
+        if (error && !first)
+            first = error;
+    }
+    return first;
 }
 
 bool future_wait_for(future_t *f, uint64_t timeout_ns)
