@@ -356,6 +356,30 @@ typedef int (*handle_fn)(int error, void *value, void *arg, void **result);
  */
 FUTURES_API future_t *future_handle(future_t *f, handle_fn fn, void *arg);
 
+/* A step that starts more work: return a future (a new reference, which
+ * the library takes over), or NULL with errno set. */
+typedef future_t *(*compose_fn)(void *value, void *arg);
+
+/**
+ * future_compose() - flatten: chain a step that returns a future
+ * (thenCompose, folly's thenValue returning a Future, Promises/A+ 2.3).
+ *
+ * Once @f succeeds, @fn(value, @arg) runs where future_then() would run it
+ * and returns a future g; the result then settles with g's outcome, its
+ * value and error message included, when g settles. No thread blocks
+ * meanwhile. If @f fails, its failure passes through and @fn never runs.
+ * @fn returning NULL fails the result with errno (EINVAL if errno is 0).
+ * Cancelling the result before @fn runs means @fn never runs; cancelling
+ * it while it waits for g cancels g.
+ * A loop written as recursion, each step returning future_compose() of the
+ * next, runs in constant stack and memory: a result that only waits for
+ * the step's future hands its place to that future's own step, so settled
+ * links are freed as the loop goes rather than kept until its end.
+ * Ownership: borrows @f; the result is a new reference, yours.
+ * Errors: as future_then().
+ */
+FUTURES_API future_t *future_compose(future_t *f, compose_fn fn, void *arg);
+
 /**
  * future_then_via() - future_then(), with @fn run on one of @pool's threads
  * (folly's via(), CompletableFuture.thenApplyAsync(fn, executor)).
