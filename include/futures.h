@@ -280,9 +280,10 @@ FUTURES_API bool future_wait_for(future_t *f, uint64_t timeout_ns);
  * lowest-index one that failed. Every failure counts as observed.
  * Ownership: borrows @fs and the futures; the values stay the futures'.
  * Errors: EINVAL for a NULL @fs with @n > 0 or a NULL future (nothing is
- * waited for); EDEADLK or EAGAIN where future_wait() would fail so for
- * one of them (the lowest such index is returned, and that entry's
- * error; the futures after it are not waited for). @n == 0 returns 0.
+ * waited for or written). EDEADLK or EAGAIN where future_wait() would fail
+ * so for one of them: it returns at once with that error, written at that
+ * index (value NULL); entries before and after it are left as they were.
+ * @n == 0 returns 0.
  */
 FUTURES_API int future_wait_all(future_t *const *fs, size_t n, void **values,
                                 int *errors);
@@ -347,12 +348,14 @@ typedef int (*handle_fn)(int error, void *value, void *arg, void **result);
  * future_handle() - run @fn once @f settles, whatever its outcome
  * (CompletableFuture.handle, asyncio's add_done_callback, folly's thenTry).
  *
- * Returns a new future that settles with @fn's outcome. @fn runs exactly
- * once, where future_then() would run it, never inside this call and never
- * with a library lock held; chains of any length never grow the stack.
- * Handing @f over counts as observing it: its failure is never reported
- * as unobserved. Cancelling the result before @fn starts means @fn never
- * runs. Ownership and errors as for future_then().
+ * Returns a new future that settles with @fn's outcome. @fn runs once,
+ * where future_then() would run it, never inside this call and never with
+ * a library lock held, unless the result is cancelled before @fn starts:
+ * then it never runs. Chains of any length never grow the stack. Handing
+ * @f over counts as observing it: its failure is never reported as
+ * unobserved. A handle (or catch) that returns the error it was given,
+ * without a task_fail() message of its own, passes @f's message on.
+ * Ownership and errors as for future_then().
  */
 FUTURES_API future_t *future_handle(future_t *f, handle_fn fn, void *arg);
 
@@ -368,13 +371,16 @@ typedef future_t *(*compose_fn)(void *value, void *arg);
  * and returns a future g; the result then settles with g's outcome, its
  * value and error message included, when g settles. No thread blocks
  * meanwhile. If @f fails, its failure passes through and @fn never runs.
- * @fn returning NULL fails the result with errno (EINVAL if errno is 0).
+ * @fn returning NULL fails the result with errno (EINVAL if errno is 0),
+ * and with the message of a task_fail() it called:
+ * `errno = task_fail(EIO, "..."); return NULL;`.
  * Cancelling the result before @fn runs means @fn never runs; cancelling
  * it while it waits for g cancels g.
  * A loop written as recursion, each step returning future_compose() of the
  * next, runs in constant stack and memory: a result that only waits for
  * the step's future hands its place to that future's own step, so settled
  * links are freed as the loop goes rather than kept until its end.
+ * The result keeps g, and so g's value, alive for as long as it lives.
  * Ownership: borrows @f; the result is a new reference, yours.
  * Errors: as future_then().
  */
@@ -384,9 +390,11 @@ FUTURES_API future_t *future_compose(future_t *f, compose_fn fn, void *arg);
  * future_then_via() - future_then(), with @fn run on one of @pool's threads
  * (folly's via(), CompletableFuture.thenApplyAsync(fn, executor)).
  *
- * If @pool no longer takes work when @f settles (pool_shutdown()), the
- * continuation fails with ESHUTDOWN and @fn never runs. @pool must stay
- * undestroyed until the continuation has settled.
+ * If @pool no longer takes work when @f settles (pool_shutdown(), already
+ * or since this call), the continuation fails with ESHUTDOWN and @fn never
+ * runs (in a child of fork(), with ECHILD). Continuations of the result
+ * run on @pool too, as for any future @pool ran. The continuation keeps
+ * @pool's memory, not its threads: pool_destroy() may come first.
  * Ownership: borrows @f and @pool; the result is a new reference, yours.
  * Errors: NULL with errno EINVAL (NULL @f, @pool or @fn) or ENOMEM.
  */
@@ -442,7 +450,8 @@ FUTURES_API void future_release(future_t *f);
  * (the call returns EALREADY and the value is freed). NULL values and
  * failures are never passed to it. Futures that pass @f's value on without
  * making a new one (future_catch() on success, future_timeout(), a then
- * callback that returns its input) keep @f alive, so the value stays valid
+ * callback that returns its input, future_compose() on the future its
+ * step returned) keep @f alive, so the value stays valid
  * while any of them is referenced; such a future never frees that value
  * with a destructor of its own (set for a value it might make instead).
  * A NULL @result_free removes the destructor. Call it while you hold a
@@ -480,8 +489,8 @@ FUTURES_API future_t *future_failed(int error);
  * The message is printf(@fmt, ...), copied and truncated to 255 bytes. It
  * goes with the future if the task then returns a failure (any error);
  * returning success drops it; a second call replaces the first. Outside a
- * task or callback it records nothing. Never fails: without memory for
- * the message the failure simply has none.
+ * task or callback, or with a NULL @fmt, it records nothing. Never fails:
+ * without memory for the message the failure simply has none.
  */
 FUTURES_API int task_fail(int error, const char *fmt, ...) FUTURES_PRINTF(2, 3);
 
@@ -574,10 +583,13 @@ FUTURES_API int completion_add(completion_t *c, future_t *f);
  * completion_next() - the next added future to settle, in the order they
  * settled (futures that settle at the same moment in any order).
  *
- * Blocks up to @timeout_ns nanoseconds (CLOCK_MONOTONIC; 0 only polls,
- * UINT64_MAX waits for ever), with future_wait()'s guarantees inside a
- * task. Any number of threads may call it at once; each added future is
- * returned to exactly one of them. O(1) per call.
+ * A future that had settled when it was added comes in the order it was
+ * added. Blocks up to @timeout_ns nanoseconds (CLOCK_MONOTONIC; 0 only
+ * polls, UINT64_MAX waits for ever), with future_wait()'s guarantees inside
+ * a task. Any number of threads may call it at once; each added future is
+ * returned to exactly one of them. O(1) per call. ENOENT says that every
+ * future added so far has been returned; a later completion_add() makes
+ * more to come.
  * Ownership: the result is a new reference, yours.
  * Errors: NULL with errno EINVAL (NULL @c), ETIMEDOUT (nothing settled in
  * time), ENOENT (every added future has been returned already), or what
@@ -719,7 +731,7 @@ struct futures_failure {
     int error;        /* the errno value the future failed with */
     const char *kind; /* "task", "then", "catch", "promise", "timeout", ... */
     void (*site)(void); /* the task or callback that failed, cast, or NULL */
-    const char *message; /* future_error_message(), or NULL */
+    const char *message; /* its message, or NULL; valid during the call */
 };
 
 typedef void (*futures_unobserved_fn)(const struct futures_failure *failure,
@@ -730,10 +742,13 @@ typedef void (*futures_unobserved_fn)(const struct futures_failure *failure,
  *
  * A future that failed, and whose failure nobody observed, reports it when
  * its last reference goes: @handler(failure, @arg) runs on the thread that
- * drops that reference. Observing means future_wait() returning it, or
- * handing the future to future_then(), future_catch(), when_all(),
- * when_any() or future_timeout(), even if what it was handed to has given
- * up on it (a when_any already decided, a cancelled continuation).
+ * drops that reference. Observing means future_wait() or
+ * future_wait_all() returning it, or handing the future to any call that
+ * takes its outcome: future_then(), future_catch(), future_handle(),
+ * future_compose() and their _ex, _on and _via forms, when_all(),
+ * when_any(), future_timeout() or completion_add(), even if what it was
+ * handed to has given up on it (a when_any already decided, a cancelled
+ * continuation). future_wait_for() and future_is_ready() do not observe.
  * Cancellations (ECANCELED) are never reported, nor is a promise whose
  * future was never handed out. A failure that a continuation passes on is
  * reported once, by the last future of the chain, with the site of the

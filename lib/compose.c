@@ -212,8 +212,9 @@ static void drop_source(struct step *s)
     s->source = NULL;
 }
 
-/* Delivers fn's answer, @g or NULL with @error, through relay @r. */
-static void deliver(future_t *r, future_t *g, int error)
+/* Delivers fn's answer, @g or NULL with @error and message @why (taken
+ * over), through relay @r. */
+static void deliver(future_t *r, future_t *g, int error, struct fut__why *why)
 {
     if (g && forward(g, follow(r))) {
         let_go(r);
@@ -223,7 +224,7 @@ static void deliver(future_t *r, future_t *g, int error)
     if (g)
         adopt(r, g);
     else {
-        fut__settle(r, error, NULL);
+        fut__fail_why(r, error, why);
         future_release(r);
     }
 }
@@ -242,7 +243,11 @@ static int run_step(future_t *f, void **result)
     future_t *g = s->fn(s->in_value, s->arg);
     int error = errno ? errno : EINVAL;
     drop_source(s);
-    deliver(r, g, error);
+    /* fn failed with task_fail()'s message: the relay gets it. */
+    struct fut__frame *frame = fut__self.running;
+    struct fut__why *why = g ? NULL : frame->why;
+    frame->why = g ? frame->why : NULL;
+    deliver(r, g, error, why);
     return 0;
 }
 

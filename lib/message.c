@@ -16,10 +16,14 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A message of printf(@fmt, @ap), cut at FUT_MESSAGE_MAX bytes; NULL for
+ * a NULL @fmt, or without memory. */
 struct fut__why *fut__why_format(const char *fmt, va_list ap)
 {
+    if (!fmt)
+        return NULL;
     char text[FUT_MESSAGE_MAX + 1];
-    int n = vsnprintf(text, sizeof text, fmt ? fmt : "", ap);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
     size_t len = n < 0 ? 0 : strlen(text); /* truncated at the maximum */
     struct fut__why *why = fut__calloc(sizeof *why + len + 1);
     if (!why)

@@ -27,10 +27,13 @@
 struct continuation {
     future_t base;
     struct fut__callback cb;
-    bool chosen; /* runs only on its executor: fail if it refuses work */
     _Atomic(void (*)(void *)) arg_free; /* taken once: free_arg_once() */
     int in_error; /* the predecessor's outcome, copied when it settles */
-    void *in_value;
+    bool chosen;  /* runs only on its executor: fail if it refuses work */
+    union {
+        void *in_value;          /* after a success */
+        struct fut__why *in_why; /* after a failure: its message, or NULL */
+    };
     future_t *source; /* the predecessor, kept while its value is in use */
     struct fut__inputs in;
     struct fut__watch watch;
@@ -71,7 +74,13 @@ static int run_continuation(future_t *f, void **result)
     else if (c->cb.when == FUT_ON_FAILURE)
         error = c->cb.catch_(c->in_error, c->cb.arg, result);
     else
-        error = c->cb.handle(c->in_error, c->in_value, c->cb.arg, result);
+        error = c->cb.handle(c->in_error, c->in_error ? NULL : c->in_value,
+                             c->cb.arg, result);
+    /* A catch or handle that returns the failure it was given, without a
+     * message of its own, passes the predecessor's message on with it. */
+    struct fut__frame *frame = fut__self.running;
+    if (error && error == c->in_error && c->in_why && !frame->why)
+        frame->why = fut__why_retain(c->in_why);
     free_arg_once(f);
     if (c->source && !error && *result == c->in_value)
         atomic_fetch_or(&f->flags, FUT_KEEPS_SOURCE); /* passed it on */
@@ -84,6 +93,8 @@ static void destroy_continuation(future_t *f)
 {
     free_arg_once(f);
     drop_source(of(f));
+    if (of(f)->in_error)
+        fut__why_release(of(f)->in_why);
 }
 
 static fut__fn callback_site(const future_t *f)
@@ -127,11 +138,14 @@ static void predecessor_settled(struct fut__inputs *in, size_t index)
     struct continuation *c = of(in->owner);
     future_t *pred = c->watch.target;
     c->in_error = pred->error;
-    c->in_value = pred->error ? NULL : pred->value;
+    if (pred->error)
+        c->in_why = fut__why_retain(pred->has_why ? pred->why : NULL);
+    else
+        c->in_value = pred->value;
     /* A value that pred owns (future_set_result_free, set before it
      * settled, as the header asks) would go with pred: keep pred until the
      * callback has run, or as long as we pass the value on. */
-    if (c->in_value && fut__value_needs_f(pred))
+    if (!pred->error && c->in_value && fut__value_needs_f(pred))
         c->source = future_retain(pred);
     struct fut__exec *exec = c->base.exec;
     int refused = (c->chosen || c->base.tracked) && exec->ops->refuses

@@ -371,3 +371,28 @@ CheckedTest(completion, adding_counts_as_observing)
     futures_set_unobserved_handler(futures_unobserved_print, NULL);
     cr_assert_eq(atomic_load(&reports), 0);
 }
+
+CheckedTest(completion, futures_settled_when_added_come_in_the_order_added)
+{
+    completion_t *c = completion_create();
+    future_t *a = future_resolved(U2P(1)), *b = future_failed(EIO);
+    promise_t *p = promise_create();
+    future_t *later = promise_future(p);
+    completion_add(c, later);
+    completion_add(c, b);
+    completion_add(c, a);
+    promise_resolve(p, NULL);
+    future_t *got[3];
+    for (int i = 0; i < 3; i++)
+        got[i] = completion_next(c, 0);
+    cr_assert_eq(got[0], b);
+    cr_assert_eq(got[1], a);
+    cr_assert_eq(got[2], later);
+    for (int i = 0; i < 3; i++)
+        future_release(got[i]);
+    future_release(a);
+    future_release(b);
+    future_release(later);
+    promise_release(p);
+    completion_release(c);
+}

@@ -250,3 +250,19 @@ CheckedTest(via, null_arguments_are_einval)
     future_release(f);
     pool_destroy(one);
 }
+
+CheckedTest(via, a_pool_destroyed_before_the_input_settles_is_eshutdown)
+{
+    atomic_store(&via_runs, 0);
+    pool_t *one = pool_create(1);
+    promise_t *p = promise_create();
+    future_t *in = promise_future(p);
+    future_t *c = future_then_via(in, one, counting_then, NULL);
+    pool_destroy(one);
+    promise_resolve(p, NULL);
+    cr_assert_eq(future_wait(c, NULL), ESHUTDOWN);
+    cr_assert_eq(atomic_load(&via_runs), 0);
+    future_release(c);
+    future_release(in);
+    promise_release(p);
+}

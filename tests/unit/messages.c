@@ -209,3 +209,59 @@ CheckedTest(messages, without_memory_the_failure_goes_without_its_message)
     future_release(pf);
     promise_release(p);
 }
+
+static int rethrow(int error, void *arg, void **result)
+{
+    (void)arg, (void)result;
+    return error;
+}
+
+static int handle_rethrow(int error, void *value, void *arg, void **result)
+{
+    (void)value, (void)arg, (void)result;
+    return error;
+}
+
+static int catch_retells(int error, void *arg, void **result)
+{
+    (void)arg, (void)result;
+    return task_fail(error, "retold");
+}
+
+CheckedTest(messages, a_catch_returning_its_error_passes_the_message_on)
+{
+    promise_t *p = promise_create();
+    future_t *f = promise_future(p);
+    future_t *c = future_catch(f, rethrow, NULL);
+    future_t *h = future_handle(f, handle_rethrow, NULL);
+    future_t *own = future_catch(f, catch_retells, NULL);
+    promise_reject_message(p, EPIPE, "pipe %d closed", 3);
+    cr_assert_eq(future_wait(c, NULL), EPIPE);
+    cr_assert_str_eq(future_error_message(c), "pipe 3 closed");
+    cr_assert_eq(future_wait(h, NULL), EPIPE);
+    cr_assert_str_eq(future_error_message(h), "pipe 3 closed");
+    cr_assert_eq(future_wait(own, NULL), EPIPE);
+    cr_assert_str_eq(future_error_message(own), "retold");
+    future_release(c);
+    future_release(h);
+    future_release(own);
+    future_release(f);
+    promise_release(p);
+}
+
+static future_t *step_fails(void *value, void *arg)
+{
+    (void)value, (void)arg;
+    errno = task_fail(EHOSTUNREACH, "no route to %s", "b");
+    return NULL;
+}
+
+CheckedTest(messages, a_compose_step_failing_with_task_fail_passes_it)
+{
+    future_t *in = future_resolved(NULL);
+    future_t *r = future_compose(in, step_fails, NULL);
+    cr_assert_eq(future_wait(r, NULL), EHOSTUNREACH);
+    cr_assert_str_eq(future_error_message(r), "no route to b");
+    future_release(r);
+    future_release(in);
+}
