@@ -110,6 +110,7 @@ docs: samples
 	$(call draw,random_add_sync,random_add,--mode sync,random_add: delays 5 + 8 + 2 s one by one)
 	$(call draw,random_add_pitfall,random_add,--mode pitfall,random_add: submit and wait one at a time)
 	$(call draw,random_add_gather,random_add,--mode gather,random_add: when_all of the 5 + 8 + 2 s jobs)
+	$(call draw,crawl,crawl,,crawl: nine pages fetched and handled as they arrive)
 	@echo "docs/img: $$(ls docs/img | wc -l) timelines drawn at scale $(DOCS_SCALE)"
 
 # ------------------------------------------------------------------ bench --

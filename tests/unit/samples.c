@@ -425,12 +425,56 @@ CheckedTest(samples, pipeline_recovers_each_failure_and_overlaps_the_requests,
     expect_no_leaks();
 }
 
+/* ---------------------------------------------------------------- crawl -- */
+
+#define CRAWL_SCALE 0.5
+
+/* Does a line of @r's output contain @text? */
+static bool printed_line_with(const struct run *r, const char *text)
+{
+    for (int i = 0; i < r->nlines; i++) {
+        if (strstr(r->line[i], text))
+            return true;
+    }
+    return false;
+}
+
+CheckedTest(samples, crawl_handles_pages_as_they_arrive_and_reports_the_404,
+            .timeout = 60)
+{
+    struct run r;
+    char args[64];
+    snprintf(args, sizeof args, "--scale %g", CRAWL_SCALE);
+    run_ok(&r, "crawl", args);
+    /* Nine pages in the order the server's delays make them arrive, each
+     * taken from the completion queue as it came. */
+    static const char *const arrived[] = {
+        "/index.html", "/blog.html", "/drafts.html", "/post-2.html",
+        "/shop.html",  "/post-1.html", "/about.html", "/cart.html",
+        "/team.html"};
+    int seen = 0;
+    for (int i = 0; i < r.nlines && seen < 9; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "#%d %s", seen + 1, arrived[seen]);
+        if (strstr(r.line[i], want))
+            seen++;
+    }
+    cr_assert_eq(seen, 9, "pages out of order");
+    cr_assert(printed_line_with(&r, "failed: HTTP 404 from /drafts.html"));
+    char finished[160];
+    snprintf(finished, sizeof finished,
+             "crawl finished: %s (HTTP 404 from /drafts.html)",
+             strerror(ENOENT));
+    cr_assert(printed_line_with(&r, finished), "no line: %s", finished);
+    cr_assert(printed_line_with(&r, "9 pages, 8 fetched, 1 failed"));
+}
+
 /* ------------------------------------------------------------ arguments -- */
 
 CheckedTest(samples, bad_arguments_make_every_sample_fail, .timeout = 60)
 {
     static const char *const samples[] = {"count_sync", "count_async",
-                                          "random_add", "pipeline"};
+                                          "random_add", "pipeline", "crawl"};
     static const char *const bad[] = {
         "--scale -1",
         "--scale abc",
