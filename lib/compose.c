@@ -22,9 +22,9 @@
  *
  *   0           open: its step will deliver to it
  *   LINK_TAKEN  a step delivered to it (it adopts, or has settled)
- *   a relay     forwarded there (a reference): of use to nobody but the
- *               step that will follow the link, which then settles it
- *               quietly and lets it go
+ *   a relay     forwarded there (a reference): of use to nobody but those
+ *               that hold it on the way to the link's end, the last of
+ *               which settles it quietly as it lets go (release_relay)
  *
  * Cancelling a relay cancels the step that feeds it (fn never runs) or
  * the future it adopted.
@@ -66,6 +66,18 @@ static struct relay *relay_of(future_t *f)
     return fut__container_of(f, struct relay, base);
 }
 
+static const struct fut__ops relay_ops;
+static void release_relay(future_t *r);
+
+/* Drops a reference to @f, a relay or any other future. */
+static void release_any(future_t *f)
+{
+    if (f && f->ops == &relay_ops)
+        release_relay(f);
+    else
+        future_release(f);
+}
+
 /* ---------------------------------------------------------- the relay -- */
 
 /* Cancels and lets go of what @f holds in @slot, if anything. */
@@ -74,7 +86,7 @@ static void cancel_slot(_Atomic(future_t *) *slot)
     future_t *taken = atomic_exchange(slot, NULL);
     if (taken) {
         future_cancel(taken);
-        future_release(taken);
+        release_any(taken);
     }
 }
 
@@ -92,10 +104,10 @@ static void relay_destroy(future_t *f)
 {
     struct relay *r = relay_of(f);
     future_release(atomic_load(&r->feeder));
-    future_release(atomic_load(&r->inner));
+    release_any(atomic_load(&r->inner));
     uintptr_t link = atomic_load(&r->link);
     if (link > LINK_TAKEN)
-        future_release((future_t *)link);
+        release_relay((future_t *)link);
 }
 
 static const struct fut__ops relay_ops = {
@@ -110,21 +122,26 @@ static future_t *follow(future_t *r)
     return r;
 }
 
-/* A forwarded relay nobody will deliver to: settled quietly, let go. */
-static void drop_forwarded(future_t *r)
+/*
+ * Drops a reference to relay @r; every reference to a relay the library
+ * holds goes through here. A forwarded relay is of use to nobody but those
+ * that hold it on the way to its link's end, and is never settled while
+ * any of them does, so that none of them takes it for cancelled: the last
+ * of them settles it, quietly, as it lets go. Whether it is forwarded is
+ * asked only then, when nobody else can change it.
+ */
+static void release_relay(future_t *r)
 {
-    fut__observe(r);
-    fut__settle(r, ECANCELED, NULL);
+    unsigned refs = atomic_load(&r->refs);
+    while (refs > 1 && !atomic_compare_exchange_weak(&r->refs, &refs, refs - 1))
+        ;
+    if (refs > 1)
+        return;
+    if (atomic_load(&relay_of(r)->link) > LINK_TAKEN) {
+        fut__observe(r);
+        fut__settle(r, ECANCELED, NULL);
+    }
     future_release(r);
-}
-
-/* Lets go of a step's relay @r without delivering to it. */
-static void let_go(future_t *r)
-{
-    if (atomic_load(&relay_of(r)->link) > LINK_TAKEN)
-        drop_forwarded(r);
-    else
-        future_release(r);
 }
 
 /*
@@ -140,7 +157,7 @@ static future_t *claim(future_t *r)
             link == LINK_TAKEN)
             return r;
         future_t *to = future_retain((future_t *)link);
-        drop_forwarded(r);
+        release_relay(r);
         r = to;
     }
 }
@@ -160,7 +177,7 @@ static bool forward(future_t *g, future_t *target)
     uintptr_t open = 0;
     if (!atomic_compare_exchange_strong(&gr->link, &open,
                                         (uintptr_t)future_retain(target))) {
-        future_release(target);
+        release_relay(target);
         return false; /* its step has delivered to it already */
     }
     /* Cancelling target now cancels g's step. */
@@ -168,7 +185,7 @@ static bool forward(future_t *g, future_t *target)
     future_release(atomic_exchange(&relay_of(target)->feeder, feeder));
     if (fut__is_settled(target)) /* cancelled meanwhile */
         cancel_slot(&relay_of(target)->feeder);
-    future_release(g); /* its step holds it until it follows the link */
+    release_relay(g); /* its step holds it until it follows the link */
     return true;
 }
 
@@ -191,8 +208,8 @@ static void adopt(future_t *r, future_t *g)
     future_t *none = NULL;
     if (g == r || !atomic_compare_exchange_strong(&rel->inner, &none, g)) {
         fut__settle(r, EDEADLK, NULL); /* fn returned the result itself */
-        future_release(g);
-        future_release(r);
+        release_any(g);
+        release_relay(r);
         return;
     }
     fut__inputs_init(&rel->in, r, &rel->watch, &g, 1, inner_settled);
@@ -201,7 +218,7 @@ static void adopt(future_t *r, future_t *g)
      * whichever of the two takes g back cancels it. */
     if (fut__is_settled(r))
         cancel_slot(&rel->inner);
-    future_release(r);
+    release_relay(r);
 }
 
 /* ----------------------------------------------------------- the step -- */
@@ -217,7 +234,7 @@ static void drop_source(struct step *s)
 static void deliver(future_t *r, future_t *g, int error, struct fut__why *why)
 {
     if (g && forward(g, follow(r))) {
-        let_go(r);
+        release_relay(r);
         return;
     }
     r = claim(r);
@@ -225,7 +242,7 @@ static void deliver(future_t *r, future_t *g, int error, struct fut__why *why)
         adopt(r, g);
     else {
         fut__fail_why(r, error, why);
-        future_release(r);
+        release_relay(r);
     }
 }
 
@@ -236,7 +253,7 @@ static int run_step(future_t *f, void **result)
     future_t *r = atomic_exchange(&s->relay, NULL);
     if (fut__is_settled(follow(r))) { /* cancelled: fn never runs */
         drop_source(s);
-        let_go(r);
+        release_relay(r);
         return 0;
     }
     errno = 0;
@@ -266,7 +283,7 @@ static void input_settled(struct fut__inputs *in, size_t pos)
     }
     future_t *r = claim(atomic_exchange(&s->relay, NULL));
     fut__pass_on(r, f);
-    future_release(r);
+    release_relay(r);
     fut__settle(&s->base, 0, NULL); /* fn will never run */
 }
 
@@ -282,7 +299,7 @@ static void step_destroy(future_t *f)
     struct step *s = step_of(f);
     future_t *r = atomic_load(&s->relay);
     if (r)
-        let_go(r);
+        release_relay(r);
     drop_source(s);
 }
 

@@ -15,10 +15,12 @@
  *                   pool's private files (pool_internal.h): runq.c,
  *                   worker.c, idle.c, threads.c, jobs.c, ring.c;
  *                   loop.c, a single-threaded executor
- *  L2 future kinds  task.c, then.c, combinators.c, promise.c, timer.c
+ *  L2 future kinds  task.c, then.c, compose.c, combinators.c,
+ *                   completion.c, promise.c, timer.c
  *  L1 the core      settle.c (the state machine, dispatch to executors),
  *                   wait.c (waiting), watch.c (dependents, notification),
- *                   future.c (the object: references, freeing)
+ *                   future.c (the object: references, freeing),
+ *                   message.c (a failure's message)
  *  L0 base          declared in base.h: thread.c (fut__self, the
  *                   thread's context), sync.c (checked locks, clocks,
  *                   the fork gate), stripe.c,

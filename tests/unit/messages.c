@@ -6,6 +6,7 @@
 #include "internal.h" /* fault injection */
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 static int fails_with_text(void *arg, void **result)
@@ -158,21 +159,27 @@ CheckedTest(messages, when_all_takes_the_message_of_the_input_it_reports)
 }
 
 static char reported[300];
+static sem_t report_came;
 static void keep_message(const struct futures_failure *f, void *arg)
 {
     (void)arg;
     snprintf(reported, sizeof reported, "%s", f->message ? f->message : "-");
+    sem_post(&report_came);
 }
 
 CheckedTest(messages, the_unobserved_handler_is_told_the_message)
 {
     reported[0] = '\0';
+    sem_init(&report_came, 0, 0);
     futures_set_unobserved_handler(keep_message, NULL);
     future_t *f = pool_submit(pool_default(), fails_with_text, "/lost");
     /* future_wait_for(), not future_wait(): that would observe it */
     cr_assert(future_wait_for(f, UINT64_MAX));
     future_release(f);
+    /* The last reference may be the worker's, dropped a moment later. */
+    sem_wait(&report_came);
     futures_set_unobserved_handler(futures_unobserved_print, NULL);
+    sem_destroy(&report_came);
     cr_assert_str_eq(reported, "HTTP 404 from /lost");
 }
 
