@@ -54,11 +54,28 @@ void fut__update_jobs_hint_locked(pool_t *p)
         fut__wake_one_locked(p);
 }
 
+/*
+ * Is the caller a blocking thread of @p settling its job? Then it goes
+ * back to the queue next and takes a job pushed now itself: one such
+ * push (a scope starting the task its job made room for) needs no new
+ * thread. The credit is used once.
+ */
+static bool finisher_will_take_locked(pool_t *p)
+{
+    FUT_ASSERT_HELD(&p->lock);
+    struct fut__worker *me = fut__self.worker;
+    if (!me || me->pool != p || !me->finishing)
+        return false;
+    me->finishing = false;
+    return true;
+}
+
 void fut__push_job_locked(pool_t *p, future_t *f)
 {
     FUT_ASSERT_HELD(&p->lock);
     fut__queue_push(&p->blocking.jobs, f);
-    grow_blocking_locked(p, 1); /* on failure the job waits */
+    if (!finisher_will_take_locked(p))
+        grow_blocking_locked(p, 1); /* on failure the job waits */
     fut__update_jobs_hint_locked(p);
     if (p->blocking.idle)
         pthread_cond_signal(&p->blocking.work);
@@ -124,18 +141,33 @@ static bool wait_for_job_locked(pool_t *p)
     return !(timed_out && !p->blocking.jobs.len);
 }
 
+/*
+ * Runs job @f. Once its function has returned the job stops counting as
+ * running, before it settles: its thread is as good as free, so what the
+ * settle submits (a scope's next task) counts it as a thread that will
+ * come back for more, not as a reason to start one (grow_blocking_locked).
+ */
 static void run_job_locked(pool_t *p, future_t *f)
 {
     FUT_ASSERT_HELD(&p->lock);
     fut__pool_unlock(p);
-    bool ran = fut__run(f);
-    future_release(f); /* the run queue's reference */
-    if (fut__pool_is_stale(p))
-        pthread_exit(NULL); /* the job forked; see worker.c's run_on_core() */
+    struct fut__outcome out;
+    bool ran = fut__start(f, &out);
     fut__pool_lock(p);
     p->blocking.running--;
     if (ran)
         p->blocking.completed++;
+    fut__pool_unlock(p);
+    if (ran) {
+        struct fut__worker *me = fut__self.worker;
+        me->finishing = true; /* see finisher_will_take_locked() */
+        fut__finish(f, &out);
+        me->finishing = false;
+    }
+    future_release(f); /* the run queue's reference */
+    if (fut__pool_is_stale(p))
+        pthread_exit(NULL); /* the job forked; see worker.c's run_on_core() */
+    fut__pool_lock(p);
 }
 
 /* A blocking thread's loop; the lock is held on entry and exit. */
@@ -212,7 +244,14 @@ static void blocking_start_failed_locked(pool_t *p)
 static void grow_blocking_locked(pool_t *p, int retries)
 {
     FUT_ASSERT_HELD(&p->lock);
+    /* Not while idle or starting threads will take the queued jobs, nor
+     * while there are as many threads as jobs queued and running: those
+     * that are busy come back for the rest. Without the second rule a
+     * stream of short jobs, each submitted as another ends (a scope at
+     * its limit), would start a thread for every job that found its
+     * predecessor's thread still finishing. */
     if (p->blocking.jobs.len <= p->blocking.idle + p->blocking.starting ||
+        p->blocking.live >= p->blocking.running + p->blocking.jobs.len ||
         counted_locked(p) >= p->blocking.limit)
         return;
     struct fut__worker *w = fut__worker_new(p, blocking_main_locked);

@@ -68,6 +68,8 @@ struct fut__worker {
     char *stack_top;          /* where its stack starts (it grows down) */
     size_t stack_size;        /* for help_has_room() (worker.c) */
     unsigned helping;         /* tasks it runs nested in its own waits */
+    bool finishing;           /* a blocking thread settling its job: it
+                                 will take the next one itself (jobs.c) */
     struct fut__worker *next; /* on the pool's exited list */
 };
 
