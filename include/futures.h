@@ -558,6 +558,97 @@ FUTURES_API future_t *future_delay(uint64_t ns);
  */
 FUTURES_API future_t *future_timeout(future_t *f, uint64_t ns);
 
+/* -------------------------------------------------------------- scopes -- */
+
+/*
+ * A scope: structured concurrency (asyncio's TaskGroup, Go's errgroup,
+ * Java's StructuredTaskScope). It joins every task it started, cancels the
+ * rest on the first failure, and can bound how many of its tasks run at
+ * once without holding a thread for those that wait.
+ */
+typedef struct scope scope_t;
+
+/**
+ * scope_create() - a scope whose tasks run on @pool (NULL: pool_default()).
+ *
+ * Created inside a running task of another scope, it is that scope's
+ * child: cancelling the parent cancels it, its tasks, and its children in
+ * turn. The scope keeps @pool's memory; @pool must take work for as long
+ * as the scope submits (a task refused later fails with ESHUTDOWN).
+ * Ownership: yours; end it with scope_release().
+ * Errors: NULL with errno ENOMEM, or what pool_default() fails with.
+ */
+FUTURES_API scope_t *scope_create(pool_t *pool);
+
+/**
+ * scope_submit() - pool_submit() on the scope's pool, the task belonging
+ * to the scope.
+ *
+ * The future is yours as usual; the scope keeps its own hold on the task
+ * until it settles. Past the scope's limit the task waits, in submission
+ * order, holding no thread, and starts when a running one finishes. A task
+ * that fails with any error but ECANCELED cancels the scope. Once the
+ * scope is cancelled, the call returns a future that has already failed
+ * with ECANCELED (never NULL, so a fan-out loop needs no special case).
+ * Tasks may submit to their own scope, also while it is being joined.
+ * Errors: NULL with errno EINVAL (NULL @s or @fn), ENOMEM, ESHUTDOWN once
+ * the scope has been joined or its pool takes no work; @fn will never run.
+ */
+FUTURES_API future_t *scope_submit(scope_t *s, task_fn fn, void *arg);
+
+/** scope_submit_blocking() - scope_submit() as pool_submit_blocking(). */
+FUTURES_API future_t *scope_submit_blocking(scope_t *s, task_fn fn, void *arg);
+
+/**
+ * scope_set_limit() - let at most @max_running of the scope's tasks run at
+ * once (0: no limit, the default). Raising it starts waiting tasks at
+ * once; lowering it never stops a running one. Errors: EINVAL (NULL @s).
+ */
+FUTURES_API int scope_set_limit(scope_t *s, size_t max_running);
+
+/**
+ * scope_join() - wait until every task the scope accepted has settled,
+ * those submitted meanwhile included, and close it.
+ *
+ * Returns 0, or the error of the first task that failed (in the order they
+ * settled); ECANCELED if the scope was cancelled (scope_cancel(), or its
+ * parent's) and nothing failed. It has future_wait()'s guarantees inside a
+ * pool task, and its errors (EDEADLK, EAGAIN). From then on scope_submit()
+ * fails with ESHUTDOWN. Joining from one of the scope's own tasks waits for
+ * that task: a deadlock. Errors: EINVAL (NULL @s), ENOMEM.
+ */
+FUTURES_API int scope_join(scope_t *s);
+
+/**
+ * scope_future() - scope_join() without blocking: a future that settles as
+ * scope_join() would return, once every task accepted has settled (at once
+ * if none is pending), for future_then(), when_all() or a loop. Its failure
+ * carries the first failure's message. Asking for it closes the scope as a
+ * join does once it settles.
+ * Ownership: a new reference, yours. Errors: NULL with errno EINVAL, ENOMEM.
+ */
+FUTURES_API future_t *scope_future(scope_t *s);
+
+/**
+ * scope_cancel() - cancel the scope by hand: its waiting and queued tasks
+ * never run and fail with ECANCELED, task_cancelled() turns true in the
+ * running ones, its children are cancelled, and later scope_submit() calls
+ * return a future already failed with ECANCELED. NULL is a no-op.
+ */
+FUTURES_API void scope_cancel(scope_t *s);
+
+/** scope_cancelled() - has the scope been cancelled, by hand or by a
+ * failure? False for NULL. */
+FUTURES_API bool scope_cancelled(const scope_t *s);
+
+/**
+ * scope_release() - give up @s. One that was never joined (scope_join(),
+ * scope_future()) is cancelled first. Never blocks: the tasks still settle,
+ * their destructors run, and the scope's memory goes with the last of
+ * them. NULL is a harmless no-op.
+ */
+FUTURES_API void scope_release(scope_t *s);
+
 /* ---------------------------------------------------- completion queues -- */
 
 /* Futures handed back in the order they settle: asyncio.as_completed(),

@@ -232,6 +232,10 @@ struct fut__ops {
      * inputs do, and how they decide (watch.c, fut__needs_exec). */
     struct fut__inputs *(*inputs)(future_t *f);
     enum fut__decides decides;
+    /* Optional: told once @f has settled, however it did, on the thread
+     * that settled it, with no library lock held (scope.c counts its
+     * tasks so). Internal code only, never a user's callback. */
+    void (*settled)(future_t *f);
 };
 
 /* Bits of future.flags. */

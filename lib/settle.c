@@ -79,6 +79,8 @@ static void after_settle(future_t *f, struct fut__watch *list)
 {
     if (f->tracked)
         f->exec->ops->pending_done(f->exec);
+    if (f->ops->settled)
+        f->ops->settled(f);
     fut__deliver(list);
 }
 
