@@ -123,7 +123,7 @@ $(B)/bench/%: bench/%.c bench/common.h $(STATIC) include/futures.h
 # Every figure the issues ask for, one line each; BENCH_RUNS=n for more runs.
 bench: $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 	@$(B)/bench/tasks w1 w1s w3 w4 && $(B)/bench/tasks w5
-	@$(B)/bench/blocking && $(B)/bench/timers && $(B)/bench/compose
+	@$(B)/bench/blocking && $(B)/bench/timers && $(B)/bench/compose && $(B)/bench/scope
 
 # libfutures beside GLib, libuv and oneTBB on the same workloads, runs
 # interleaved, medians and ratios; installs the peers' Debian packages.

@@ -587,7 +587,8 @@ FUTURES_API scope_t *scope_create(pool_t *pool);
  * The future is yours as usual; the scope keeps its own hold on the task
  * until it settles. Past the scope's limit the task waits, in submission
  * order, holding no thread, and starts when a running one finishes. A task
- * that fails with any error but ECANCELED cancels the scope. Once the
+ * that fails with any error but ECANCELED cancels the scope; its failure
+ * is the scope's to report (scope_join()), never an unobserved one. Once the
  * scope is cancelled, the call returns a future that has already failed
  * with ECANCELED (never NULL, so a fan-out loop needs no special case).
  * Tasks may submit to their own scope, also while it is being joined.

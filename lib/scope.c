@@ -207,27 +207,27 @@ static void unlink_out_locked(scope_t *s, struct scoped_task *t)
     t->linked = false;
 }
 
+/* Counts @t as running and puts it in the list a cancel reaches, before
+ * it is handed to the pool; the lock is held. */
+static void start_locked(scope_t *s, struct scoped_task *t)
+{
+    FUT_ASSERT_HELD(&s->lock);
+    t->started = true;
+    s->running++;
+    link_out_locked(s, t);
+}
+
 /*
- * Hands @t, counted in running already, to the pool with its queue
- * reference. Refused (the pool shut down), it fails with ESHUTDOWN; handed
- * over, it joins the list a cancel reaches, unless it has settled already.
+ * Hands @t, started, to the pool with its queue reference. A cancel may
+ * have settled it already: the pool then drops it. Refused (the pool shut
+ * down), it fails with ESHUTDOWN.
  */
 static void hand_out(scope_t *s, struct scoped_task *t)
 {
     if (!fut__submit(s->pool, &t->base, t->blocking)) {
         fut__settle(&t->base, ESHUTDOWN, NULL);
         future_release(&t->base);
-        return;
     }
-    scope_lock(s);
-    bool cancel = false;
-    if (!t->done) {
-        link_out_locked(s, t);
-        cancel = s->cancelled; /* a cancel came before it was in the list */
-    }
-    scope_unlock(s);
-    if (cancel)
-        future_cancel(&t->base);
 }
 
 /* Starts waiting tasks while the limit allows; the lock is not held. */
@@ -243,10 +243,8 @@ static void start_waiting(scope_t *s)
             scope_lock(s);
             f = NULL;
         }
-        if (f) {
-            task_of(f)->started = true;
-            s->running++;
-        }
+        if (f)
+            start_locked(s, task_of(f));
         scope_unlock(s);
         if (!f)
             return;
@@ -298,18 +296,21 @@ static void task_settled(future_t *f)
     if (t->started)
         s->running--;
     s->pending--;
+    if (f->error)
+        fut__observe(f); /* the scope's to report (scope_join) */
     bool failed = f->error && f->error != ECANCELED && !s->first_error;
     if (failed) {
         s->first_error = f->error;
         s->first_why = fut__why_retain(f->has_why ? f->why : NULL);
     }
+    bool room = s->held.len && (!s->limit || s->running < s->limit);
     int error = 0;
     struct fut__why *why = NULL;
     promise_t *done = close_if_idle_locked(s, &error, &why);
     scope_unlock(s);
     if (failed)
         cancel_scope(s);
-    else
+    else if (room)
         start_waiting(s);
     if (done)
         settle_done(done, error, why);
@@ -392,12 +393,10 @@ static future_t *submit(scope_t *s, task_fn fn, void *arg, bool blocking)
     if (!refused) {
         s->pending++;
         ref(s);
-        if (waits) {
+        if (waits)
             fut__queue_push(&s->held, &t->base);
-        } else {
-            t->started = true;
-            s->running++;
-        }
+        else
+            start_locked(s, t);
     }
     scope_unlock(s);
     if (refused) {
