@@ -14,6 +14,7 @@
  *                   pool_exec.c (the executor operations) over the
  *                   pool's private files (pool_internal.h): runq.c,
  *                   worker.c, idle.c, threads.c, jobs.c, ring.c;
+ *                   scope.c, tasks that belong together, on a pool;
  *                   loop.c, a single-threaded executor
  *  L2 future kinds  task.c, then.c, compose.c, combinators.c,
  *                   completion.c, promise.c, timer.c
