@@ -593,7 +593,9 @@ FUTURES_API scope_t *scope_create(pool_t *pool);
  * with ECANCELED (never NULL, so a fan-out loop needs no special case).
  * Tasks may submit to their own scope, also while it is being joined.
  * Errors: NULL with errno EINVAL (NULL @s or @fn), ENOMEM, ESHUTDOWN once
- * the scope has been joined or its pool takes no work; @fn will never run.
+ * the scope has been joined or its pool takes no work (a task waiting for
+ * the limit when its pool stops taking work fails with ESHUTDOWN); @fn
+ * will never run.
  */
 FUTURES_API future_t *scope_submit(scope_t *s, task_fn fn, void *arg);
 

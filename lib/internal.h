@@ -233,9 +233,12 @@ struct fut__ops {
      * inputs do, and how they decide (watch.c, fut__needs_exec). */
     struct fut__inputs *(*inputs)(future_t *f);
     enum fut__decides decides;
-    /* Optional: told once @f has settled, however it did, on the thread
-     * that settled it, with no library lock held (scope.c counts its
-     * tasks so). Internal code only, never a user's callback. */
+    /* Optional: told of a failure as it is written, before anyone can
+     * see @f settled, so that what it records comes in settlement order
+     * (scope.c: the first failure); then told once @f has settled,
+     * however it did. Both on the thread that settled it, with no library
+     * lock held. Internal code only, never a user's callback. */
+    void (*failing)(future_t *f);
     void (*settled)(future_t *f);
 };
 
@@ -296,9 +299,6 @@ struct fut__why *fut__why_format(const char *fmt, va_list ap);
 struct fut__why *fut__why_retain(struct fut__why *why);
 void fut__why_release(struct fut__why *why);
 
-/* What a settled failure says: the function that failed, and its message. */
-fut__fn fut__failure_site(const future_t *f);
-const char *fut__failure_message(const future_t *f);
 
 /* What a started future's work returned (fut__start, fut__finish). */
 struct fut__outcome {
@@ -324,6 +324,18 @@ static inline bool fut__owns_value(const future_t *f)
 {
     return atomic_load_explicit(&((future_t *)f)->flags, memory_order_acquire) &
            FUT_OWNS_VALUE;
+}
+
+/* What a settled failure says: the function that failed, and its message
+ * (inline, so that unobserved.c, below message.c, reads them too). */
+static inline fut__fn fut__failure_site(const future_t *f)
+{
+    return f->has_why ? f->why->site : f->site;
+}
+
+static inline const char *fut__failure_message(const future_t *f)
+{
+    return f->has_why ? f->why->text : NULL;
 }
 
 /* Must whoever reads @f's value keep @f alive while it does? Yes if the

@@ -47,16 +47,6 @@ void fut__why_release(struct fut__why *why)
         fut__mem_free(why);
 }
 
-fut__fn fut__failure_site(const future_t *f)
-{
-    return f->has_why ? f->why->site : f->site;
-}
-
-const char *fut__failure_message(const future_t *f)
-{
-    return f->has_why ? f->why->text : NULL;
-}
-
 int task_fail(int error, const char *fmt, ...)
 {
     struct fut__frame *frame = fut__self.running;

@@ -36,6 +36,7 @@ struct scoped_task {
     bool started; /* counted in running */
     bool linked;  /* in the handed-out list */
     bool done;    /* settled: the scope has counted it */
+    bool first_failure; /* the scope's first failure (task_failing) */
 };
 
 struct scope {
@@ -285,6 +286,28 @@ static void settle_done(promise_t *done, int error, struct fut__why *why)
     future_release(f);
 }
 
+/*
+ * A task of the scope is failing (fut__ops.failing): its outcome is
+ * written, and nobody can see it settled yet. The first failure other
+ * than ECANCELED is noted now, so that it is the first in the order the
+ * tasks settled, as anyone watching their futures saw it.
+ */
+static void task_failing(future_t *f)
+{
+    struct scoped_task *t = task_of(f);
+    scope_t *s = t->scope;
+    fut__observe(f); /* the scope's to report (scope_join) */
+    if (f->error == ECANCELED)
+        return;
+    scope_lock(s);
+    if (!s->first_error) {
+        s->first_error = f->error;
+        s->first_why = fut__why_retain(f->has_why ? f->why : NULL);
+        t->first_failure = true; /* it cancels the scope, once settled */
+    }
+    scope_unlock(s);
+}
+
 /* A task of the scope settled (fut__ops.settled): count it. */
 static void task_settled(future_t *f)
 {
@@ -296,13 +319,7 @@ static void task_settled(future_t *f)
     if (t->started)
         s->running--;
     s->pending--;
-    if (f->error)
-        fut__observe(f); /* the scope's to report (scope_join) */
-    bool failed = f->error && f->error != ECANCELED && !s->first_error;
-    if (failed) {
-        s->first_error = f->error;
-        s->first_why = fut__why_retain(f->has_why ? f->why : NULL);
-    }
+    bool failed = t->first_failure;
     bool room = s->held.len && (!s->limit || s->running < s->limit);
     int error = 0;
     struct fut__why *why = NULL;
@@ -331,6 +348,7 @@ static const struct fut__ops scoped_ops = {.kind = "task",
                                            .is_task = true,
                                            .run = run_scoped,
                                            .site = scoped_site,
+                                           .failing = task_failing,
                                            .settled = task_settled};
 
 /* ------------------------------------------------------- the public API -- */
@@ -378,6 +396,13 @@ static future_t *submit(scope_t *s, task_fn fn, void *arg, bool blocking)
         errno = EINVAL;
         return NULL;
     }
+    if (fut__pool_state(s->pool) != FUT_POOL_OPEN ||
+        fut__pool_is_stale(s->pool)) {
+        /* Refused as pool_submit() would be; a pool that stops taking
+         * work while a task is on its way fails that task instead. */
+        errno = fut__pool_is_stale(s->pool) ? ECHILD : ESHUTDOWN;
+        return NULL;
+    }
     struct scoped_task *t = (struct scoped_task *)fut__new(
         sizeof *t, &scoped_ops, FUT_QUEUED, 2); /* the caller's, the queue's */
     if (!t)
@@ -389,7 +414,11 @@ static future_t *submit(scope_t *s, task_fn fn, void *arg, bool blocking)
     fut__set_exec(&t->base, &s->pool->exec);
     scope_lock(s);
     int refused = s->closed ? ESHUTDOWN : s->cancelled ? ECANCELED : 0;
-    bool waits = !refused && s->limit && s->running >= s->limit;
+    /* Behind any task already waiting, so that tasks start in the order
+     * they came even while a settle is about to start the oldest. */
+    bool waits = !refused && s->limit &&
+                 (s->running >= s->limit || s->held.len > 0);
+    bool kick = waits && s->running < s->limit;
     if (!refused) {
         s->pending++;
         ref(s);
@@ -408,6 +437,8 @@ static future_t *submit(scope_t *s, task_fn fn, void *arg, bool blocking)
     }
     if (!waits)
         hand_out(s, t);
+    else if (kick)
+        start_waiting(s);
     return &t->base;
 }
 

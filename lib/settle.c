@@ -61,6 +61,8 @@ static struct fut__watch *settle_claimed(future_t *f, int error, void *value,
     } else {
         f->value = value;
     }
+    if (error && f->ops->failing)
+        f->ops->failing(f);
     /* Closing the dependents commits the outcome: from then on the future
      * counts as settled (fut__is_settled), before SETTLED is stored, so a
      * dependent is never seen settled before it, and a child of fork()

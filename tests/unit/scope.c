@@ -7,6 +7,7 @@
 #include "helpers.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* Counts how many of its tasks run at once, and the most ever seen. */
