@@ -861,6 +861,18 @@ FUTURES_API void futures_set_unobserved_handler(futures_unobserved_fn handler,
 FUTURES_API void futures_unobserved_print(const struct futures_failure *failure,
                                           void *arg);
 
+/* ---------------------------------------------------------- diagnostics -- */
+
+/**
+ * futures_live_count() - how many futures are alive now: made and not yet
+ * freed, whoever holds them (your references, queues, continuations
+ * waiting for them). Exact, and cheap enough to call often: a test can
+ * check that it returns to the value it had before. Futures kept for reuse
+ * by the library's allocator (see FUTURES_NO_CACHE in docs/api.md) are
+ * not alive and do not count.
+ */
+FUTURES_API size_t futures_live_count(void);
+
 /* --------------------------------------------------------------- tracing -- */
 
 /**

@@ -60,6 +60,12 @@ struct fut__thread {
     unsigned passes;
     bool deferred_running, user_code_forbidden;
     struct fut__deferred *deferred_head, *deferred_tail;
+    /* thread.c: futures made minus futures freed on this thread (only it
+     * writes; futures_live_count() sums every thread's), and its place in
+     * the list of threads that ever made or freed one. */
+    atomic_long live;
+    bool registered;
+    struct fut__thread *reg_prev, *reg_next;
     /* The pool's chaining slot (runq.c, worker.c). */
     bool chaining;
     unsigned chain_len;
@@ -75,6 +81,19 @@ struct fut__thread {
  * dlopen()ed while static TLS space is left, which glibc keeps some of). */
 extern _Thread_local struct fut__thread fut__self
     __attribute__((tls_model("initial-exec")));
+
+/* Counts a future made (+1) or freed (-1) on this thread (thread.c). */
+void fut__thread_register(struct fut__thread *me);
+static inline void fut__count_future(long delta)
+{
+    struct fut__thread *me = &fut__self;
+    if (!me->registered)
+        fut__thread_register(me);
+    atomic_store_explicit(
+        &me->live,
+        atomic_load_explicit(&me->live, memory_order_relaxed) + delta,
+        memory_order_relaxed);
+}
 
 /*
  * Every library mutex is taken and released through these: a failure is a
@@ -184,6 +203,7 @@ void fut__report_unobserved(const future_t *f);
 /* Each module's part in fork(): take its locks before, then let go of them
  * in the parent, or start afresh in the child (fork.c). */
 enum fut__fork_phase { FUT_FORK_PREPARE, FUT_FORK_PARENT, FUT_FORK_CHILD };
+void fut__thread_fork(enum fut__fork_phase phase); /* thread.c */
 void fut__pool_fork(enum fut__fork_phase phase);
 void fut__timer_fork(enum fut__fork_phase phase);
 void fut__timer_after_fork(void);

@@ -14,28 +14,15 @@
 
 #include <errno.h>
 
-/*
- * Live futures, for tests that check nothing outlives them. Counting is off
- * unless switched on before the first future is made, so a counter shared
- * by every thread costs the hot path one relaxed load.
- */
-static atomic_bool counting;
-static atomic_long live;
-
+/* Tests: counting is always on now (thread.c); kept for their helpers. */
 void fut__count_live(bool on)
 {
-    atomic_store(&counting, on);
+    (void)on;
 }
 
 long fut__live_futures(void)
 {
-    return atomic_load(&live);
-}
-
-static void count_live(long delta)
-{
-    if (atomic_load_explicit(&counting, memory_order_relaxed))
-        atomic_fetch_add_explicit(&live, delta, memory_order_relaxed);
+    return (long)futures_live_count();
 }
 
 future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
@@ -45,7 +32,7 @@ future_t *fut__new(size_t size, const struct fut__ops *ops, int state,
     future_t *f = fut__future_calloc(size, &cls);
     if (!f)
         return NULL;
-    count_live(1);
+    fut__count_future(1);
     f->ops = ops;
     atomic_init(&f->refs, refs);
     atomic_init(&f->state, state);
@@ -75,7 +62,7 @@ void fut__free(future_t *f)
         f->ops->destroy(f);
     if (f->exec)
         f->exec->ops->release(f->exec);
-    count_live(-1);
+    fut__count_future(-1);
     fut__slab_free(f, cls);
 }
 

@@ -13,6 +13,90 @@
 _Thread_local struct fut__thread fut__self
     __attribute__((tls_model("initial-exec")));
 
+/*
+ * Live futures, counted exactly and without a shared counter on the hot
+ * path: each thread keeps its own difference of futures made and freed
+ * (fut__count_future), and futures_live_count() adds them up over the
+ * threads that ever counted, plus what threads that have ended left
+ * behind. A thread joins the list on its first count; a key's destructor
+ * takes it out as it ends.
+ */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fut__thread *registry;
+static long ended_live; /* left by threads that ended */
+static pthread_key_t thread_end_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+/* The registry's lock is a leaf that thread.c takes directly: sync.c's
+ * checked wrapper sits above this file (it reports through fut__panic). */
+static void registry_lock_take(void)
+{
+    if (pthread_mutex_lock(&registry_lock))
+        fut__panic("thread registry lock failed");
+}
+
+static void registry_lock_drop(void)
+{
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void thread_ended(void *arg)
+{
+    struct fut__thread *me = arg;
+    registry_lock_take();
+    ended_live += atomic_load_explicit(&me->live, memory_order_relaxed);
+    atomic_store_explicit(&me->live, 0, memory_order_relaxed);
+    if (me->reg_prev)
+        me->reg_prev->reg_next = me->reg_next;
+    else
+        registry = me->reg_next;
+    if (me->reg_next)
+        me->reg_next->reg_prev = me->reg_prev;
+    me->registered = false;
+    registry_lock_drop();
+}
+
+static void make_key(void)
+{
+    if (pthread_key_create(&thread_end_key, thread_ended))
+        fut__panic("cannot create the thread registry's key");
+}
+
+void fut__thread_register(struct fut__thread *me)
+{
+    pthread_once(&key_once, make_key);
+    registry_lock_take();
+    me->registered = true;
+    me->reg_prev = NULL;
+    me->reg_next = registry;
+    if (registry)
+        registry->reg_prev = me;
+    registry = me;
+    registry_lock_drop();
+    if (pthread_setspecific(thread_end_key, me))
+        fut__panic("cannot register a thread");
+}
+
+size_t futures_live_count(void)
+{
+    registry_lock_take();
+    long n = ended_live;
+    for (struct fut__thread *t = registry; t; t = t->reg_next)
+        n += atomic_load_explicit(&t->live, memory_order_relaxed);
+    registry_lock_drop();
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* fork(): the child keeps the counts of threads it does not have (their
+ * futures were copied too) and gets the lock back unheld. */
+void fut__thread_fork(enum fut__fork_phase phase)
+{
+    if (phase == FUT_FORK_PREPARE)
+        registry_lock_take();
+    else
+        registry_lock_drop();
+}
+
 /* The id of the pool whose thread this is, 0 elsewhere (traces, tests). */
 unsigned fut__pool_id_of_thread(void)
 {

@@ -266,3 +266,46 @@ CheckedTest(memory, cancelling_the_oldest_continuations_first_is_linear_too,
     promise_release(p);
     expect_no_leaks();
 }
+
+/* ------------------------------------------------- futures_live_count -- */
+
+static void *make_and_keep(void *arg)
+{
+    future_t **out = arg;
+    for (int i = 0; i < 10; i++)
+        out[i] = future_resolved(NULL);
+    return NULL; /* the thread ends: its count must stay counted */
+}
+
+CheckedTest(live_count, counts_futures_made_and_freed_on_any_thread)
+{
+    size_t start = futures_live_count();
+    future_t *kept[10];
+    pthread_t t;
+    pthread_create(&t, NULL, make_and_keep, kept);
+    pthread_join(t, NULL);
+    cr_assert_eq(futures_live_count(), start + 10);
+    pool_t *pool = pool_create(2);
+    future_t *f = pool_submit(pool, value_task, NULL);
+    future_wait(f, NULL);
+    for (int i = 0; i < 10; i++)
+        future_release(kept[i]); /* freed here, made on the ended thread */
+    future_release(f);
+    pool_destroy(pool); /* its threads end, with what they counted */
+    cr_assert_eq(futures_live_count(), start);
+}
+
+CheckedTest(live_count, a_chain_and_its_continuations_count_until_freed)
+{
+    size_t start = futures_live_count();
+    promise_t *p = promise_create();
+    future_t *f = promise_future(p);
+    future_t *all = when_all(&f, 1);
+    cr_assert_eq(futures_live_count(), start + 2);
+    promise_resolve(p, NULL);
+    future_wait(all, NULL);
+    future_release(all);
+    future_release(f);
+    promise_release(p);
+    cr_assert_eq(futures_live_count(), start, "nothing ran on a pool here");
+}
