@@ -594,8 +594,8 @@ FUTURES_API scope_t *scope_create(pool_t *pool);
  * Tasks may submit to their own scope, also while it is being joined.
  * Errors: NULL with errno EINVAL (NULL @s or @fn), ENOMEM, ESHUTDOWN once
  * the scope has been joined or its pool takes no work (a task waiting for
- * the limit when its pool stops taking work fails with ESHUTDOWN); @fn
- * will never run.
+ * the limit when its pool stops taking work fails with ESHUTDOWN), ECHILD
+ * for a pool made before fork() in the child; @fn will never run.
  */
 FUTURES_API future_t *scope_submit(scope_t *s, task_fn fn, void *arg);
 
@@ -605,7 +605,10 @@ FUTURES_API future_t *scope_submit_blocking(scope_t *s, task_fn fn, void *arg);
 /**
  * scope_set_limit() - let at most @max_running of the scope's tasks run at
  * once (0: no limit, the default). Raising it starts waiting tasks at
- * once; lowering it never stops a running one. Errors: EINVAL (NULL @s).
+ * once; lowering it never stops a running one. A task blocked in a wait
+ * still counts as running: one that waits for a sibling the limit holds
+ * back waits for ever (give such work a scope of its own).
+ * Errors: EINVAL (NULL @s).
  */
 FUTURES_API int scope_set_limit(scope_t *s, size_t max_running);
 

@@ -469,12 +469,84 @@ CheckedTest(samples, crawl_handles_pages_as_they_arrive_and_reports_the_404,
     cr_assert(printed_line_with(&r, "9 pages, 8 fetched, 1 failed"));
 }
 
+/* ---------------------------------------------------------------- limit -- */
+
+/*
+ * At 0.2 a job blocks 10 ms, so the 20 rounds take 0.2 s. The first run
+ * proves the limit from both sides: the peak, counted inside the jobs, is
+ * exactly 10, and the run takes no less than 20 rounds (without the limit
+ * it would be one round, 10 ms), on a handful of threads, not one per
+ * job. The second checks what the failure did, leaving room for a loaded
+ * machine where a job of the first round starts late: the join reports
+ * job 5, most jobs never ran, and every job is accounted for.
+ */
+#define LIMIT_SCALE 0.2
+
+CheckedTest(samples, limit_keeps_ten_running_and_a_failure_cancels_the_rest,
+            .timeout = 60)
+{
+    struct run r;
+    char args[64];
+    snprintf(args, sizeof args, "--scale %g", LIMIT_SCALE);
+    run_ok(&r, "limit", args);
+    cr_assert_eq(r.nlines, 13, "limit printed:\n%s", r.out);
+    char heading[2][96], join_failed[128];
+    snprintf(heading[0], sizeof heading[0],
+             "200 jobs of 50 ms, at most 10 at once (delays scaled by %g)",
+             LIMIT_SCALE);
+    snprintf(heading[1], sizeof heading[1],
+             "the same, but job 5 fails after 25 ms (delays scaled by %g)",
+             LIMIT_SCALE);
+    snprintf(join_failed, sizeof join_failed,
+             "join: %s: job 5: the disk went away", strerror(EIO));
+    const char *const want[] = {heading[0], "join: ok"};
+    expect_lines(&r, want, 2);
+    double wall, ideal;
+    cr_assert_eq(
+        sscanf(r.line[2], "wall time: %lf s (ideal %lf s", &wall, &ideal), 2,
+        "%s", r.line[2]);
+    cr_assert(ideal > 0.19 && ideal < 0.21, "%s", r.line[2]);
+    cr_assert_geq(wall, ideal - 0.005, "faster than the limit allows: %s",
+                  r.line[2]);
+    expect_ratio(wall, ideal, 0.95, 3.0, "wall / ideal");
+    cr_assert_str_eq(r.line[3], "peak running at once: 10 (limit 10)");
+    cr_assert_str_eq(r.line[4], "jobs: 200 ran, 200 succeeded");
+    int threads;
+    cr_assert_eq(sscanf(r.line[5], "threads at peak: %d (", &threads), 1, "%s",
+                 r.line[5]);
+    cr_assert(threads >= 12 && threads <= 20, "%s", r.line[5]);
+    cr_assert_str_eq(r.line[7], heading[1]);
+    cr_assert_str_eq(r.line[8], join_failed);
+    int peak, ran, failed, stopped, never, ok, bad, cancelled;
+    cr_assert_eq(
+        sscanf(r.line[10], "peak running at once: %d (limit 10)", &peak), 1,
+        "%s", r.line[10]);
+    cr_assert(peak >= 1 && peak <= 10, "%s", r.line[10]);
+    cr_assert_eq(sscanf(r.line[11],
+                        "jobs: %d ran (%d failed, %d stopped early on "
+                        "task_cancelled()), %d never ran",
+                        &ran, &failed, &stopped, &never),
+                 4, "%s", r.line[11]);
+    cr_assert_eq(sscanf(r.line[12],
+                        "futures: %d succeeded, %d failed, %d cancelled", &ok,
+                        &bad, &cancelled),
+                 3, "%s", r.line[12]);
+    cr_assert(failed == 1 && bad == 1, "%s\n%s", r.line[11], r.line[12]);
+    cr_assert_eq(ran + never, 200, "%s", r.line[11]);
+    cr_assert_eq(ok + bad + cancelled, 200, "%s", r.line[12]);
+    cr_assert_geq(never, 100, "the failure cancelled too little: %s",
+                  r.line[11]);
+    cr_assert_eq(cancelled, never + stopped, "%s\n%s", r.line[11], r.line[12]);
+    expect_no_leaks();
+}
+
 /* ------------------------------------------------------------ arguments -- */
 
 CheckedTest(samples, bad_arguments_make_every_sample_fail, .timeout = 60)
 {
     static const char *const samples[] = {"count_sync", "count_async",
-                                          "random_add", "pipeline", "crawl"};
+                                          "random_add", "pipeline",
+                                          "crawl",      "limit"};
     static const char *const bad[] = {
         "--scale -1",
         "--scale abc",
