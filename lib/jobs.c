@@ -142,10 +142,11 @@ static bool wait_for_job_locked(pool_t *p)
 }
 
 /*
- * Runs job @f. Once its function has returned the job stops counting as
- * running, before it settles: its thread is as good as free, so what the
- * settle submits (a scope's next task) counts it as a thread that will
- * come back for more, not as a reason to start one (grow_blocking_locked).
+ * Runs job @f. Once its function has returned, its thread counts as
+ * finishing until the job has settled: as good as free for what the settle
+ * submits (a scope's next task), which then starts no thread for it
+ * (grow_blocking_locked). It still counts as running, so a draining pool
+ * does not stop under the continuations its settle readies.
  */
 static void run_job_locked(pool_t *p, future_t *f)
 {
@@ -153,13 +154,9 @@ static void run_job_locked(pool_t *p, future_t *f)
     fut__pool_unlock(p);
     struct fut__outcome out;
     bool ran = fut__start(f, &out);
-    fut__pool_lock(p);
-    p->blocking.running--;
-    if (ran)
-        p->blocking.completed++;
-    fut__pool_unlock(p);
     if (ran) {
         struct fut__worker *me = fut__self.worker;
+        atomic_fetch_add(&p->blocking.finishing, 1);
         me->finishing = true; /* see finisher_will_take_locked() */
         fut__finish(f, &out);
         me->finishing = false;
@@ -168,6 +165,11 @@ static void run_job_locked(pool_t *p, future_t *f)
     if (fut__pool_is_stale(p))
         pthread_exit(NULL); /* the job forked; see worker.c's run_on_core() */
     fut__pool_lock(p);
+    if (ran)
+        atomic_fetch_sub(&p->blocking.finishing, 1);
+    p->blocking.running--;
+    if (ran)
+        p->blocking.completed++;
 }
 
 /* A blocking thread's loop; the lock is held on entry and exit. */
@@ -245,13 +247,14 @@ static void grow_blocking_locked(pool_t *p, int retries)
 {
     FUT_ASSERT_HELD(&p->lock);
     /* Not while idle or starting threads will take the queued jobs, nor
-     * while there are as many threads as jobs queued and running: those
-     * that are busy come back for the rest. Without the second rule a
+     * while there are as many threads as jobs queued and running (those
+     * finishing not counted): those that are busy come back for the rest. Without the second rule a
      * stream of short jobs, each submitted as another ends (a scope at
      * its limit), would start a thread for every job that found its
      * predecessor's thread still finishing. */
+    size_t busy = p->blocking.running - atomic_load(&p->blocking.finishing);
     if (p->blocking.jobs.len <= p->blocking.idle + p->blocking.starting ||
-        p->blocking.live >= p->blocking.running + p->blocking.jobs.len ||
+        p->blocking.live >= busy + p->blocking.jobs.len ||
         counted_locked(p) >= p->blocking.limit)
         return;
     struct fut__worker *w = fut__worker_new(p, blocking_main_locked);

@@ -131,6 +131,7 @@ struct pool {
         bool start_failed; /* the last thread start failed */
         unsigned failures; /* thread starts that failed */
         size_t running;    /* jobs running (tasks count in the rings) */
+        atomic_size_t finishing; /* of those, settling (jobs.c) */
         uint64_t completed;
     } blocking;
 };
