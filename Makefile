@@ -142,7 +142,7 @@ criterion:
 $(B)/tests/unit: $(UNIT_SRC) $(UNIT_HDR) $(STATIC) samples | criterion
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -D_GNU_SOURCE -Ilib -DSAMPLES_DIR='"$(B)/samples"' \
-	    $(CFLAGS) $(UNIT_SRC) $(STATIC) -o $@ -lcriterion
+	    $(CFLAGS) $(UNIT_SRC) $(STATIC) -o $@ -rdynamic -lcriterion
 
 # Every test checks that no future outlives it (CheckedTest, helpers.h).
 unit: $(B)/tests/unit

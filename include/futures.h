@@ -249,11 +249,23 @@ FUTURES_API int pool_stats(pool_t *pool, struct pool_stats *out);
  * beneath it on the same stack) could end only after it has returned:
  * that wait fails with EDEADLK. Its waits for anything else wait as usual.
  * Ownership: borrows @f.
- * Errors: EINVAL for a NULL @f; EDEADLK when a task waits for its own
- * future or for a task beneath it on its thread's stack (above), or when a
- * loop's thread waits for a future that can settle only once that loop
- * runs more of its queue (the rule is at future_then_on()); EAGAIN when a
- * task that could get no stand-in gives up its wait for lack of stack.
+ * A wait that provably could never end fails at once with EDEADLK instead
+ * of hanging: when what would settle @f can only run on, or waits for, the
+ * waiting thread. That is a task waiting for its own future or for a task
+ * beneath it on its thread's stack (above); a loop's thread waiting for a
+ * future that only that loop can run (the rule is at future_then_on());
+ * and a cycle of running tasks, on any pools, each blocked in a wait for
+ * the next one's future, through then/catch/handle continuations and
+ * when_all/when_any/timeout inputs: the wait that would
+ * close the cycle fails, the others go on waiting and see its task's
+ * outcome. A future that a promise holder, a timer or a timed wait could
+ * still settle is waited for as usual. The check runs only when a wait is
+ * about to block. With FUTURES_DEADLOCK=abort in the environment, a
+ * detected cycle is written to stderr instead (each future: its kind, its
+ * function's name where dladdr() finds one, how it is held up) and the
+ * program aborts.
+ * Errors: EINVAL for a NULL @f; EDEADLK as above; EAGAIN when a task that
+ * could get no stand-in gives up its wait for lack of stack.
  */
 FUTURES_API int future_wait(future_t *f, void **value);
 

@@ -66,6 +66,15 @@ struct fut__thread {
     atomic_long live;
     bool registered;
     struct fut__thread *reg_prev, *reg_next;
+    /* Published for other threads' wait-cycle checks (thread.c): the
+     * futures whose work runs here, outermost first (deeper ones are
+     * not shown: nframes says how many there are), and the future this
+     * thread is blocked on, set and cleared under the registry's lock. */
+    _Atomic(future_t *) runs[4];
+    atomic_uint nframes;
+    future_t *blocked_on;
+    bool blocked_timed; /* a timed wait: it ends by itself */
+    bool checking_cycle; /* inside fut__cycle_check_begin/end */
     /* The pool's chaining slot (runq.c, worker.c). */
     bool chaining;
     unsigned chain_len;
@@ -82,8 +91,33 @@ struct fut__thread {
 extern _Thread_local struct fut__thread fut__self
     __attribute__((tls_model("initial-exec")));
 
-/* Counts a future made (+1) or freed (-1) on this thread (thread.c). */
 void fut__thread_register(struct fut__thread *me);
+
+/* The wait-cycle registry (thread.c). */
+void fut__thread_block(future_t *f, bool timed); /* NULL: unblocked */
+future_t *fut__blocked_behind(future_t *f, bool *self);
+bool fut__cycle_check_begin(void);
+void fut__cycle_check_end(void);
+static inline void fut__thread_enter(future_t *f)
+{
+    struct fut__thread *me = &fut__self;
+    if (!me->registered)
+        fut__thread_register(me);
+    unsigned n = atomic_load_explicit(&me->nframes, memory_order_relaxed);
+    if (n < 4)
+        atomic_store_explicit(&me->runs[n], f, memory_order_release);
+    atomic_store_explicit(&me->nframes, n + 1, memory_order_release);
+}
+static inline void fut__thread_leave(void)
+{
+    struct fut__thread *me = &fut__self;
+    unsigned n = atomic_load_explicit(&me->nframes, memory_order_relaxed) - 1;
+    if (n < 4)
+        atomic_store_explicit(&me->runs[n], NULL, memory_order_release);
+    atomic_store_explicit(&me->nframes, n, memory_order_release);
+}
+
+/* Counts a future made (+1) or freed (-1) on this thread (thread.c). */
 static inline void fut__count_future(long delta)
 {
     struct fut__thread *me = &fut__self;

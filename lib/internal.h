@@ -66,6 +66,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifndef FUT_DEBUG
 #define FUT_DEBUG 0
@@ -209,8 +210,15 @@ void fut__deliver(struct fut__watch *list);
  */
 enum fut__decides { FUT_DECIDES_EVERY, FUT_DECIDES_ANY, FUT_DECIDES_FIRST };
 
-/* Can unsettled @f settle only once @exec runs more of its queue? */
+/* Can unsettled @f settle only once @exec runs more of its queue? Or
+ * only once this thread moves on (its loop, or a cycle of waits)? */
 bool fut__needs_exec(future_t *f, const struct fut__exec *exec);
+bool fut__needs_this_thread(future_t *f, FILE *report);
+/* "a task (fetch) 0x...": @f's kind and its function's name, for reports
+ * (deadlock.c). */
+void fut__describe(const future_t *f, char *buf, size_t size);
+bool fut__deadlock_aborts(void);
+void fut__deadlock_report_head(const future_t *f);
 
 /* ------------------------------------------------------------- futures -- */
 

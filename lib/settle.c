@@ -181,9 +181,11 @@ bool fut__start(future_t *f, struct fut__outcome *out)
     struct fut__frame frame = {f, fut__self.running, NULL};
     out->result = NULL;
     fut__self.running = &frame;
+    fut__thread_enter(f); /* for other threads' wait-cycle checks */
     uint64_t traced = fut__trace_enter();
     out->error = f->ops->run(f, &out->result);
     fut__trace_leave(traced, f->ops->kind, out->error);
+    fut__thread_leave();
     fut__self.running = frame.outer;
     out->why = frame.why;
     if (!out->error) { /* a success drops the message */

@@ -22,6 +22,9 @@ _Thread_local struct fut__thread fut__self
  * takes it out as it ends.
  */
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+/* One cycle check at a time: of threads closing a cycle together, the
+ * last to look sees it whole, and only it fails (wait.c). */
+static pthread_mutex_t cycle_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fut__thread *registry;
 static long ended_live; /* left by threads that ended */
 static pthread_key_t thread_end_key;
@@ -77,6 +80,85 @@ void fut__thread_register(struct fut__thread *me)
         fut__panic("cannot register a thread");
 }
 
+/*
+ * Wait cycles. A thread about to block asks, link by link, what would
+ * settle the future it waits for; where that is a task running on another
+ * thread, it needs to know whether that thread is itself blocked, and on
+ * what. Threads say so here: the futures whose work they run (published
+ * by fut__start) and the one they block on (set and cleared under the
+ * registry's lock, so a future read here stays alive while the lock is
+ * held: its waiter cannot return meanwhile).
+ */
+void fut__thread_block(future_t *f, bool timed)
+{
+    struct fut__thread *me = &fut__self;
+    if (!me->registered)
+        fut__thread_register(me);
+    registry_lock_take();
+    me->blocked_on = f;
+    me->blocked_timed = timed;
+    registry_lock_drop();
+}
+
+/* Does @t run @f (among the frames it shows)? */
+static bool runs(struct fut__thread *t, const future_t *f)
+{
+    unsigned n = atomic_load_explicit(&t->nframes, memory_order_acquire);
+    for (unsigned i = 0; i < n && i < 4; i++) {
+        if (atomic_load_explicit(&t->runs[i], memory_order_acquire) == f)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * @f is running. If the thread running it is the caller, sets *@self.
+ * Otherwise, if that thread is blocked for good (an untimed wait) on a
+ * future, returns that future with a reference the caller drops; NULL if
+ * it is not blocked, or if no thread shows @f (too deep to tell).
+ */
+future_t *fut__blocked_behind(future_t *f, bool *self)
+{
+    struct fut__thread *me = &fut__self;
+    *self = runs(me, f);
+    if (*self)
+        return NULL;
+    future_t *g = NULL;
+    registry_lock_take();
+    for (struct fut__thread *t = registry; t; t = t->reg_next) {
+        if (t != me && runs(t, f)) {
+            if (t->blocked_on && !t->blocked_timed) {
+                g = t->blocked_on; /* held by its waiter's caller */
+                atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+            }
+            break;
+        }
+    }
+    registry_lock_drop();
+    return g;
+}
+
+/*
+ * Brackets a thread's look for a wait cycle and its saying what it blocks
+ * on. False when this thread is looking already (a destructor that the
+ * look ran waits in turn): that wait goes unchecked.
+ */
+bool fut__cycle_check_begin(void)
+{
+    if (fut__self.checking_cycle)
+        return false;
+    if (pthread_mutex_lock(&cycle_lock))
+        fut__panic("cycle check lock failed");
+    fut__self.checking_cycle = true;
+    return true;
+}
+
+void fut__cycle_check_end(void)
+{
+    fut__self.checking_cycle = false;
+    pthread_mutex_unlock(&cycle_lock);
+}
+
 size_t futures_live_count(void)
 {
     registry_lock_take();
@@ -91,10 +173,13 @@ size_t futures_live_count(void)
  * futures were copied too) and gets the lock back unheld. */
 void fut__thread_fork(enum fut__fork_phase phase)
 {
-    if (phase == FUT_FORK_PREPARE)
+    if (phase == FUT_FORK_PREPARE) {
+        pthread_mutex_lock(&cycle_lock);
         registry_lock_take();
-    else
+    } else {
         registry_lock_drop();
+        pthread_mutex_unlock(&cycle_lock);
+    }
 }
 
 /* The id of the pool whose thread this is, 0 elsewhere (traces, tests). */

@@ -18,6 +18,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 /* Would waiting for @f here wait for this thread's own stack to unwind? */
@@ -28,6 +30,47 @@ static bool waits_for_itself(future_t *f)
             return true;
     }
     return fut__self.loop && fut__needs_exec(f, fut__self.loop);
+}
+
+static int block_on(future_t *f, const struct timespec *deadline);
+
+/*
+ * Blocks for @f, as block_on(), unless the wait would never end: what
+ * settles @f waits, through running tasks each blocked on the next one's
+ * future, for this thread (deadlock.c). Looking and then saying what it
+ * blocks on is one step among all threads (fut__cycle_check_begin), so of
+ * threads closing a cycle together the last to look sees it whole, and
+ * only its wait fails. The check runs only here, once spinning has not
+ * sufficed.
+ */
+/* Would waiting for @f on this thread wait for ever? Then EDEADLK, or,
+ * with FUTURES_DEADLOCK=abort, a report of the cycle and abort(). */
+static int wait_cycle(future_t *f)
+{
+    if (!fut__needs_this_thread(f, NULL))
+        return 0;
+    if (!fut__deadlock_aborts())
+        return EDEADLK;
+    fut__deadlock_report_head(f);
+    fut__needs_this_thread(f, stderr); /* again, saying what it finds */
+    fflush(stderr);
+    abort();
+}
+
+static int block_unless_cycle(future_t *f, const struct timespec *deadline)
+{
+    int error = 0;
+    if (fut__cycle_check_begin()) {
+        error = wait_cycle(f);
+        if (!error)
+            fut__thread_block(f, deadline != NULL);
+        fut__cycle_check_end();
+    }
+    if (!error) {
+        error = block_on(f, deadline);
+        fut__thread_block(NULL, false);
+    }
+    return error;
 }
 
 /* The executor this thread serves, when it can be told of a wait. */
@@ -182,7 +225,7 @@ static int wait_settled(future_t *f)
         return 0;
     if (waits_for_itself(f))
         return EDEADLK;
-    return spin_on(f, FUT_SPIN_NS) ? 0 : block_on(f, NULL);
+    return spin_on(f, FUT_SPIN_NS) ? 0 : block_unless_cycle(f, NULL);
 }
 
 /* The outcome of @f, settled: its error, and its value in *@value. */
@@ -248,7 +291,7 @@ bool future_wait_for(future_t *f, uint64_t timeout_ns)
     fut__deadline(&deadline, timeout_ns);
     if (spin_on(f, timeout_ns < FUT_SPIN_NS ? timeout_ns : FUT_SPIN_NS))
         return true;
-    return block_on(f, &deadline) == 0;
+    return block_unless_cycle(f, &deadline) == 0;
 }
 
 bool future_is_ready(const future_t *f)

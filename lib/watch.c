@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 
 /* Waits out a detach that holds @f's dependents (DEPS_LOCKED): a few
  * instructions, unless its thread was preempted in them. */
@@ -283,9 +284,21 @@ enum need { FREE, NEEDS, UNKNOWN };
 #define NEED_BUDGET 1000
 
 struct walk {
-    const struct fut__exec *exec;
+    const struct fut__exec *exec; /* this thread's loop, or NULL */
+    bool threads; /* follow running tasks to the threads that run them */
     unsigned budget;
+    FILE *report; /* where to say what was looked at, or NULL */
 };
+
+/* One line of a deadlock report about @f. */
+static void report(const struct walk *wk, const future_t *f, const char *what)
+{
+    if (!wk->report)
+        return;
+    char name[160];
+    fut__describe(f, name, sizeof name);
+    fprintf(wk->report, "  %s %s\n", name, what);
+}
 
 static enum need needs(future_t *f, struct walk *wk);
 
@@ -308,6 +321,24 @@ static enum need inputs_need(struct fut__inputs *in, enum fut__decides how,
     return decisive == NEEDS ? FREE : NEEDS;
 }
 
+/* @f runs on a thread: on this one (NEEDS), on one blocked for good on
+ * a future (what that future needs), or on one that moves on (FREE). */
+static enum need running_needs(future_t *f, struct walk *wk)
+{
+    bool self;
+    future_t *g = fut__blocked_behind(f, &self);
+    if (self) {
+        report(wk, f, "runs on this thread, beneath its wait");
+        return NEEDS;
+    }
+    if (!g)
+        return FREE;
+    report(wk, f, "runs on a thread that is blocked waiting for");
+    enum need v = needs(g, wk);
+    future_release(g);
+    return v;
+}
+
 static enum need needs(future_t *f, struct walk *wk)
 {
     if (wk->budget == 0)
@@ -315,8 +346,12 @@ static enum need needs(future_t *f, struct walk *wk)
     wk->budget--;
     if (fut__is_settled(f))
         return FREE;
-    if (f->exec == wk->exec)
+    if (wk->exec && f->exec == wk->exec) {
+        report(wk, f, "can run only on this thread's loop");
         return NEEDS;
+    }
+    if (wk->threads && fut__state(f) == FUT_RUNNING)
+        return running_needs(f, wk);
     if (!f->ops->inputs)
         return FREE; /* a task elsewhere, a promise, a delay */
     struct fut__inputs *in = f->ops->inputs(f);
@@ -324,6 +359,8 @@ static enum need needs(future_t *f, struct walk *wk)
         return FREE; /* its inputs have all settled */
     enum need v = inputs_need(in, f->ops->decides, wk);
     unpin(in);
+    if (v == NEEDS)
+        report(wk, f, "waits for its inputs");
     return v;
 }
 
@@ -335,6 +372,18 @@ static enum need needs(future_t *f, struct walk *wk)
  */
 bool fut__needs_exec(future_t *f, const struct fut__exec *exec)
 {
-    struct walk wk = {exec, NEED_BUDGET};
+    struct walk wk = {exec, false, NEED_BUDGET, NULL};
+    return needs(f, &wk) == NEEDS && !fut__is_settled(f);
+}
+
+/*
+ * Can @f, unsettled, settle only once this thread moves on: through its
+ * loop (fut__needs_exec), or through tasks running on threads blocked for
+ * good, each on the next one's future, the last on this thread's? With
+ * @report, says on it what the walk looked at.
+ */
+bool fut__needs_this_thread(future_t *f, FILE *report)
+{
+    struct walk wk = {fut__self.loop, true, NEED_BUDGET, report};
     return needs(f, &wk) == NEEDS && !fut__is_settled(f);
 }

@@ -1,0 +1,59 @@
+/*
+ * deadlock.c - how a wait that would never end describes itself.
+ *
+ * wait.c asks watch.c whether the future it is about to block on can
+ * settle only once the waiting thread moves on (fut__needs_this_thread):
+ * then it fails with EDEADLK instead. With FUTURES_DEADLOCK=abort in the
+ * environment, it writes what the walk found to stderr first, one line a
+ * future (its kind, the function it runs where dladdr() names one, and how
+ * it is held up), and aborts, for a debugger or a CI log. This file only
+ * names futures and reads the setting; it calls nothing above it.
+ */
+#define _GNU_SOURCE /* dladdr() */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void fut__describe(const future_t *f, char *buf, size_t size)
+{
+    int state = fut__state(f);
+    /* A task's function is known until it settles; a callback's always. */
+    fut__fn site = f->ops->site && state != FUT_SETTLED
+                       ? f->ops->site(f)
+                       : NULL;
+    Dl_info info;
+    void *address;
+    memcpy(&address, &site, sizeof address);
+    if (site && dladdr(address, &info) && info.dli_sname)
+        snprintf(buf, size, "a %s (%s) %p", f->ops->kind, info.dli_sname,
+                 (void *)f);
+    else if (site)
+        snprintf(buf, size, "a %s (function %p) %p", f->ops->kind, address,
+                 (void *)f);
+    else
+        snprintf(buf, size, "a %s %p", f->ops->kind, (void *)f);
+}
+
+/* FUTURES_DEADLOCK=abort: a detected cycle is reported, then aborts. */
+bool fut__deadlock_aborts(void)
+{
+    const char *v = getenv("FUTURES_DEADLOCK");
+    return v && strcmp(v, "abort") == 0;
+}
+
+/* The head of the report: what this thread would wait for, and runs. */
+void fut__deadlock_report_head(const future_t *f)
+{
+    char name[160];
+    fut__describe(f, name, sizeof name);
+    fprintf(stderr,
+            "libfutures: deadlock: this thread would wait for ever for %s:\n",
+            name);
+    for (const struct fut__frame *fr = fut__self.running; fr; fr = fr->outer) {
+        fut__describe(fr->f, name, sizeof name);
+        fprintf(stderr, "  this thread runs %s\n", name);
+    }
+}

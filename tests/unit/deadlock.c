@@ -1,0 +1,293 @@
+/*
+ * Tests of wait-cycle detection: running tasks each waiting for the next
+ * one's future, across pools, closed by a task or a blocking job, get
+ * EDEADLK on the wait that closes the cycle; the same shapes with the
+ * cycle broken (a promise another thread holds, a timer, a timed wait)
+ * wait as usual; FUTURES_DEADLOCK=abort reports and aborts.
+ */
+#include "helpers.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/*
+ * A ring of n tasks: task i waits for task (i + 1) % n's future. Each
+ * publishes nothing until every future exists (a promise per slot holds
+ * the future's pointer), so the waits happen once all the tasks run.
+ */
+#define RING_MAX 3
+
+struct ring {
+    int n;
+    promise_t *ready; /* resolved once every slot is filled */
+    future_t *fs[RING_MAX];
+    atomic_int deadlocks; /* waits that got EDEADLK */
+    atomic_int started;
+    sem_t all_started;
+};
+
+struct member {
+    struct ring *r;
+    int i;
+};
+
+static int ring_task(void *arg, void **result)
+{
+    struct member *m = arg;
+    struct ring *r = m->r;
+    if (atomic_fetch_add(&r->started, 1) + 1 == r->n)
+        sem_post(&r->all_started);
+    future_t *ready = promise_future(r->ready);
+    future_wait(ready, NULL); /* every fs[] is filled */
+    future_release(ready);
+    int error = future_wait(r->fs[(m->i + 1) % r->n], NULL);
+    if (error == EDEADLK)
+        atomic_fetch_add(&r->deadlocks, 1);
+    /* Succeeds either way, so that the others' waits end with success:
+     * an EDEADLK they saw could only be their own wait's. */
+    *result = U2P(error);
+    return error == EDEADLK || error == 0 ? 0 : error;
+}
+
+/* Runs a ring of @n tasks, task i on pools[i]; blocking jobs where asked. */
+static void run_ring(int n, pool_t **pools, const bool *blocking)
+{
+    struct ring r = {.n = n, .ready = promise_create()};
+    sem_init(&r.all_started, 0, 0);
+    struct member m[RING_MAX];
+    for (int i = 0; i < n; i++) {
+        m[i] = (struct member){&r, i};
+        r.fs[i] = blocking && blocking[i]
+                      ? pool_submit_blocking(pools[i], ring_task, &m[i])
+                      : pool_submit(pools[i], ring_task, &m[i]);
+    }
+    sem_wait(&r.all_started);
+    promise_resolve(r.ready, NULL);
+    int refused = 0;
+    for (int i = 0; i < n; i++) {
+        void *saw = NULL;
+        cr_assert_eq(future_wait(r.fs[i], &saw), 0, "task %d", i);
+        cr_assert(P2U(saw) == 0 || P2U(saw) == EDEADLK, "task %d", i);
+        refused += P2U(saw) == EDEADLK;
+    }
+    /* The wait that closed the cycle failed; the others then saw an
+     * ordinary outcome. */
+    cr_assert_eq(refused, 1);
+    cr_assert_eq(atomic_load(&r.deadlocks), 1);
+    for (int i = 0; i < n; i++)
+        future_release(r.fs[i]);
+    promise_release(r.ready);
+    sem_destroy(&r.all_started);
+}
+
+CheckedTest(deadlock, two_tasks_on_two_pools_waiting_for_each_other)
+{
+    pool_t *a = pool_create(1), *b = pool_create(1);
+    pool_t *pools[2] = {a, b};
+    run_ring(2, pools, NULL);
+    pool_destroy(a);
+    pool_destroy(b);
+}
+
+CheckedTest(deadlock, three_tasks_across_two_pools)
+{
+    pool_t *a = pool_create(2), *b = pool_create(1);
+    pool_t *pools[3] = {a, b, a};
+    run_ring(3, pools, NULL);
+    pool_destroy(a);
+    pool_destroy(b);
+}
+
+CheckedTest(deadlock, a_cycle_closed_by_a_blocking_job)
+{
+    pool_t *a = pool_create(1);
+    pool_t *pools[2] = {a, a};
+    const bool blocking[2] = {false, true};
+    run_ring(2, pools, blocking);
+    pool_destroy(a);
+}
+
+CheckedTest(deadlock, on_one_pool_too)
+{
+    pool_t *a = pool_create(2);
+    pool_t *pools[2] = {a, a};
+    run_ring(2, pools, NULL);
+    pool_destroy(a);
+}
+
+/* ------------------------------------------------------ cycles broken -- */
+
+/* Task A waits for task B, which waits for @what: never a deadlock. */
+struct chain {
+    future_t *b;
+    future_t *what;
+    bool timed;
+    sem_t b_waiting;
+};
+
+static int b_task(void *arg, void **result)
+{
+    struct chain *c = arg;
+    sem_post(&c->b_waiting);
+    if (c->timed) {
+        while (!future_wait_for(c->what, 1000000))
+            ;
+        *result = NULL;
+        return 0;
+    }
+    return future_wait(c->what, result);
+}
+
+static int a_task(void *arg, void **result)
+{
+    struct chain *c = arg;
+    return future_wait(c->b, result);
+}
+
+static void *resolve_after_post(void *arg)
+{
+    promise_t **p = arg;
+    promise_resolve(*p, U2P(7));
+    return NULL;
+}
+
+CheckedTest(deadlock, a_promise_another_thread_holds_breaks_it)
+{
+    pool_t *a = pool_create(1), *b = pool_create(1);
+    promise_t *p = promise_create();
+    struct chain c = {.what = promise_future(p)};
+    sem_init(&c.b_waiting, 0, 0);
+    c.b = pool_submit(b, b_task, &c);
+    future_t *fa = pool_submit(a, a_task, &c);
+    sem_wait(&c.b_waiting);
+    pthread_t t;
+    pthread_create(&t, NULL, resolve_after_post, &p);
+    void *v = NULL;
+    cr_assert_eq(future_wait(fa, &v), 0);
+    cr_assert_eq(P2U(v), 7u);
+    pthread_join(t, NULL);
+    future_release(fa);
+    future_release(c.b);
+    future_release(c.what);
+    promise_release(p);
+    sem_destroy(&c.b_waiting);
+    pool_destroy(a);
+    pool_destroy(b);
+}
+
+CheckedTest(deadlock, a_timer_breaks_it)
+{
+    pool_t *a = pool_create(1), *b = pool_create(1);
+    struct chain c = {.what = future_delay(20 * 1000000)};
+    sem_init(&c.b_waiting, 0, 0);
+    c.b = pool_submit(b, b_task, &c);
+    future_t *fa = pool_submit(a, a_task, &c);
+    cr_assert_eq(future_wait(fa, NULL), 0);
+    future_release(fa);
+    future_release(c.b);
+    future_release(c.what);
+    sem_destroy(&c.b_waiting);
+    pool_destroy(a);
+    pool_destroy(b);
+}
+
+/* A ring whose one link is a timed wait is no deadlock: it times out. */
+struct timed_ring {
+    promise_t *ready;
+    future_t *fa, *fb;
+    atomic_int deadlocks;
+};
+
+static int timed_side(void *arg, void **result)
+{
+    struct timed_ring *r = arg;
+    future_t *ready = promise_future(r->ready);
+    future_wait(ready, NULL);
+    future_release(ready);
+    *result = NULL;
+    /* Waits 20 ms for A, which waits for this task: then gives up. */
+    return future_wait_for(r->fa, 20 * 1000000) ? 0 : ETIMEDOUT;
+}
+
+static int untimed_side(void *arg, void **result)
+{
+    struct timed_ring *r = arg;
+    future_t *ready = promise_future(r->ready);
+    future_wait(ready, NULL);
+    future_release(ready);
+    int e = future_wait(r->fb, result);
+    if (e == EDEADLK)
+        atomic_fetch_add(&r->deadlocks, 1);
+    return e;
+}
+
+CheckedTest(deadlock, a_timed_wait_in_the_ring_breaks_it)
+{
+    pool_t *a = pool_create(1), *b = pool_create(1);
+    struct timed_ring r = {.ready = promise_create()};
+    r.fb = pool_submit(b, timed_side, &r);
+    r.fa = pool_submit(a, untimed_side, &r);
+    promise_resolve(r.ready, NULL);
+    int ea = future_wait(r.fa, NULL), eb = future_wait(r.fb, NULL);
+    /* B's timed wait ends by itself: A's wait is never a deadlock. B's
+     * own wait, if it looked after A blocked, may be refused at once. */
+    cr_assert_eq(atomic_load(&r.deadlocks), 0);
+    cr_assert_eq(ea, eb);
+    cr_assert_eq(eb, ETIMEDOUT);
+    future_release(r.fa);
+    future_release(r.fb);
+    promise_release(r.ready);
+    pool_destroy(a);
+    pool_destroy(b);
+}
+
+/* --------------------------------------------------------------- abort -- */
+
+/* Not static: the report names it through dladdr() (linked -rdynamic). */
+int named_ring_task(void *arg, void **result);
+int named_ring_task(void *arg, void **result)
+{
+    return ring_task(arg, result);
+}
+
+CheckedTest(deadlock, futures_deadlock_abort_reports_and_aborts)
+{
+    int out[2];
+    cr_assert_eq(pipe(out), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 2);
+        setenv("FUTURES_DEADLOCK", "abort", 1);
+        pool_t *a = pool_create(1), *b = pool_create(1);
+        struct ring r = {.n = 2, .ready = promise_create()};
+        sem_init(&r.all_started, 0, 0);
+        struct member m[2] = {{&r, 0}, {&r, 1}};
+        r.fs[0] = pool_submit(a, named_ring_task, &m[0]);
+        r.fs[1] = pool_submit(b, named_ring_task, &m[1]);
+        sem_wait(&r.all_started);
+        promise_resolve(r.ready, NULL);
+        future_wait(r.fs[0], NULL);
+        future_wait(r.fs[1], NULL);
+        _exit(0); /* not reached: the cycle aborts */
+    }
+    close(out[1]);
+    char text[8192];
+    size_t len = 0;
+    ssize_t got;
+    while (len < sizeof text - 1 &&
+           (got = read(out[0], text + len, sizeof text - 1 - len)) > 0)
+        len += (size_t)got;
+    text[len] = '\0';
+    close(out[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+              "status %d:\n%s", status, text);
+    cr_assert(strstr(text, "libfutures: deadlock"), "%s", text);
+    cr_assert(strstr(text, "named_ring_task"), "names the tasks:\n%s", text);
+}
