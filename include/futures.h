@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h> /* FILE, for reports */
 
 #if defined(__GNUC__)
 #define FUTURES_API __attribute__((visibility("default")))
@@ -137,6 +138,22 @@ FUTURES_API void pool_shutdown(pool_t *pool, int mode);
  * Does nothing for NULL or pool_default().
  */
 FUTURES_API void pool_destroy(pool_t *pool);
+
+/**
+ * pool_destroy_timeout() - pool_destroy(), waiting at most @timeout_ns.
+ *
+ * Returns 0 once every thread has ended and the pool is gone, as
+ * pool_destroy() does. If its work has not ended in time, returns
+ * ETIMEDOUT with the pool still there, shut down (no task is cancelled),
+ * having written to @report (when not NULL) what it is doing: its thread
+ * and queue counts, and each task running on it, with the function it
+ * runs and the future its thread is blocked on. The caller may call it
+ * again, or pool_destroy(). From inside one of the pool's own tasks it
+ * does what pool_destroy() does there, and returns 0.
+ * Errors: EINVAL (NULL @pool), ETIMEDOUT.
+ */
+FUTURES_API int pool_destroy_timeout(pool_t *pool, uint64_t timeout_ns,
+                                     FILE *report);
 
 /**
  * pool_default() - the process-wide pool, started on first use.

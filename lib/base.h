@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifndef FUT_DEBUG
 #define FUT_DEBUG 0
@@ -25,6 +26,7 @@ struct fut__exec;
 /* ------------------------------------------------------ this thread -- */
 
 struct fut__why; /* a failure's message (message.c) */
+typedef void (*fut__fn_ptr)(void); /* any function, as internal.h's fut__fn */
 
 /* A future whose work runs on this thread (settle.c, fut__start), and the
  * message task_fail() recorded for the failure it is about to return. */
@@ -71,6 +73,11 @@ struct fut__thread {
      * not shown: nframes says how many there are), and the future this
      * thread is blocked on, set and cleared under the registry's lock. */
     _Atomic(future_t *) runs[4];
+    /* ... and, for reports that must not touch a future another thread
+     * may free, what each one is: its kind, function and executor. */
+    _Atomic(const char *) runs_kind[4];
+    _Atomic(fut__fn_ptr) runs_site[4];
+    _Atomic(const struct fut__exec *) runs_exec[4];
     atomic_uint nframes;
     future_t *blocked_on;
     bool blocked_timed; /* a timed wait: it ends by itself */
@@ -98,14 +105,27 @@ void fut__thread_block(future_t *f, bool timed); /* NULL: unblocked */
 future_t *fut__blocked_behind(future_t *f, bool *self);
 bool fut__cycle_check_begin(void);
 void fut__cycle_check_end(void);
-static inline void fut__thread_enter(future_t *f)
+/* Writes a line for each frame of each thread that runs work of @exec
+ * (NULL: of any executor), and what that thread is blocked on. */
+void fut__thread_report(FILE *out, const struct fut__exec *exec);
+/* " (name)" of a function for reports, or " (function 0x...)" (name.c). */
+void fut__name_function(fut__fn_ptr site, char *buf, size_t size);
+/* "a task (fetch) 0x...": a live future's kind and function (name.c). */
+void fut__describe(const future_t *f, char *buf, size_t size);
+static inline void fut__thread_enter(future_t *f, const char *kind,
+                                     fut__fn_ptr site,
+                                     const struct fut__exec *exec)
 {
     struct fut__thread *me = &fut__self;
     if (!me->registered)
         fut__thread_register(me);
     unsigned n = atomic_load_explicit(&me->nframes, memory_order_relaxed);
-    if (n < 4)
+    if (n < 4) {
+        atomic_store_explicit(&me->runs_kind[n], kind, memory_order_relaxed);
+        atomic_store_explicit(&me->runs_site[n], site, memory_order_relaxed);
+        atomic_store_explicit(&me->runs_exec[n], exec, memory_order_relaxed);
         atomic_store_explicit(&me->runs[n], f, memory_order_release);
+    }
     atomic_store_explicit(&me->nframes, n + 1, memory_order_release);
 }
 static inline void fut__thread_leave(void)
@@ -162,6 +182,7 @@ void fut__unlock(struct fut__stripe *s);
 int fut__mutex_init(pthread_mutex_t *m);
 int fut__cond_init(pthread_cond_t *c);
 void fut__deadline(struct timespec *ts, uint64_t ns_from_now);
+bool fut__passed(const struct timespec *deadline);
 uint64_t fut__now_ns(void);
 
 /*

@@ -9,33 +9,11 @@
  * it is held up), and aborts, for a debugger or a CI log. This file only
  * names futures and reads the setting; it calls nothing above it.
  */
-#define _GNU_SOURCE /* dladdr() */
 #include "internal.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-void fut__describe(const future_t *f, char *buf, size_t size)
-{
-    int state = fut__state(f);
-    /* A task's function is known until it settles; a callback's always. */
-    fut__fn site = f->ops->site && state != FUT_SETTLED
-                       ? f->ops->site(f)
-                       : NULL;
-    Dl_info info;
-    void *address;
-    memcpy(&address, &site, sizeof address);
-    if (site && dladdr(address, &info) && info.dli_sname)
-        snprintf(buf, size, "a %s (%s) %p", f->ops->kind, info.dli_sname,
-                 (void *)f);
-    else if (site)
-        snprintf(buf, size, "a %s (function %p) %p", f->ops->kind, address,
-                 (void *)f);
-    else
-        snprintf(buf, size, "a %s %p", f->ops->kind, (void *)f);
-}
 
 /* FUTURES_DEADLOCK=abort: a detected cycle is reported, then aborts. */
 bool fut__deadlock_aborts(void)

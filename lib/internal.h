@@ -214,9 +214,6 @@ enum fut__decides { FUT_DECIDES_EVERY, FUT_DECIDES_ANY, FUT_DECIDES_FIRST };
  * only once this thread moves on (its loop, or a cycle of waits)? */
 bool fut__needs_exec(future_t *f, const struct fut__exec *exec);
 bool fut__needs_this_thread(future_t *f, FILE *report);
-/* "a task (fetch) 0x...": @f's kind and its function's name, for reports
- * (deadlock.c). */
-void fut__describe(const future_t *f, char *buf, size_t size);
 bool fut__deadlock_aborts(void);
 void fut__deadlock_report_head(const future_t *f);
 

@@ -257,11 +257,25 @@ void pool_shutdown(pool_t *pool, int mode)
  * runs that pool's queued work meanwhile and asks again, as future_wait()
  * does; what @pool is finishing may be waiting for that work.
  */
-static struct fut__worker *wait_for_threads(pool_t *pool)
+/* Waits until @pool's threads have all ended, or @deadline (NULL: none)
+ * passes: then returns NULL with *@late set. */
+static struct fut__worker *wait_for_threads(pool_t *pool,
+                                            const struct timespec *deadline,
+                                            bool *late)
 {
     enum fut__block how = fut__block_begin();
     fut__pool_lock(pool);
+    *late = false;
     while (pool->locked.nlive + pool->blocking.live > 0) {
+        if (deadline && how != FUT_BLOCK_HELP) {
+            if (pthread_cond_timedwait(&pool->ended, &pool->lock, deadline) ==
+                    ETIMEDOUT &&
+                pool->locked.nlive + pool->blocking.live > 0) {
+                *late = true;
+                break;
+            }
+            continue;
+        }
         if (how != FUT_BLOCK_HELP) {
             pthread_cond_wait(&pool->ended, &pool->lock);
             continue;
@@ -278,19 +292,42 @@ static struct fut__worker *wait_for_threads(pool_t *pool)
             fut__deadline(&soon, 1000000);
             pthread_cond_timedwait(&pool->ended, &pool->lock, &soon);
         }
+        if (deadline && fut__passed(deadline) &&
+            pool->locked.nlive + pool->blocking.live > 0) {
+            *late = true;
+            break;
+        }
     }
-    struct fut__worker *ended = fut__take_exited_locked(pool);
+    struct fut__worker *ended = *late ? NULL : fut__take_exited_locked(pool);
     fut__pool_unlock(pool);
     fut__block_end(how);
     return ended;
 }
 
-void pool_destroy(pool_t *pool)
+/* What pool_destroy_timeout() reports of a pool that did not end. */
+static void report_stuck(pool_t *pool, uint64_t timeout_ns, FILE *out)
 {
-    /* A parent's pool, in a child of fork(), is left alone: its threads
-     * are not here to join and its lock may never be free again. */
-    if (!pool || pool->is_default || fut__pool_is_stale(pool))
-        return;
+    fut__pool_lock(pool);
+    size_t queued, running;
+    uint64_t completed;
+    fut__pool_counts_locked(pool, &queued, &running, &completed);
+    size_t core = pool->locked.nlive, blocking = pool->blocking.live,
+           idle = pool->blocking.idle, jobs = pool->blocking.jobs.len;
+    fut__pool_unlock(pool);
+    fprintf(out,
+            "libfutures: pool %u did not end within %.3f s: %zu core and %zu "
+            "blocking threads (%zu idle), %zu queued (%zu of them blocking "
+            "jobs), %zu jobs running\n",
+            pool->id, (double)timeout_ns / 1e9, core, blocking, idle, queued,
+            jobs, running);
+    fut__thread_report(out, &pool->exec);
+    fflush(out);
+}
+
+/* pool_destroy(), waiting until @deadline at most (NULL: for ever); false
+ * if the threads had not all ended by then (the pool stays, shut down). */
+static bool destroy_until(pool_t *pool, const struct timespec *deadline)
+{
     pool_shutdown(pool, POOL_DRAIN);
     struct fut__worker *ended;
     if (fut__on_pool_thread(pool)) {
@@ -299,10 +336,38 @@ void pool_destroy(pool_t *pool)
         ended = fut__take_exited_locked(pool);
         fut__pool_unlock(pool);
     } else {
-        ended = wait_for_threads(pool);
+        bool late;
+        ended = wait_for_threads(pool, deadline, &late);
+        if (late)
+            return false;
     }
     fut__join_all(ended);
     fut__pool_release(pool); /* the creator's */
+    return true;
+}
+
+void pool_destroy(pool_t *pool)
+{
+    /* A parent's pool, in a child of fork(), is left alone: its threads
+     * are not here to join and its lock may never be free again. */
+    if (!pool || pool->is_default || fut__pool_is_stale(pool))
+        return;
+    destroy_until(pool, NULL);
+}
+
+int pool_destroy_timeout(pool_t *pool, uint64_t timeout_ns, FILE *report)
+{
+    if (!pool)
+        return EINVAL;
+    if (pool->is_default || fut__pool_is_stale(pool))
+        return 0; /* as pool_destroy(): nothing to end here */
+    struct timespec deadline;
+    fut__deadline(&deadline, timeout_ns);
+    if (destroy_until(pool, &deadline))
+        return 0;
+    if (report)
+        report_stuck(pool, timeout_ns, report);
+    return ETIMEDOUT;
 }
 
 /* ------------------------------------------------ settings, statistics -- */

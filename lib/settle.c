@@ -181,7 +181,9 @@ bool fut__start(future_t *f, struct fut__outcome *out)
     struct fut__frame frame = {f, fut__self.running, NULL};
     out->result = NULL;
     fut__self.running = &frame;
-    fut__thread_enter(f); /* for other threads' wait-cycle checks */
+    /* For other threads' wait-cycle checks and reports. */
+    fut__thread_enter(f, f->ops->kind, f->ops->site ? f->ops->site(f) : NULL,
+                      f->exec);
     uint64_t traced = fut__trace_enter();
     out->error = f->ops->run(f, &out->result);
     fut__trace_leave(traced, f->ops->kind, out->error);

@@ -155,6 +155,15 @@ void fut__deadline(struct timespec *ts, uint64_t ns_from_now)
     ts->tv_nsec = (long)(ns % 1000000000u);
 }
 
+/* Has CLOCK_MONOTONIC reached @deadline? */
+bool fut__passed(const struct timespec *deadline)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
 /* ------------------------------------------------------- the fork gate -- */
 
 atomic_uint fut__generation;

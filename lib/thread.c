@@ -159,6 +159,40 @@ void fut__cycle_check_end(void)
     pthread_mutex_unlock(&cycle_lock);
 }
 
+void fut__thread_report(FILE *out, const struct fut__exec *exec)
+{
+    registry_lock_take();
+    for (struct fut__thread *t = registry; t; t = t->reg_next) {
+        unsigned n = atomic_load_explicit(&t->nframes, memory_order_acquire);
+        bool shown = false;
+        for (unsigned i = 0; i < n && i < 4; i++) {
+            future_t *f = atomic_load_explicit(&t->runs[i],
+                                               memory_order_acquire);
+            if (!f || (exec && atomic_load_explicit(&t->runs_exec[i],
+                                                    memory_order_relaxed) !=
+                                   exec))
+                continue;
+            fut__fn_ptr site = atomic_load_explicit(&t->runs_site[i],
+                                                    memory_order_relaxed);
+            char name[128];
+            fut__name_function(site, name, sizeof name);
+            fprintf(out, "  running: a %s%s %p\n",
+                    atomic_load_explicit(&t->runs_kind[i], memory_order_relaxed),
+                    name, (void *)f);
+            shown = true;
+        }
+        if (shown && t->blocked_on) {
+            char name[160];
+            fut__describe(t->blocked_on, name, sizeof name); /* held */
+            fprintf(out, "    its thread is blocked%s waiting for %s\n",
+                    t->blocked_timed ? " (timed)" : "", name);
+        }
+        if (shown && n > 4)
+            fprintf(out, "    (and %u more frames on that thread)\n", n - 4);
+    }
+    registry_lock_drop();
+}
+
 size_t futures_live_count(void)
 {
     registry_lock_take();

@@ -91,14 +91,6 @@ static void block_end(enum fut__block how)
         served()->ops->block_end(served(), how);
 }
 
-static bool passed(const struct timespec *deadline)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > deadline->tv_sec ||
-           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
-}
-
 /*
  * A waiter that could get no stand-in and whose stack has no room to help
  * (help_one says FUT_NO_ROOM) gives up, with EAGAIN, unless @f is running
@@ -149,7 +141,7 @@ static bool wait_step(future_t *f, struct fut__stripe **s, enum fut__block *how,
             fut__deadline(&soon, 1000000);
             pthread_cond_timedwait(&(*s)->cond, &(*s)->lock, &soon);
         }
-        return !deadline || !passed(deadline);
+        return !deadline || !fut__passed(deadline);
     }
     if (!deadline) {
         pthread_cond_wait(&(*s)->cond, &(*s)->lock);

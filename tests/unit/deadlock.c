@@ -291,3 +291,57 @@ CheckedTest(deadlock, futures_deadlock_abort_reports_and_aborts)
     cr_assert(strstr(text, "libfutures: deadlock"), "%s", text);
     cr_assert(strstr(text, "named_ring_task"), "names the tasks:\n%s", text);
 }
+
+/* --------------------------------------------------- pool_destroy_timeout */
+
+int stuck_job(void *arg, void **result);
+int stuck_job(void *arg, void **result)
+{
+    struct gate *g = arg;
+    gate_pass(g);
+    *result = NULL;
+    return 0;
+}
+
+CheckedTest(destroy_timeout, a_stuck_task_times_out_and_is_reported)
+{
+    pool_t *pool = pool_create(1);
+    struct gate g;
+    gate_init(&g);
+    future_t *f = pool_submit_blocking(pool, stuck_job, &g);
+    future_t *queued = pool_submit(pool, value_task, NULL);
+    gate_await_started(&g, 1);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *report = open_memstream(&text, &len);
+    uint64_t start = monotonic_ns();
+    cr_assert_eq(pool_destroy_timeout(pool, 50 * 1000000, report), ETIMEDOUT);
+    uint64_t took = monotonic_ns() - start;
+    fclose(report);
+    cr_assert_geq(took, 50 * 1000000u);
+    cr_assert_lt(took, 5000 * 1000000u, "returned in time");
+    cr_assert(strstr(text, "did not end within"), "%s", text);
+    cr_assert(strstr(text, "stuck_job"), "names the running task:\n%s", text);
+    free(text);
+    errno = 0;
+    cr_assert_null(pool_submit(pool, value_task, NULL), "shut down");
+    cr_assert_eq(errno, ESHUTDOWN);
+    gate_open(&g); /* the task ends: now the pool can */
+    cr_assert_eq(pool_destroy_timeout(pool, UINT64_MAX, NULL), 0);
+    cr_assert_eq(future_wait(f, NULL), 0);
+    cr_assert_eq(future_wait(queued, NULL), 0, "a drain runs what is queued");
+    future_release(f);
+    future_release(queued);
+    gate_destroy(&g);
+}
+
+CheckedTest(destroy_timeout, an_idle_pool_ends_at_once)
+{
+    pool_t *pool = pool_create(2);
+    future_t *f = pool_submit(pool, value_task, NULL);
+    future_wait(f, NULL);
+    future_release(f);
+    cr_assert_eq(pool_destroy_timeout(pool, 10 * UINT64_C(1000000000), NULL),
+                 0);
+    cr_assert_eq(pool_destroy_timeout(NULL, 0, NULL), EINVAL);
+}
