@@ -84,7 +84,7 @@ $(B)/libfutures.so: $(SHARED)
 
 $(B)/samples/%: samples/%.c samples/sample.h $(STATIC) include/futures.h
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) $< $(STATIC) -o $@ -lm
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) $< $(STATIC) -o $@ -rdynamic -lm
 
 samples: $(SAMPLE_SRC:samples/%.c=$(B)/samples/%)
 

@@ -149,7 +149,8 @@ FUTURES_API void pool_destroy(pool_t *pool);
  * and queue counts, and each task running on it, with the function it
  * runs and the future its thread is blocked on. The caller may call it
  * again, or pool_destroy(). From inside one of the pool's own tasks it
- * does what pool_destroy() does there, and returns 0.
+ * does what pool_destroy() does there, and returns 0; so it does, doing
+ * nothing, for pool_default() and for a parent's pool in a child of fork().
  * Errors: EINVAL (NULL @pool), ETIMEDOUT.
  */
 FUTURES_API int pool_destroy_timeout(pool_t *pool, uint64_t timeout_ns,
@@ -278,9 +279,10 @@ FUTURES_API int pool_stats(pool_t *pool, struct pool_stats *out);
  * outcome. A future that a promise holder, a timer or a timed wait could
  * still settle is waited for as usual. The check runs only when a wait is
  * about to block. With FUTURES_DEADLOCK=abort in the environment, a
- * detected cycle is written to stderr instead (each future: its kind, its
- * function's name where dladdr() finds one, how it is held up) and the
- * program aborts.
+ * detected cycle through other threads or a loop is written to stderr
+ * instead (each future: its kind, its function's name where dladdr() finds
+ * one, how it is held up) and the program aborts; a task waiting for its
+ * own future still just gets EDEADLK.
  * Errors: EINVAL for a NULL @f; EDEADLK as above; EAGAIN when a task that
  * could get no stand-in gives up its wait for lack of stack.
  */
@@ -898,8 +900,9 @@ FUTURES_API void futures_unobserved_print(const struct futures_failure *failure,
 /**
  * futures_live_count() - how many futures are alive now: made and not yet
  * freed, whoever holds them (your references, queues, continuations
- * waiting for them). Exact, and cheap enough to call often: a test can
- * check that it returns to the value it had before. Futures kept for reuse
+ * waiting for them). Exact whenever no other thread is making or freeing
+ * futures meanwhile, and cheap enough to call often: a test can check that
+ * it returns to the value it had before. Futures kept for reuse
  * by the library's allocator (see FUTURES_NO_CACHE in docs/api.md) are
  * not alive and do not count.
  */

@@ -117,7 +117,7 @@ static void report_stuck(pool_t *pool, uint64_t timeout_ns, FILE *out)
     fprintf(out,
             "libfutures: pool %u did not end within %.3f s: %zu core and %zu "
             "blocking threads (%zu idle), %zu queued (%zu of them blocking "
-            "jobs), %zu jobs running\n",
+            "jobs), %zu running\n",
             pool->id, (double)timeout_ns / 1e9, core, blocking, idle, queued,
             jobs, running);
     fut__thread_report(out, &pool->exec);

@@ -540,13 +540,70 @@ CheckedTest(samples, limit_keeps_ten_running_and_a_failure_cancels_the_rest,
     expect_no_leaks();
 }
 
+/* ----------------------------------------------------------------- hang -- */
+
+/*
+ * hang deadlocks on purpose: each wait that could never end says EDEADLK
+ * (which task of the cycle closes it depends on which blocked last), the
+ * stuck pool's report names the job and the task waiting for it, the pool
+ * then ends once the job can, and FUTURES_DEADLOCK=abort aborts a child
+ * with the cycle on its stderr. At 0.5 the deadline is 100 ms.
+ */
+#define HANG_SCALE 0.5
+
+CheckedTest(samples, hang_reports_each_deadlock_and_the_stuck_pool,
+            .timeout = 60)
+{
+    struct run r;
+    char args[64];
+    snprintf(args, sizeof args, "--scale %g", HANG_SCALE);
+    run_ok(&r, "hang", args);
+    char deadlk[96], closed[2][160], outcome[2][160];
+    snprintf(deadlk, sizeof deadlk, "EDEADLK (%s)", strerror(EDEADLK));
+    for (int i = 0; i < 2; i++) {
+        const char *me = i ? "b" : "a", *other = i ? "a" : "b";
+        snprintf(closed[i], sizeof closed[i],
+                 "   task %s's wait for task %s: %s: it closed the cycle", me,
+                 other, deadlk);
+        snprintf(outcome[i], sizeof outcome[i],
+                 "   task %s's wait for task %s: %s: task %s's outcome", other,
+                 me, deadlk, me);
+    }
+    int closer = strcmp(r.line[1], closed[0]) == 0 ? 0 : 1;
+    cr_assert_str_eq(r.line[1], closed[closer], "%s", r.out);
+    cr_assert(strncmp(r.line[2], outcome[closer], strlen(outcome[closer])) ==
+                  0,
+              "%s", r.line[2]);
+    char loop_wait[128];
+    snprintf(loop_wait, sizeof loop_wait, "   its wait: %s", deadlk);
+    cr_assert(printed_line_with(&r, loop_wait), "%s", r.out);
+    cr_assert(printed_line_with(&r, " did not end within 0.100 s: "), "%s",
+              r.out);
+    cr_assert(printed_line_with(&r, "running: a task (read_pipe)"), "%s",
+              r.out);
+    char timed_out[96];
+    snprintf(timed_out, sizeof timed_out, "   and returns ETIMEDOUT (%s)",
+             strerror(ETIMEDOUT));
+    cr_assert(printed_line_with(&r, timed_out), "%s", r.out);
+    cr_assert(printed_line_with(&r, "after a write to the pipe, it returns 0"),
+              "%s", r.out);
+    cr_assert(printed_line_with(&r, "| libfutures: deadlock: this thread "
+                                    "would wait for ever for a task (cycle_"),
+              "%s", r.out);
+    cr_assert(printed_line_with(&r, "the child was killed by SIGABRT"), "%s",
+              r.out);
+    cr_assert_str_eq(r.line[r.nlines - 1], "futures alive at the end: 0");
+    expect_no_leaks();
+}
+
 /* ------------------------------------------------------------ arguments -- */
 
 CheckedTest(samples, bad_arguments_make_every_sample_fail, .timeout = 60)
 {
     static const char *const samples[] = {"count_sync", "count_async",
                                           "random_add", "pipeline",
-                                          "crawl",      "limit"};
+                                          "crawl",      "limit",
+                                          "hang"};
     static const char *const bad[] = {
         "--scale -1",
         "--scale abc",
