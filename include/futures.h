@@ -898,6 +898,22 @@ FUTURES_API void futures_unobserved_print(const struct futures_failure *failure,
 /* ---------------------------------------------------------- diagnostics -- */
 
 /**
+ * futures_dump() - write what the library is doing to @out, for a person
+ * looking at a program that hangs: each pool (its threads, queued tasks
+ * and blocking jobs, what is running), the delays pending and the next
+ * deadline, each thread the library knows (core, blocking, the timer's,
+ * one running an event loop, your own that made futures) with the tasks it
+ * runs, named by dladdr() where it can, and the future it is blocked on,
+ * and the count of live futures. Safe from any thread at any time, a
+ * task's included; it never waits for a running task. With
+ * FUTURES_DUMP_SIGNAL=USR1 (any signal's name or number) in the
+ * environment, the library writes one to stderr whenever that signal
+ * arrives (the handler only hands over to a thread of the library's).
+ * Returns 0, or EINVAL (NULL @out), or the errno of writing.
+ */
+FUTURES_API int futures_dump(FILE *out);
+
+/**
  * futures_live_count() - how many futures are alive now: made and not yet
  * freed, whoever holds them (your references, queues, continuations
  * waiting for them). Exact whenever no other thread is making or freeing

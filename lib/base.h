@@ -82,6 +82,8 @@ struct fut__thread {
     future_t *blocked_on;
     bool blocked_timed; /* a timed wait: it ends by itself */
     bool checking_cycle; /* inside fut__cycle_check_begin/end */
+    _Atomic(const char *) role; /* "core", "blocking", "timer", "loop" */
+    atomic_uint role_pool;      /* the pool it is a thread of, or 0 */
     /* The pool's chaining slot (runq.c, worker.c). */
     bool chaining;
     unsigned chain_len;
@@ -108,10 +110,15 @@ void fut__cycle_check_end(void);
 /* Writes a line for each frame of each thread that runs work of @exec
  * (NULL: of any executor), and what that thread is blocked on. */
 void fut__thread_report(FILE *out, const struct fut__exec *exec);
+/* Says what this thread is, for futures_dump (a static string). */
+void fut__thread_set_role(const char *role, unsigned pool_id);
+/* Every thread the library knows: its role and what it does. */
+void fut__threads_dump(FILE *out);
 /* " (name)" of a function for reports, or " (function 0x...)" (name.c). */
 void fut__name_function(fut__fn_ptr site, char *buf, size_t size);
 /* "a task (fetch) 0x...": a live future's kind and function (name.c). */
 void fut__describe(const future_t *f, char *buf, size_t size);
+void fut__describe_kind(const future_t *f, char *buf, size_t size);
 static inline void fut__thread_enter(future_t *f, const char *kind,
                                      fut__fn_ptr site,
                                      const struct fut__exec *exec)

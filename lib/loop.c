@@ -158,6 +158,8 @@ int loop_run(loop_t *loop)
     struct fut__exec *outer = fut__self.loop;
     loop->running = true;
     fut__self.loop = &loop->exec;
+    const char *role = atomic_load(&fut__self.role);
+    fut__thread_set_role("running an event loop", 0);
     /* Stopped before it ran: only what is queued now. */
     bool limited = loop->stop_requested;
     size_t budget = loop->queue.len;
@@ -180,6 +182,7 @@ int loop_run(loop_t *loop)
     }
     loop->stop_requested = false;
     fut__self.loop = outer;
+    fut__thread_set_role(role, atomic_load(&fut__self.role_pool));
     loop->running = false;
     fut__mutex_unlock(&loop->lock);
     return 0;

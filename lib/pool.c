@@ -89,6 +89,7 @@ static pool_t *pool_alloc(size_t nthreads)
     p->locked.ncore = nthreads;
     p->blocking.limit = DEFAULT_BLOCKING;
     p->locked.idle_ns = DEFAULT_IDLE_NS;
+    fut__pools_add(p);
     return p;
 }
 
@@ -263,8 +264,10 @@ void fut__pool_fork(enum fut__fork_phase phase)
 {
     if (phase == FUT_FORK_PREPARE) {
         fut__mutex_lock(&default_lock);
+        fut__pools_fork(phase);
         return;
     }
+    fut__pools_fork(phase);
     if (phase == FUT_FORK_CHILD)
         atomic_store(&default_pool, NULL);
     fut__mutex_unlock(&default_lock);

@@ -107,19 +107,9 @@ wait_for_threads(pool_t *pool, const struct timespec *deadline, bool *late)
 /* What pool_destroy_timeout() reports of a pool that did not end. */
 static void report_stuck(pool_t *pool, uint64_t timeout_ns, FILE *out)
 {
-    fut__pool_lock(pool);
-    size_t queued, running;
-    uint64_t completed;
-    fut__pool_counts_locked(pool, &queued, &running, &completed);
-    size_t core = pool->locked.nlive, blocking = pool->blocking.live,
-           idle = pool->blocking.idle, jobs = pool->blocking.jobs.len;
-    fut__pool_unlock(pool);
-    fprintf(out,
-            "libfutures: pool %u did not end within %.3f s: %zu core and %zu "
-            "blocking threads (%zu idle), %zu queued (%zu of them blocking "
-            "jobs), %zu running\n",
-            pool->id, (double)timeout_ns / 1e9, core, blocking, idle, queued,
-            jobs, running);
+    fprintf(out, "libfutures: pool %u did not end within %.3f s\n", pool->id,
+            (double)timeout_ns / 1e9);
+    fut__pool_describe(pool, out);
     fut__thread_report(out, &pool->exec);
     fflush(out);
 }

@@ -20,6 +20,7 @@
 
 void fut__pool_free(pool_t *p)
 {
+    fut__pools_remove(p);
     size_t n = atomic_load(&p->shared.nrings);
     for (size_t i = 0; i < n; i++)
         fut__mem_free(p->rings[i]);

@@ -17,6 +17,8 @@
 
 #include "internal.h"
 
+#include <stdio.h>
+
 /* ------------------------------------------------------------ the ring -- */
 
 /*
@@ -79,6 +81,7 @@ struct pool {
     unsigned id;         /* for thread names and traces */
     unsigned generation; /* fut__fork_generation() when it was made */
     bool is_default;
+    pool_t *reg_prev, *reg_next; /* every live pool (pools.c), its lock */
     /* Thieves read rings[i] below shared.nrings; a slot, once filled
      * under the lock, never changes. */
     struct fut__ring **rings;
@@ -181,6 +184,14 @@ static inline void fut__pool_release(pool_t *p)
 {
     p->exec.ops->release(&p->exec);
 }
+
+/* Every live pool, for reports (pools.c). */
+void fut__pools_add(pool_t *p);
+void fut__pools_remove(pool_t *p);
+void fut__pools_report(FILE *out);
+void fut__pools_fork(enum fut__fork_phase phase);
+/* One line on @p's threads and queues (pools.c). */
+void fut__pool_describe(pool_t *p, FILE *out);
 
 static inline size_t fut__pool_nrings(pool_t *p)
 {

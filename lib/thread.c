@@ -183,13 +183,64 @@ void fut__thread_report(FILE *out, const struct fut__exec *exec)
         }
         if (shown && t->blocked_on) {
             char name[160];
-            fut__describe(t->blocked_on, name, sizeof name); /* held */
+            fut__describe_kind(t->blocked_on, name, sizeof name); /* held */
             fprintf(out, "    its thread is blocked%s waiting for %s\n",
                     t->blocked_timed ? " (timed)" : "", name);
         }
         if (shown && n > 4)
             fprintf(out, "    (and %u more frames on that thread)\n", n - 4);
     }
+    registry_lock_drop();
+}
+
+void fut__thread_set_role(const char *role, unsigned pool_id)
+{
+    struct fut__thread *me = &fut__self;
+    if (!me->registered)
+        fut__thread_register(me);
+    atomic_store_explicit(&me->role_pool, pool_id, memory_order_relaxed);
+    atomic_store_explicit(&me->role, role, memory_order_release);
+}
+
+/* One thread's lines: what it is, what it runs, what it is blocked on. */
+static void dump_thread_locked(FILE *out, struct fut__thread *t)
+{
+    const char *role = atomic_load_explicit(&t->role, memory_order_acquire);
+    unsigned pool = atomic_load_explicit(&t->role_pool, memory_order_relaxed);
+    fprintf(out, "thread %p: ", (void *)t);
+    if (role && pool)
+        fprintf(out, "%s thread of pool %u", role, pool);
+    else
+        fprintf(out, "%s", role ? role : "a thread of the program's");
+    unsigned n = atomic_load_explicit(&t->nframes, memory_order_acquire);
+    if (n == 0 && !t->blocked_on)
+        fprintf(out, ", no task (idle, or busy elsewhere)");
+    fputc('\n', out);
+    for (unsigned i = 0; i < n && i < 4; i++) {
+        future_t *f = atomic_load_explicit(&t->runs[i], memory_order_acquire);
+        char name[128];
+        fut__name_function(
+            atomic_load_explicit(&t->runs_site[i], memory_order_relaxed), name,
+            sizeof name);
+        fprintf(out, "  running: a %s%s %p\n",
+                atomic_load_explicit(&t->runs_kind[i], memory_order_relaxed),
+                name, (void *)f);
+    }
+    if (n > 4)
+        fprintf(out, "  (and %u more frames)\n", n - 4);
+    if (t->blocked_on) {
+        char name[160];
+        fut__describe_kind(t->blocked_on, name, sizeof name); /* held */
+        fprintf(out, "  blocked%s waiting for %s\n",
+                t->blocked_timed ? " (timed)" : "", name);
+    }
+}
+
+void fut__threads_dump(FILE *out)
+{
+    registry_lock_take();
+    for (struct fut__thread *t = registry; t; t = t->reg_next)
+        dump_thread_locked(out, t);
     registry_lock_drop();
 }
 

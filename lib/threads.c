@@ -54,6 +54,7 @@ static void *thread_main(void *arg)
     fut__self.worker = w;
     fut__self.serves = &p->exec;
     fut__self.pool_id = p->id;
+    fut__thread_set_role(w->blocking ? "blocking" : "core", p->id);
     note_stack(w);
 
     fut__pool_lock(p);

@@ -42,6 +42,24 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* For futures_dump(): the delays pending, and the next one due. */
+void fut__timer_report(FILE *out)
+{
+    fut__mutex_lock(&lock);
+    size_t n = heap_len;
+    uint64_t next = n ? heap[0]->deadline : 0;
+    bool running = thread_running;
+    fut__mutex_unlock(&lock);
+    if (!n) {
+        fprintf(out, "timers: none pending%s\n",
+                running ? "" : " (no timer thread)");
+        return;
+    }
+    uint64_t now = now_ns();
+    fprintf(out, "timers: %zu pending, the next due in %.3f ms\n", n,
+            next > now ? (double)(next - now) / 1e6 : 0.0);
+}
+
 /* ------------------------------------------------------------ the heap -- */
 
 static void place(struct timer *t, size_t i)
@@ -130,6 +148,7 @@ static void *timer_main(void *arg)
 {
     (void)arg;
     fut__forbid_user_code(); /* a destructor here could wait for a delay */
+    fut__thread_set_role("the timer thread", 0);
     fut__mutex_lock(&lock);
     for (;;) {
         future_t *due = take_due_locked(now_ns());

@@ -1,0 +1,169 @@
+/*
+ * Tests of futures_dump() and FUTURES_DUMP_SIGNAL: the facts a dump must
+ * contain while tasks run, wait and queue, a dump from inside a task, and
+ * dumps asked for by a storm of signals.
+ */
+#include "helpers.h"
+#include "internal.h" /* fut__dump_on_signal */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *dump_text(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cr_assert_eq(futures_dump(out), 0);
+    fclose(out);
+    return text;
+}
+
+struct waiter {
+    sem_t started;
+    promise_t *p;
+};
+
+/* Not static: the dump names it through dladdr() (linked -rdynamic). */
+int dumped_waiter(void *arg, void **result);
+int dumped_waiter(void *arg, void **result)
+{
+    struct waiter *w = arg;
+    sem_post(&w->started);
+    future_t *f = promise_future(w->p);
+    int e = future_wait(f, result);
+    future_release(f);
+    return e;
+}
+
+CheckedTest(dump, names_pools_running_and_blocked_tasks_timers_and_threads)
+{
+    pool_t *pool = pool_create(1);
+    struct gate g;
+    gate_init(&g);
+    struct waiter w = {.p = promise_create()};
+    sem_init(&w.started, 0, 0);
+    future_t *waiting = pool_submit_blocking(pool, dumped_waiter, &w);
+    sem_wait(&w.started);
+    future_t *busy = pool_submit(pool, gated_task, &g);
+    gate_await_started(&g, 1);
+    future_t *queued = pool_submit(pool, value_task, NULL);
+    future_t *delay = future_delay(UINT64_C(60) * 1000000000);
+    /* The waiter blocks soon after it posted: dump until it says so. */
+    char *text = NULL;
+    uint64_t deadline = monotonic_ns() + UINT64_C(10000000000);
+    do {
+        free(text);
+        text = dump_text();
+    } while (!(strstr(text, "blocked waiting for a promise") &&
+               strstr(text, "the timer thread")) && /* both on their way */
+             monotonic_ns() < deadline);
+    cr_assert(strstr(text, "libfutures dump at"), "%s", text);
+    cr_assert(strstr(text, "futures alive"), "%s", text);
+    cr_assert(strstr(text, "(open): "), "the pool's line:\n%s", text);
+    cr_assert(strstr(text, "1 queued"), "the queued task:\n%s", text);
+    cr_assert(strstr(text, "running: a task (dumped_waiter)"), "%s", text);
+    cr_assert(strstr(text, "blocked waiting for a promise"), "%s", text);
+    cr_assert(strstr(text, "running: a task (gated_task)") ||
+                  strstr(text, "running: a task (function"),
+              "%s", text);
+    cr_assert(strstr(text, "timers: 1 pending"), "%s", text);
+    cr_assert(strstr(text, "core thread of pool"), "%s", text);
+    cr_assert(strstr(text, "blocking thread of pool"), "%s", text);
+    cr_assert(strstr(text, "the timer thread"), "%s", text);
+    cr_assert(strstr(text, "end of dump"), "%s", text);
+    free(text);
+    gate_open(&g);
+    promise_resolve(w.p, NULL);
+    future_cancel(delay);
+    future_t *all[3] = {waiting, busy, queued};
+    cr_assert_eq(future_wait_all(all, 3, NULL, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        future_release(all[i]);
+    future_release(delay);
+    promise_release(w.p);
+    sem_destroy(&w.started);
+    pool_destroy(pool);
+    gate_destroy(&g);
+}
+
+static int dump_inside(void *arg, void **result)
+{
+    (void)arg;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    int e = futures_dump(out);
+    fclose(out);
+    *result = text;
+    return e;
+}
+
+CheckedTest(dump, from_inside_a_task_it_shows_that_task)
+{
+    pool_t *pool = pool_create(1);
+    future_t *f = pool_submit(pool, dump_inside, NULL);
+    void *text = NULL;
+    cr_assert_eq(future_wait(f, &text), 0);
+    cr_assert(strstr(text, "running: a task"), "%s", (char *)text);
+    free(text);
+    future_release(f);
+    pool_destroy(pool);
+    cr_assert_eq(futures_dump(NULL), EINVAL);
+}
+
+static void *settle_and_submit(void *arg)
+{
+    pool_t *pool = arg;
+    for (int i = 0; i < 2000; i++) {
+        future_t *f = pool_submit(pool, value_task, NULL);
+        future_wait(f, NULL);
+        future_release(f);
+    }
+    return NULL;
+}
+
+CheckedTest(dump, while_other_threads_submit_and_settle)
+{
+    pool_t *pool = pool_create(2);
+    pthread_t t;
+    pthread_create(&t, NULL, settle_and_submit, pool);
+    for (int i = 0; i < 200; i++)
+        free(dump_text());
+    pthread_join(t, NULL);
+    pool_destroy(pool);
+}
+
+CheckedTest(dump, a_storm_of_signals_writes_dumps_to_stderr)
+{
+    cr_assert_eq(fut__dump_on_signal("NOSUCHSIG"), EINVAL);
+    char path[] = "/tmp/futures-dump-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    int saved = dup(2);
+    dup2(fd, 2);
+    cr_assert_eq(fut__dump_on_signal("USR1"), 0);
+    for (int i = 0; i < 500; i++)
+        raise(SIGUSR1);
+    /* The dump thread writes at least one; wait for its last line. */
+    bool seen = false;
+    uint64_t deadline = monotonic_ns() + UINT64_C(10000000000);
+    while (!seen && monotonic_ns() < deadline) {
+        char buf[8192] = "";
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        seen = n > 0 && strstr(buf, "end of dump");
+        if (!seen)
+            sched_yield();
+    }
+    dup2(saved, 2);
+    close(saved);
+    signal(SIGUSR1, SIG_IGN); /* later signals: nothing */
+    close(fd);
+    unlink(path);
+    cr_assert(seen, "no dump after 500 signals");
+}
