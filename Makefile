@@ -203,6 +203,9 @@ valgrind: $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
 	@for t in $^; do echo "== valgrind $$t"; \
 	    STRESS_LIGHT=1 FUTURES_NO_CACHE=1 valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 \
 	        --suppressions=tests/valgrind.supp $$t || exit 1; done
+	@echo "== valgrind, no suppression file, every leak an error: clean_exit"
+	@FUTURES_NO_CACHE=1 valgrind -q --leak-check=full --show-leak-kinds=all \
+	    --errors-for-leak-kinds=all --error-exitcode=9 $(B)/stress/clean_exit
 
 # The long soaks whose figures the reliability note reports (about 15 minutes
 # on 2 cores; make check runs the same programs briefly): every race 1,000,000

@@ -914,6 +914,22 @@ FUTURES_API void futures_unobserved_print(const struct futures_failure *failure,
 FUTURES_API int futures_dump(FILE *out);
 
 /**
+ * futures_shutdown() - end the library's own threads, within @timeout_ns.
+ *
+ * The default pool drains (its queued and fire-and-forget work runs), then
+ * its threads, stand-ins included, exit and are joined; the timer thread
+ * ends, and the delays pending fail with ECANCELED. The library works again
+ * afterwards: the default pool and the timer thread start again on first
+ * use (a pointer from an earlier pool_default() is no longer valid; ask
+ * again). Pools you made are yours to pool_destroy(). Call it at the end of
+ * a program, or of a test that checks for leaks, when no other thread uses
+ * the library.
+ * Returns 0, or ETIMEDOUT with what did not end reported on stderr (the
+ * default pool is then left shut down, and ends by itself).
+ */
+FUTURES_API int futures_shutdown(uint64_t timeout_ns);
+
+/**
  * futures_live_count() - how many futures are alive now: made and not yet
  * freed, whoever holds them (your references, queues, continuations
  * waiting for them). Exact whenever no other thread is making or freeing

@@ -216,6 +216,7 @@ bool fut__needs_exec(future_t *f, const struct fut__exec *exec);
 bool fut__needs_this_thread(future_t *f, FILE *report);
 bool fut__deadlock_aborts(void);
 void fut__timer_report(FILE *out); /* timer.c, for futures_dump() */
+int fut__timer_stop(const struct timespec *deadline); /* futures_shutdown */
 int fut__dump_on_signal(const char *name); /* dump.c */
 void fut__deadlock_report_head(const future_t *f);
 

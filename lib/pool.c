@@ -291,6 +291,16 @@ pool_t *pool_default(void)
     return p;
 }
 
+/* Takes the default pool away (futures_shutdown): the next pool_default()
+ * makes a new one. */
+pool_t *fut__default_pool_take(void)
+{
+    fut__mutex_lock(&default_lock);
+    pool_t *p = atomic_exchange(&default_pool, NULL);
+    fut__mutex_unlock(&default_lock);
+    return p;
+}
+
 /* ------------------------------------------------ the default executor -- */
 
 static struct fut__exec *default_exec(void)

@@ -34,10 +34,9 @@ static void set_state_locked(pool_t *pool, int state)
     fut__mutex_unlock(&pool->inject.lock);
 }
 
-void pool_shutdown(pool_t *pool, int mode)
+/* pool_shutdown() for any pool, the default one too (futures_shutdown). */
+static void shutdown_pool(pool_t *pool, int mode)
 {
-    if (!pool || pool->is_default || fut__pool_is_stale(pool))
-        return;
     fut__pool_lock(pool);
     bool cancel = false;
     if (pool->shared.state == FUT_POOL_OPEN) {
@@ -50,6 +49,13 @@ void pool_shutdown(pool_t *pool, int mode)
     fut__pool_unlock(pool);
     if (cancel)
         fut__cancel_queued(pool);
+}
+
+void pool_shutdown(pool_t *pool, int mode)
+{
+    if (!pool || pool->is_default || fut__pool_is_stale(pool))
+        return;
+    shutdown_pool(pool, mode);
 }
 
 /*
@@ -118,7 +124,7 @@ static void report_stuck(pool_t *pool, uint64_t timeout_ns, FILE *out)
  * if the threads had not all ended by then (the pool stays, shut down). */
 static bool destroy_until(pool_t *pool, const struct timespec *deadline)
 {
-    pool_shutdown(pool, POOL_DRAIN);
+    shutdown_pool(pool, POOL_DRAIN);
     struct fut__worker *ended;
     if (fut__on_pool_thread(pool)) {
         fut__pool_lock(pool);
@@ -158,4 +164,33 @@ int pool_destroy_timeout(pool_t *pool, uint64_t timeout_ns, FILE *report)
     if (report)
         report_stuck(pool, timeout_ns, report);
     return ETIMEDOUT;
+}
+
+/* ------------------------------------------------- the library's own -- */
+
+/*
+ * Ends the library's own threads: the default pool drains (what it was
+ * given still runs) and its threads, stand-ins included, exit and are
+ * joined; the timer thread ends, cancelling the delays pending. Both come
+ * back on first use. A report of what did not end goes to stderr.
+ */
+int futures_shutdown(uint64_t timeout_ns)
+{
+    struct timespec deadline;
+    fut__deadline(&deadline, timeout_ns);
+    int rc = 0;
+    pool_t *p = fut__default_pool_take();
+    if (p && !fut__on_pool_thread(p) && !destroy_until(p, &deadline)) {
+        report_stuck(p, timeout_ns, stderr); /* left shut down; it ends */
+        rc = ETIMEDOUT;
+    } else if (p && fut__on_pool_thread(p)) {
+        destroy_until(p, NULL); /* from one of its tasks: as pool_destroy */
+    }
+    if (fut__timer_stop(&deadline)) {
+        fprintf(stderr, "libfutures: the timer thread did not end within "
+                        "%.3f s\n",
+                (double)timeout_ns / 1e9);
+        rc = ETIMEDOUT;
+    }
+    return rc;
 }

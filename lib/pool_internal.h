@@ -190,6 +190,7 @@ void fut__pools_add(pool_t *p);
 void fut__pools_remove(pool_t *p);
 void fut__pools_report(FILE *out);
 void fut__pools_fork(enum fut__fork_phase phase);
+pool_t *fut__default_pool_take(void); /* pool.c */
 /* One line on @p's threads and queues (pools.c). */
 void fut__pool_describe(pool_t *p, FILE *out);
 

@@ -32,6 +32,8 @@ struct timer {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake; /* CLOCK_MONOTONIC; set up with the thread */
 static bool thread_running;
+static bool stopping;              /* fut__timer_stop() asks it to end */
+static pthread_cond_t stopped;     /* it has ended; set up with wake */
 static struct timer **heap;
 static size_t heap_len, heap_cap;
 
@@ -151,6 +153,12 @@ static void *timer_main(void *arg)
     fut__thread_set_role("the timer thread", 0);
     fut__mutex_lock(&lock);
     for (;;) {
+        if (stopping) { /* fut__timer_stop(): the heap is empty */
+            thread_running = false;
+            pthread_cond_broadcast(&stopped);
+            fut__mutex_unlock(&lock);
+            return NULL;
+        }
         future_t *due = take_due_locked(now_ns());
         if (due) {
             fut__mutex_unlock(&lock);
@@ -179,7 +187,8 @@ static int ensure_thread_locked(void)
     if (thread_running)
         return 0;
     static bool cond_ready;
-    if (!cond_ready && fut__cond_init(&wake) != 0)
+    if (!cond_ready &&
+        (fut__cond_init(&wake) != 0 || fut__cond_init(&stopped) != 0))
         return ENOMEM;
     cond_ready = true;
     pthread_t thread;
@@ -203,8 +212,9 @@ void fut__timer_fork(enum fut__fork_phase phase)
     }
     if (phase == FUT_FORK_CHILD && thread_running) {
         thread_running = false; /* restarted by fut__timer_after_fork() */
-        if (fut__cond_init(&wake) != 0)
+        if (fut__cond_init(&wake) != 0 || fut__cond_init(&stopped) != 0)
             fut__panic("cannot initialise the timer after fork()");
+        stopping = false;
     }
     fut__mutex_unlock(&lock);
 }
@@ -219,6 +229,46 @@ void fut__timer_after_fork(void)
     if (heap_len)
         ensure_thread_locked();
     fut__mutex_unlock(&lock);
+}
+
+/*
+ * futures_shutdown(): ends the timer thread by @deadline, cancelling every
+ * delay pending (ECANCELED). The next delay starts a new thread. Returns 0
+ * or ETIMEDOUT (a settle it was in the middle of has not returned).
+ */
+int fut__timer_stop(const struct timespec *deadline)
+{
+    fut__mutex_lock(&lock);
+    future_t *pending = NULL;
+    while (heap_len) {
+        struct timer *t = heap[0];
+        heap_remove(t);
+        t->base.next = pending;
+        pending = &t->base;
+    }
+    int rc = 0;
+    if (thread_running) {
+        stopping = true;
+        pthread_cond_signal(&wake);
+        while (thread_running && rc == 0)
+            rc = pthread_cond_timedwait(&stopped, &lock, deadline);
+        if (!thread_running)
+            rc = 0;
+        stopping = thread_running; /* a late one still ends */
+    }
+    if (!thread_running) { /* nothing left: nothing kept */
+        fut__mem_free(heap);
+        heap = NULL;
+        heap_cap = 0;
+    }
+    fut__mutex_unlock(&lock);
+    while (pending) {
+        future_t *next = pending->next;
+        fut__settle(pending, ECANCELED, NULL);
+        future_release(pending); /* the heap's reference */
+        pending = next;
+    }
+    return rc ? ETIMEDOUT : 0;
 }
 
 /* -------------------------------------------------------------- delays -- */

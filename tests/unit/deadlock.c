@@ -8,6 +8,7 @@
 #include "helpers.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -344,4 +345,82 @@ CheckedTest(destroy_timeout, an_idle_pool_ends_at_once)
     cr_assert_eq(pool_destroy_timeout(pool, 10 * UINT64_C(1000000000), NULL),
                  0);
     cr_assert_eq(pool_destroy_timeout(NULL, 0, NULL), EINVAL);
+}
+
+/* ---------------------------------------------------- futures_shutdown -- */
+
+static atomic_int forgotten_ran;
+static int forgotten(void *arg, void **result)
+{
+    (void)arg;
+    work_for_ns(2000000); /* the job's simulated work */
+    atomic_fetch_add(&forgotten_ran, 1);
+    *result = NULL;
+    return 0;
+}
+
+static long library_threads(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[128];
+    long n = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %ld", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+CheckedTest(shutdown, drains_fire_and_forget_work_then_the_library_restarts)
+{
+    atomic_store(&forgotten_ran, 0);
+    long before = library_threads();
+    for (int i = 0; i < 20; i++)
+        future_release(pool_submit(pool_default(), forgotten, NULL));
+    future_t *delay = future_delay(UINT64_C(60) * 1000000000);
+    cr_assert_gt(library_threads(), before, "the default pool and timer");
+    cr_assert_eq(futures_shutdown(UINT64_C(10) * 1000000000), 0);
+    cr_assert_eq(atomic_load(&forgotten_ran), 20, "queued work ran");
+    cr_assert_eq(future_wait(delay, NULL), ECANCELED, "pending delays end");
+    future_release(delay);
+    cr_assert_leq(library_threads(), before + 1, /* the timer's, ending */
+                  "threads left: %ld, %ld before", library_threads(), before);
+    /* And back on first use. */
+    future_t *f = pool_submit(pool_default(), value_task, U2P(3));
+    future_t *d = future_delay(1000000);
+    void *v = NULL;
+    cr_assert_eq(future_wait(f, &v), 0);
+    cr_assert_eq(P2U(v), 3u);
+    cr_assert_eq(future_wait(d, NULL), 0);
+    future_release(f);
+    future_release(d);
+    cr_assert_eq(futures_shutdown(UINT64_C(10) * 1000000000), 0);
+}
+
+static int blocks_on(void *arg, void **result)
+{
+    struct gate *g = arg;
+    gate_pass(g);
+    *result = NULL;
+    return 0;
+}
+
+CheckedTest(shutdown, a_stuck_default_pool_times_out_and_says_so)
+{
+    struct gate g;
+    gate_init(&g);
+    future_t *f = pool_submit(pool_default(), blocks_on, &g);
+    gate_await_started(&g, 1);
+    int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2); /* the report */
+    int rc = futures_shutdown(20 * 1000000);
+    dup2(saved, 2);
+    close(saved);
+    close(devnull);
+    cr_assert_eq(rc, ETIMEDOUT);
+    gate_open(&g);
+    cr_assert_eq(future_wait(f, NULL), 0);
+    future_release(f);
+    gate_destroy(&g);
 }
