@@ -256,15 +256,41 @@ size_t futures_live_count(void)
 
 /* fork(): the child keeps the counts of threads it does not have (their
  * futures were copied too) and gets the lock back unheld. */
+/*
+ * fork(): the child has one thread, this one. The others' entries go, with
+ * what they ran and waited for (nothing of theirs will ever run or wait in
+ * the child, and a wait-cycle check must not follow them), but their
+ * counts of live futures stay: the futures were copied too.
+ */
 void fut__thread_fork(enum fut__fork_phase phase)
 {
     if (phase == FUT_FORK_PREPARE) {
-        pthread_mutex_lock(&cycle_lock);
         registry_lock_take();
-    } else {
-        registry_lock_drop();
-        pthread_mutex_unlock(&cycle_lock);
+        return;
     }
+    if (phase == FUT_FORK_CHILD) {
+        struct fut__thread *me = &fut__self;
+        for (struct fut__thread *t = registry; t; t = t->reg_next) {
+            if (t != me)
+                ended_live += atomic_load_explicit(&t->live,
+                                                   memory_order_relaxed);
+        }
+        registry = me->registered ? me : NULL;
+        if (registry)
+            me->reg_prev = me->reg_next = NULL;
+    }
+    registry_lock_drop();
+}
+
+/* fork() takes the cycle lock before any other: a wait-cycle check holds
+ * it while it may free futures, which takes locks that fork() takes (and
+ * gates) after it. */
+void fut__cycle_fork(enum fut__fork_phase phase)
+{
+    if (phase == FUT_FORK_PREPARE)
+        pthread_mutex_lock(&cycle_lock);
+    else
+        pthread_mutex_unlock(&cycle_lock);
 }
 
 /* The id of the pool whose thread this is, 0 elsewhere (traces, tests). */
