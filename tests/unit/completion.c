@@ -355,7 +355,7 @@ CheckedTest(wait_all, a_failure_it_returns_counts_as_observed)
     future_t *f = rejected_future(EIO);
     cr_assert_eq(future_wait_all(&f, 1, NULL, NULL), EIO);
     future_release(f);
-    futures_set_unobserved_handler(futures_unobserved_print, NULL);
+    restore_unobserved_check();
     cr_assert_eq(atomic_load(&reports), 0);
 }
 
@@ -368,7 +368,7 @@ CheckedTest(completion, adding_counts_as_observing)
     completion_add(c, f);
     future_release(f);
     completion_release(c); /* never taken back, yet handed over */
-    futures_set_unobserved_handler(futures_unobserved_print, NULL);
+    restore_unobserved_check();
     cr_assert_eq(atomic_load(&reports), 0);
 }
 

@@ -111,7 +111,7 @@ CheckedTest(handle, its_input_counts_as_observed)
     promise_release(p);
     cr_assert_eq(future_wait(h, NULL), 0);
     future_release(h);
-    futures_set_unobserved_handler(futures_unobserved_print, NULL);
+    restore_unobserved_check();
     cr_assert_eq(atomic_load(&reports), 0);
 }
 

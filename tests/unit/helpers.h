@@ -212,19 +212,91 @@ static inline void expect_no_live_futures(void)
                  LIVE_GRACE_NS / 1e9);
 }
 
+/* ------------------------------------------------ unobserved failures -- */
+
+/*
+ * The wrapper also takes the library's unobserved-failure reports
+ * (futures_set_unobserved_handler()). A failure that nobody looked at is a
+ * lost error, so it fails the test: the report is printed as usual, and the
+ * test fails after its body with how many there were. A test that leaves
+ * failures behind on purpose says which error with expect_unobserved(); those
+ * are counted (unobserved_expected()) and not printed. A test that installs
+ * a handler of its own hands the reports back with
+ * restore_unobserved_check().
+ */
+struct unobserved_log {
+    int allowed;          /* the error expect_unobserved() allows, or 0 */
+    atomic_long expected; /* reports with that error */
+    atomic_long unexpected;
+};
+
+static inline struct unobserved_log *unobserved_log(void)
+{
+    static struct unobserved_log log; /* one test per process */
+    return &log;
+}
+
+static inline void record_unobserved(const struct futures_failure *failure,
+                                     void *arg)
+{
+    struct unobserved_log *log = arg;
+    if (log->allowed != 0 && failure->error == log->allowed) {
+        atomic_fetch_add(&log->expected, 1);
+        return;
+    }
+    atomic_fetch_add(&log->unexpected, 1);
+    futures_unobserved_print(failure, NULL);
+}
+
+static inline void restore_unobserved_check(void)
+{
+    futures_set_unobserved_handler(record_unobserved, unobserved_log());
+}
+
+/* Failures with @error that nobody observes are this test's intent. Call it
+ * before the first of them can be reported. */
+static inline void expect_unobserved(int error)
+{
+    unobserved_log()->allowed = error;
+}
+
+static inline long unobserved_expected(void)
+{
+    return atomic_load(&unobserved_log()->expected);
+}
+
+/* Run after expect_no_live_futures(): every report has been made by then. */
+static inline void expect_no_unobserved(void)
+{
+    long n = atomic_load(&unobserved_log()->unexpected);
+    cr_assert_eq(n, 0, "%ld failures nobody observed (reported above)", n);
+}
+
+/* tests/unit/unobserved.c tests the handler itself, the default included:
+ * it defines this before including helpers.h and checks its own reports. */
+#ifdef CHECKED_TEST_KEEPS_UNOBSERVED_HANDLER
+#define CHECKED_UNOBSERVED_START_() ((void)0)
+#define CHECKED_UNOBSERVED_END_()   ((void)0)
+#else
+#define CHECKED_UNOBSERVED_START_() restore_unobserved_check()
+#define CHECKED_UNOBSERVED_END_()   expect_no_unobserved()
+#endif
+
 #define CHECKED_CAT2_(a, b) a##b
 #define CHECKED_CAT_(a, b)  CHECKED_CAT2_(a, b)
-#define CHECKED_TEST_(body, ...)  \
-    static void body(void);       \
-    Test(__VA_ARGS__)             \
-    {                             \
-        fut__count_live(true);    \
-        body();                   \
-        expect_no_live_futures(); \
-    }                             \
+#define CHECKED_TEST_(body, ...)       \
+    static void body(void);            \
+    Test(__VA_ARGS__)                  \
+    {                                  \
+        fut__count_live(true);         \
+        CHECKED_UNOBSERVED_START_();   \
+        body();                        \
+        expect_no_live_futures();      \
+        CHECKED_UNOBSERVED_END_();     \
+    }                                  \
     static void body(void)
 
-/* Test(suite, name, options...), then the live-futures check. */
+/* Test(suite, name, options...), then the live-futures and unobserved checks. */
 #define CheckedTest(...) \
     CHECKED_TEST_(CHECKED_CAT_(checked_test_body_, __LINE__), __VA_ARGS__)
 

@@ -178,7 +178,7 @@ CheckedTest(messages, the_unobserved_handler_is_told_the_message)
     future_release(f);
     /* The last reference may be the worker's, dropped a moment later. */
     sem_wait(&report_came);
-    futures_set_unobserved_handler(futures_unobserved_print, NULL);
+    restore_unobserved_check();
     sem_destroy(&report_came);
     cr_assert_str_eq(reported, "HTTP 404 from /lost");
 }

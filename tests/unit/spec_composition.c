@@ -87,7 +87,7 @@ static void uo_listen(void)
 
 static void uo_restore(void)
 {
-    futures_set_unobserved_handler(futures_unobserved_print, NULL);
+    restore_unobserved_check();
 }
 
 /* A future that failed with @error and the message @msg, promise gone. */
@@ -1257,6 +1257,7 @@ CheckedTest(spec_composition, wait_all_null_inputs_are_einval_without_waiting,
             .timeout = 30)
 {
     cr_assert_eq(future_wait_all(NULL, 2, NULL, NULL), EINVAL);
+    expect_unobserved(EPIPE); /* pr is dropped unkept */
     promise_t *pr = spec_promise();
     future_t *fs[3] = {spec_pfuture(pr), NULL, future_resolved(U2P(1))};
     cr_assert_not_null(fs[2]);
@@ -1880,6 +1881,7 @@ CheckedTest(spec_composition, task_fail_truncates_at_255_bytes, .timeout = 30)
     cr_assert_not_null(pm);
     cr_assert_eq(strlen(pm), 255);
     cr_assert_eq(memcmp(pm, longmsg, 255), 0);
+    cr_assert_eq(future_wait(pf, NULL), EIO);
 
     future_release(f);
     future_release(g);
@@ -2114,6 +2116,7 @@ CheckedTest(spec_composition, promise_reject_message_rules, .timeout = 30)
 
     promise_t *bad = spec_promise();
     future_t *fb = spec_pfuture(bad);
+    expect_unobserved(EPIPE); /* bad is dropped unkept */
     cr_assert_eq(promise_reject_message(NULL, EIO, "x"), EINVAL);
     cr_assert_eq(promise_reject_message(bad, 0, "x"), EINVAL);
     cr_assert_eq(promise_reject_message(bad, -5, "x"), EINVAL);
@@ -2141,6 +2144,7 @@ CheckedTest(spec_composition, error_message_is_null_unless_a_failure_has_one,
     future_t *bad = future_failed(EIO);
     cr_assert_not_null(bad);
     cr_assert_null(future_error_message(bad));
+    cr_assert_eq(future_wait(bad, NULL), EIO);
     promise_t *pr = spec_promise();
     future_t *pf = spec_pfuture(pr);
     cr_assert_null(future_error_message(pf),

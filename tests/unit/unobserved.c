@@ -3,6 +3,7 @@
  * or handed on is reported once, when its future's last reference goes;
  * observed failures and cancellations are not.
  */
+#define CHECKED_TEST_KEEPS_UNOBSERVED_HANDLER /* the handler is the subject */
 #include "helpers.h"
 
 #include <errno.h>
