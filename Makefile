@@ -8,7 +8,8 @@
 #                        + stress programs under TSan and valgrind + an install
 #                        used through pkg-config
 #   make soak            the long soaks (races, shutdowns, random operations)
-#   make install         PREFIX, DESTDIR, LIBDIR, INCLUDEDIR as usual
+#   make install         PREFIX, DESTDIR, LIBDIR, INCLUDEDIR as usual; the
+#                        header, both libraries, futures.pc and a CMake package
 #   make DEBUG=1 ...     error-checking mutexes, lock-held assertions and
 #                        reference-count checks
 
@@ -21,6 +22,7 @@ PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR ?= $(LIBDIR)/cmake/futures
 DESTDIR ?=
 
 CC ?= cc
@@ -263,8 +265,14 @@ check: test debug asan tsan valgrind valgrind-unit install-test
 
 # ---------------------------------------------------------------- install --
 
+# The CMake package finds the library and the header from where it lies,
+# through relative paths worked out here, so that it records no prefix; its
+# version file turns away a program built for the other pointer size.
+SIZEOF_VOID_P = $$(echo __SIZEOF_POINTER__ | $(CC) $(CFLAGS) -E -P -x c -)
+relpath = $$(realpath -m -s --relative-to='$(1)' '$(2)')
 install: all
-	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR)
 	install -m 644 include/futures.h $(DESTDIR)$(INCLUDEDIR)/futures.h
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libfutures.a
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libfutures.so.$(VERSION)
@@ -273,11 +281,31 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    futures.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/futures.pc
+	sed -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
+	    -e "s|@CMAKEDIR_TO_LIBDIR@|$(call relpath,$(CMAKEDIR),$(LIBDIR))|" \
+	    -e "s|@CMAKEDIR_TO_INCLUDEDIR@|$(call relpath,$(CMAKEDIR),$(INCLUDEDIR))|" \
+	    cmake/futuresConfig.cmake.in \
+	    > $(DESTDIR)$(CMAKEDIR)/futuresConfig.cmake
+	sed -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
+	    -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|g' \
+	    -e "s|@SIZEOF_VOID_P@|$(SIZEOF_VOID_P)|" \
+	    cmake/futuresConfigVersion.cmake.in \
+	    > $(DESTDIR)$(CMAKEDIR)/futuresConfigVersion.cmake
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/futures.pc \
+	    $(DESTDIR)$(CMAKEDIR)/futuresConfig.cmake \
+	    $(DESTDIR)$(CMAKEDIR)/futuresConfigVersion.cmake
 
+# Removes what install wrote; of the directories, only the CMake package's
+# own, which nothing else uses.
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/futures.h $(DESTDIR)$(LIBDIR)/libfutures.a \
 	      $(DESTDIR)$(LIBDIR)/libfutures.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
-	      $(DESTDIR)$(LIBDIR)/libfutures.so $(DESTDIR)$(PKGCONFIGDIR)/futures.pc
+	      $(DESTDIR)$(LIBDIR)/libfutures.so $(DESTDIR)$(PKGCONFIGDIR)/futures.pc \
+	      $(DESTDIR)$(CMAKEDIR)/futuresConfig.cmake \
+	      $(DESTDIR)$(CMAKEDIR)/futuresConfigVersion.cmake
+	rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
 
 clean:
 	rm -rf $(B)
