@@ -5,8 +5,9 @@
 #   make test            Criterion suites, exported-symbol and C++ header checks,
 #                        no dependency cycle between the library's objects
 #   make check           test + the suites in a DEBUG=1 build and under ASan/UBSan
-#                        + stress programs under TSan and valgrind + an install
-#                        used through pkg-config
+#                        + TSan and valgrind stress programs + install-test
+#   make install-test    install into scratch prefixes, then build and run
+#                        programs against them with pkg-config and CMake
 #   make soak            the long soaks (races, shutdowns, random operations)
 #   make install         PREFIX, DESTDIR, LIBDIR, INCLUDEDIR as usual; the
 #                        header, both libraries, futures.pc and a CMake package
@@ -248,18 +249,26 @@ valgrind-unit: $(B)/tests/unit
 	    cat $$(find $(VG_UNIT) -name '*.log' -size +0); exit 1; fi
 	@echo "valgrind-unit: $$(ls $(VG_UNIT)/*.log | wc -l) processes, no errors, no leaks"
 
-# Installs into a scratch prefix and builds a program against it with pkg-config.
+# Installs the way a user and a packager do, then builds and runs programs
+# against the result (tests/install/run.sh): a plain install, and one staged
+# with DESTDIR that must record no staging path, must work moved elsewhere,
+# and must be removed whole by uninstall.
+INSTALL_T := $(abspath $(B)/install-test)
+STAGED := DESTDIR=$(INSTALL_T)/dest PREFIX=/opt/futures
 install-test: all
-	rm -rf $(B)/stage
-	$(MAKE) --no-print-directory install PREFIX=$(abspath $(B)/stage)
-	$(CC) tests/install/app.c $$(PKG_CONFIG_PATH=$(B)/stage/lib/pkgconfig pkg-config --cflags --libs futures) \
-	    -o $(B)/stage/app
-	LD_LIBRARY_PATH=$(B)/stage/lib $(B)/stage/app
-	$(CC) tests/install/app.c \
-	    $$(PKG_CONFIG_PATH=$(B)/stage/lib/pkgconfig pkg-config --cflags futures) \
-	    $(B)/stage/lib/libfutures.a $$(PKG_CONFIG_PATH=$(B)/stage/lib/pkgconfig pkg-config --libs-only-other --static futures) \
-	    -o $(B)/stage/app-static
-	$(B)/stage/app-static
+	@rm -rf $(INSTALL_T) && mkdir -p $(INSTALL_T)
+	@echo "== install PREFIX=$(INSTALL_T)/prefix"
+	@$(MAKE) -s --no-print-directory install PREFIX=$(INSTALL_T)/prefix
+	@echo "== install $(STAGED), copied to $(INSTALL_T)/moved"
+	@$(MAKE) -s --no-print-directory install $(STAGED)
+	@! grep -rl '$(INSTALL_T)/dest' $(INSTALL_T)/dest || \
+	  { echo "install-test: the files above record DESTDIR"; exit 1; }
+	@cp -a $(INSTALL_T)/dest/opt/futures $(INSTALL_T)/moved
+	@$(MAKE) -s --no-print-directory uninstall $(STAGED)
+	@test -z "$$(find $(INSTALL_T)/dest ! -type d)" || \
+	  { find $(INSTALL_T)/dest ! -type d; \
+	    echo "install-test: uninstall left these"; exit 1; }
+	@CC='$(CC)' tests/install/run.sh $(INSTALL_T)
 
 check: test debug asan tsan valgrind valgrind-unit install-test
 

@@ -1,4 +1,6 @@
-/* Built against an installed libfutures through pkg-config (make install-test).
+/* Built against an installed libfutures, through pkg-config and through
+ * CMake (make install-test, tests/install/run.sh). It prints the sum that
+ * run.sh checks.
  */
 #include <futures.h>
 #include <stdint.h>
