@@ -148,23 +148,31 @@ $(B)/tests/unit: $(UNIT_SRC) $(UNIT_HDR) $(STATIC) samples | criterion
 	$(CC) $(BASE_CFLAGS) -D_GNU_SOURCE -Ilib -DSAMPLES_DIR='"$(B)/samples"' \
 	    $(CFLAGS) $(UNIT_SRC) $(STATIC) -o $@ -rdynamic -lcriterion
 
-# Every test checks that no future outlives it (CheckedTest, helpers.h).
+# Every test checks that no future outlives it and that no failure went
+# unobserved (CheckedTest, helpers.h). A test that hangs fails after
+# TEST_TIMEOUT seconds with its name, rather than stalling the run; each
+# run's TAP report gives make check its verdict (tools/verdict.sh).
+TEST_TIMEOUT ?= 600
+CRITERION_RUN = -j2 --timeout $(TEST_TIMEOUT) --tap=$(1).tap
 unit: $(B)/tests/unit
 	@! grep -n '^Test(' $(UNIT_SRC) || \
 	  { echo "declare tests with CheckedTest() (tests/unit/helpers.h)"; exit 1; }
-	$(B)/tests/unit -j2
+	$(B)/tests/unit $(call CRITERION_RUN,$(B)/unit)
+	@tools/verdict.sh unit $(B)/unit.tap
 
 exports: $(SHARED)
 	tests/exports.sh include/futures.h $(SHARED)
 
 header-cxx:
 	$(CXX) -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only -x c++ tests/header.cpp
+	@echo "header-cxx: 1 passed, 0 failed (futures.h compiles as C++11)"
 
 # No two library objects depend on each other by symbol (lib/internal.h).
 layers: $(LIB_OBJ)
 	@python3 tools/layers.py $(LIB_OBJ) > $(B)/layers.txt || \
 	  { cat $(B)/layers.txt; exit 1; }
 	@tail -1 $(B)/layers.txt
+	@echo "layers: $(words $(LIB_OBJ)) passed, 0 failed (objects, none in a dependency cycle)"
 
 test: unit exports header-cxx layers
 
@@ -172,7 +180,8 @@ test: unit exports header-cxx layers
 # whose name ends in _locked asserts that its caller holds the lock.
 debug: | criterion
 	$(MAKE) --no-print-directory B=$(B)/debug DEBUG=1 $(B)/debug/tests/unit
-	$(B)/debug/tests/unit -j2
+	$(B)/debug/tests/unit $(call CRITERION_RUN,$(B)/debug/unit)
+	@tools/verdict.sh debug $(B)/debug/unit.tap
 
 # The same suites with AddressSanitizer and UBSan, in a tree of their own.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -180,11 +189,13 @@ asan: | criterion
 	$(MAKE) --no-print-directory B=$(B)/asan CFLAGS="$(ASAN_FLAGS)" \
 	    LDFLAGS="-fsanitize=address,undefined" $(B)/asan/tests/unit
 	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
-	    $(B)/asan/tests/unit -j2
+	    $(B)/asan/tests/unit $(call CRITERION_RUN,$(B)/asan/unit)
+	@tools/verdict.sh asan $(B)/asan/unit.tap
 
 # Stress programs (plain main, Criterion cannot run under TSan), several runs
 # since races hide; STRESS_SCALE=k makes each run k times longer.
 STRESS_RUNS ?= 3
+STRESS_TIMEOUT ?= 900
 TSAN_FLAGS := -O1 -g -fsanitize=thread
 STRESS_BIN = $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
 $(B)/stress/%: tests/stress/%.c $(STATIC)
@@ -194,21 +205,25 @@ $(B)/stress/%: tests/stress/%.c $(STATIC)
 tsan:
 	$(MAKE) --no-print-directory B=$(B)/tsan CFLAGS="$(TSAN_FLAGS)" \
 	    $(STRESS_SRC:tests/stress/%.c=$(B)/tsan/stress/%)
-	@for i in $$(seq $(STRESS_RUNS)); do \
+	@n=0; for i in $$(seq $(STRESS_RUNS)); do \
 	  for t in $(STRESS_SRC:tests/stress/%.c=$(B)/tsan/stress/%); do \
 	    echo "== tsan $$t (run $$i of $(STRESS_RUNS))"; \
-	    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $$t || exit 1; done; done
+	    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	        timeout -k 10 $(STRESS_TIMEOUT) $$t || exit 1; n=$$((n + 1)); done; done; \
+	  echo "tsan: $$n passed, 0 failed (stress programs x $(STRESS_RUNS) runs)"
 
 # The stress programs, unsanitised, under valgrind's memcheck. Futures are
 # calloc()ed and free()d under valgrind (lib/slab.c sees RUNNING_ON_VALGRIND,
 # or FUTURES_NO_CACHE where valgrind.h is missing), so it sees their misuse.
 valgrind: $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
 	@for t in $^; do echo "== valgrind $$t"; \
-	    STRESS_LIGHT=1 FUTURES_NO_CACHE=1 valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 \
+	    STRESS_LIGHT=1 FUTURES_NO_CACHE=1 timeout -k 10 $(STRESS_TIMEOUT) \
+	        valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 \
 	        --suppressions=tests/valgrind.supp $$t || exit 1; done
 	@echo "== valgrind, no suppression file, every leak an error: clean_exit"
 	@FUTURES_NO_CACHE=1 valgrind -q --leak-check=full --show-leak-kinds=all \
 	    --errors-for-leak-kinds=all --error-exitcode=9 $(B)/stress/clean_exit
+	@echo "valgrind: $$(($(words $^) + 1)) passed, 0 failed (stress programs, then clean_exit with no suppressions)"
 
 # The long soaks whose figures the reliability note reports (about 15 minutes
 # on 2 cores; make check runs the same programs briefly): every race 1,000,000
@@ -242,12 +257,14 @@ valgrind-unit: $(B)/tests/unit
 	    --show-leak-kinds=definite,indirect,possible \
 	    --errors-for-leak-kinds=definite,indirect,possible \
 	    --suppressions=tests/valgrind.supp --log-file=$(VG_UNIT)/%p.log \
-	    $(B)/tests/unit -j2 --filter '!(samples)/*' > $(VG_UNIT)/output 2>&1; \
+	    $(B)/tests/unit -j2 --timeout 1800 --tap=$(VG_UNIT)/unit.tap \
+	    --filter '!(samples)/*' > $(VG_UNIT)/output 2>&1; \
 	  grep -E '^\[(FAIL|----)\]|Synthesis' $(VG_UNIT)/output
 	@grep -q 'Failing: 0 | Crashing: 0' $(VG_UNIT)/output
 	@if [ -n "$$(find $(VG_UNIT) -name '*.log' -size +0)" ]; then \
 	    cat $$(find $(VG_UNIT) -name '*.log' -size +0); exit 1; fi
 	@echo "valgrind-unit: $$(ls $(VG_UNIT)/*.log | wc -l) processes, no errors, no leaks"
+	@tools/verdict.sh valgrind-unit $(VG_UNIT)/unit.tap
 
 # Installs the way a user and a packager do, then builds and runs programs
 # against the result (tests/install/run.sh): a plain install, and one staged
@@ -270,7 +287,12 @@ install-test: all
 	    echo "install-test: uninstall left these"; exit 1; }
 	@CC='$(CC)' tests/install/run.sh $(INSTALL_T)
 
-check: test debug asan tsan valgrind valgrind-unit install-test
+# Every stage quietly, one verdict line each, the sum and the duration last
+# (tools/check.sh); each stage's output is kept in $(B)/check/STAGE.log.
+CHECK_STAGES := unit exports header-cxx layers debug asan tsan valgrind \
+                valgrind-unit install-test
+check:
+	@MAKE='$(MAKE)' tools/check.sh $(B) $(CHECK_STAGES)
 
 # ---------------------------------------------------------------- install --
 

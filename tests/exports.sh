@@ -11,4 +11,4 @@ if [ "$want" != "$have" ]; then
         { echo "header:"; echo "$want"; echo "library:"; echo "$have"; }
     exit 1
 fi
-echo "exports: $(echo "$want" | wc -l) functions, all declared in $header"
+echo "exports: $(echo "$want" | wc -l) passed, 0 failed (functions exported, each declared in $header)"
