@@ -9,8 +9,11 @@
 #   make install-test    install into scratch prefixes, then build and run
 #                        programs against them with pkg-config and CMake
 #   make soak            the long soaks (races, shutdowns, random operations)
-#   make install         PREFIX, DESTDIR, LIBDIR, INCLUDEDIR as usual; the
-#                        header, both libraries, futures.pc and a CMake package
+#   make man             manual pages from the header's doc comments, in
+#                        build/man (one per function, and futures(7))
+#   make install         PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, MANDIR as usual;
+#                        the header, both libraries, futures.pc, a CMake
+#                        package and the manual pages
 #   make DEBUG=1 ...     error-checking mutexes, lock-held assertions and
 #                        reference-count checks
 
@@ -24,6 +27,7 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 CMAKEDIR ?= $(LIBDIR)/cmake/futures
+MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 
 CC ?= cc
@@ -52,7 +56,7 @@ SHARED := $(B)/libfutures.so.$(VERSION)
 
 .PHONY: all test check install uninstall clean samples demo docs bench bench-peers soak \
         criterion unit asan tsan valgrind valgrind-unit exports header-cxx install-test \
-        layers debug
+        layers debug man
 
 all: $(STATIC) $(SHARED) $(B)/libfutures.so
 
@@ -116,6 +120,22 @@ docs: samples
 	$(call draw,random_add_gather,random_add,--mode gather,random_add: when_all of the 5 + 8 + 2 s jobs)
 	$(call draw,crawl,crawl,,crawl: nine pages fetched and handled as they arrive)
 	@echo "docs/img: $$(ls docs/img | wc -l) timelines drawn at scale $(DOCS_SCALE)"
+
+# ------------------------------------------------------------------- man --
+
+# One page per public function and futures(7), an overview, written from the
+# header's doc comments; tools/man.py fails if a function has none. The
+# pages are dated by the header's last commit, so a rebuild changes nothing.
+MAN_DATE ?= $(shell git log -1 --format=%cs -- include/futures.h 2>/dev/null)
+MAN_STAMP := $(B)/man/.stamp
+
+$(MAN_STAMP): include/futures.h tools/man.py Makefile
+	@rm -rf $(B)/man
+	python3 tools/man.py include/futures.h $(B)/man --version $(VERSION) \
+	    $(if $(MAN_DATE),--date $(MAN_DATE))
+	@touch $@
+
+man: $(MAN_STAMP)
 
 # ------------------------------------------------------------------ bench --
 
@@ -301,9 +321,10 @@ check:
 # version file turns away a program built for the other pointer size.
 SIZEOF_VOID_P = $$(echo __SIZEOF_POINTER__ | $(CC) $(CFLAGS) -E -P -x c -)
 relpath = $$(realpath -m -s --relative-to='$(1)' '$(2)')
-install: all
+install: all man
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) \
-	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR)
+	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR) \
+	    $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
 	install -m 644 include/futures.h $(DESTDIR)$(INCLUDEDIR)/futures.h
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libfutures.a
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libfutures.so.$(VERSION)
@@ -327,9 +348,12 @@ install: all
 	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/futures.pc \
 	    $(DESTDIR)$(CMAKEDIR)/futuresConfig.cmake \
 	    $(DESTDIR)$(CMAKEDIR)/futuresConfigVersion.cmake
+	install -m 644 $(B)/man/man3/*.3 $(DESTDIR)$(MANDIR)/man3
+	install -m 644 $(B)/man/man7/futures.7 $(DESTDIR)$(MANDIR)/man7
 
-# Removes what install wrote; of the directories, only the CMake package's
-# own, which nothing else uses.
+# Removes what install wrote. Of the directories, only the CMake package's
+# own, which nothing else uses; of the manual pages, those this header
+# makes (tools/man.py --list) and no other: man3 and man7 are shared.
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/futures.h $(DESTDIR)$(LIBDIR)/libfutures.a \
 	      $(DESTDIR)$(LIBDIR)/libfutures.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
@@ -337,6 +361,9 @@ uninstall:
 	      $(DESTDIR)$(CMAKEDIR)/futuresConfig.cmake \
 	      $(DESTDIR)$(CMAKEDIR)/futuresConfigVersion.cmake
 	rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
+	@pages=$$(python3 tools/man.py include/futures.h --list) && \
+	  echo "rm -f $(DESTDIR)$(MANDIR)/{man3,man7}/... ($$(echo "$$pages" | wc -l) pages)" && \
+	  for p in $$pages; do rm -f "$(DESTDIR)$(MANDIR)/$$p"; done
 
 clean:
 	rm -rf $(B)
