@@ -6,11 +6,14 @@
 #                        no dependency cycle between the library's objects
 #   make check           test + the suites in a DEBUG=1 build and under ASan/UBSan
 #                        + TSan and valgrind stress programs + install-test
+#                        + man-check, one verdict line per stage
 #   make install-test    install into scratch prefixes, then build and run
 #                        programs against them with pkg-config and CMake
 #   make soak            the long soaks (races, shutdowns, random operations)
 #   make man             manual pages from the header's doc comments, in
 #                        build/man (one per function, and futures(7))
+#   make man-check       install them to a scratch prefix; each must render
+#                        with man -l, without a roff warning
 #   make install         PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, MANDIR as usual;
 #                        the header, both libraries, futures.pc, a CMake
 #                        package and the manual pages
@@ -56,7 +59,7 @@ SHARED := $(B)/libfutures.so.$(VERSION)
 
 .PHONY: all test check install uninstall clean samples demo docs bench bench-peers soak \
         criterion unit asan tsan valgrind valgrind-unit exports header-cxx install-test \
-        layers debug man
+        layers debug man man-check
 
 all: $(STATIC) $(SHARED) $(B)/libfutures.so
 
@@ -307,10 +310,22 @@ install-test: all
 	    echo "install-test: uninstall left these"; exit 1; }
 	@CC='$(CC)' tests/install/run.sh $(INSTALL_T)
 
+# Installs into a scratch prefix, then every page must render with man -l
+# and pass groff -ww without a warning, and every public function have a
+# page (tests/man.sh). Every directory is named, so that none given on the
+# command line sends files outside the scratch prefix.
+MC := $(abspath $(B)/man-check)
+man-check: all man
+	@rm -rf $(MC)
+	@$(MAKE) --no-print-directory install DESTDIR= PREFIX=$(MC) LIBDIR=$(MC)/lib \
+	    INCLUDEDIR=$(MC)/include PKGCONFIGDIR=$(MC)/lib/pkgconfig MANDIR=$(MC)/share/man \
+	    > $(B)/man-check.log 2>&1 || { cat $(B)/man-check.log; exit 1; }
+	@tests/man.sh include/futures.h $(MC)/share/man $(MC)/rendered
+
 # Every stage quietly, one verdict line each, the sum and the duration last
 # (tools/check.sh); each stage's output is kept in $(B)/check/STAGE.log.
 CHECK_STAGES := unit exports header-cxx layers debug asan tsan valgrind \
-                valgrind-unit install-test
+                valgrind-unit install-test man-check
 check:
 	@MAKE='$(MAKE)' tools/check.sh $(B) $(CHECK_STAGES)
 
