@@ -3,7 +3,8 @@
 #   make                 build/libfutures.a and build/libfutures.so
 #   make demo            build and run the gather demo
 #   make test            Criterion suites, exported-symbol and C++ header checks,
-#                        no dependency cycle between the library's objects
+#                        the header under clang -Weverything, no dependency
+#                        cycle between the library's objects
 #   make check           test + the suites in a DEBUG=1 build and under ASan/UBSan
 #                        + TSan and valgrind stress programs + install-test
 #                        + man-check, one verdict line per stage
@@ -59,7 +60,7 @@ SHARED := $(B)/libfutures.so.$(VERSION)
 
 .PHONY: all test check install uninstall clean samples demo docs bench bench-peers soak \
         criterion unit asan tsan valgrind valgrind-unit exports header-cxx install-test \
-        layers debug man man-check
+        layers debug man man-check header-clang
 
 all: $(STATIC) $(SHARED) $(B)/libfutures.so
 
@@ -190,6 +191,23 @@ header-cxx:
 	$(CXX) -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only -x c++ tests/header.cpp
 	@echo "header-cxx: 1 passed, 0 failed (futures.h compiles as C++11)"
 
+# The public header under every warning clang has, -Wdocumentation among
+# them: its comments are the reference, and the man pages are made from
+# them. Compiled on its own and included from a file, with only these off:
+#   -Wno-documentation-unknown-command: the comments name parameters as
+#     kernel-doc does (@pool, @fn), which Doxygen's syntax, the one clang
+#     checks, reads as unknown commands. Declaring each parameter name a
+#     command (-fcomment-block-commands) would be a second list to keep.
+#   -Wno-unused-macros, for the header compiled on its own only: clang asks
+#     that the main file use its macros, and a header defines them for
+#     others (FUTURES_H, POOL_DRAIN, the version).
+HEADER_CLANG := clang -std=c11 -Weverything -Wdocumentation -Werror \
+                -Wno-documentation-unknown-command -Iinclude -fsyntax-only
+header-clang:
+	@$(HEADER_CLANG) -Wno-unused-macros -x c include/futures.h
+	@echo '#include <futures.h>' | $(HEADER_CLANG) -x c -
+	@echo "header-clang: 2 passed, 0 failed (futures.h alone and included, clean under clang -Weverything)"
+
 # No two library objects depend on each other by symbol (lib/internal.h).
 layers: $(LIB_OBJ)
 	@python3 tools/layers.py $(LIB_OBJ) > $(B)/layers.txt || \
@@ -197,7 +215,7 @@ layers: $(LIB_OBJ)
 	@tail -1 $(B)/layers.txt
 	@echo "layers: $(words $(LIB_OBJ)) passed, 0 failed (objects, none in a dependency cycle)"
 
-test: unit exports header-cxx layers
+test: unit exports header-cxx header-clang layers
 
 # The suites in a debug build: error-checking mutexes, and every function
 # whose name ends in _locked asserts that its caller holds the lock.
@@ -324,7 +342,7 @@ man-check: all man
 
 # Every stage quietly, one verdict line each, the sum and the duration last
 # (tools/check.sh); each stage's output is kept in $(B)/check/STAGE.log.
-CHECK_STAGES := unit exports header-cxx layers debug asan tsan valgrind \
+CHECK_STAGES := unit exports header-cxx header-clang layers debug asan tsan valgrind \
                 valgrind-unit install-test man-check
 check:
 	@MAKE='$(MAKE)' tools/check.sh $(B) $(CHECK_STAGES)

@@ -487,7 +487,7 @@ FUTURES_API void future_release(future_t *f);
  * with a destructor of its own (set for a value it might make instead).
  * A NULL @result_free removes the destructor. Call it while you hold a
  * reference, before anything could have read the value.
- * Errors: EINVAL (NULL @f), ENOMEM (nothing changed).
+ * Errors: EINVAL (@f is NULL), ENOMEM (nothing changed).
  */
 FUTURES_API int future_set_result_free(future_t *f, void (*result_free)(void *));
 
@@ -585,7 +585,7 @@ FUTURES_API future_t *future_delay(uint64_t ns);
  * if @f settles in time; otherwise it fails with ETIMEDOUT at the deadline
  * and asks @f to cancel (future_cancel()). Ownership: borrows @f; the
  * result is a new reference, yours.
- * Errors: NULL with errno EINVAL (NULL @f), ENOMEM or EAGAIN.
+ * Errors: NULL with errno EINVAL (@f is NULL), ENOMEM or EAGAIN.
  */
 FUTURES_API future_t *future_timeout(future_t *f, uint64_t ns);
 
@@ -703,7 +703,7 @@ FUTURES_API completion_t *completion_create(void);
  * completion_add() - watch @f: completion_next() will return it once it
  * has settled. The queue takes a reference of its own; adding the same
  * future twice returns it twice. Adding counts as observing @f. O(1).
- * Errors: EINVAL (NULL @c or @f), ENOMEM (nothing was added).
+ * Errors: EINVAL (@c or @f is NULL), ENOMEM (nothing was added).
  */
 FUTURES_API int completion_add(completion_t *c, future_t *f);
 
