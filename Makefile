@@ -5,9 +5,10 @@
 #   make test            Criterion suites, exported-symbol and C++ header checks,
 #                        the header under clang -Weverything, no dependency
 #                        cycle between the library's objects
+#   make docs-check      every C block of the docs compiles (gcc and clang)
 #   make check           test + the suites in a DEBUG=1 build and under ASan/UBSan
 #                        + TSan and valgrind stress programs + install-test
-#                        + man-check, one verdict line per stage
+#                        + man-check + docs-check, one verdict line per stage
 #   make install-test    install into scratch prefixes, then build and run
 #                        programs against them with pkg-config and CMake
 #   make soak            the long soaks (races, shutdowns, random operations)
@@ -60,7 +61,7 @@ SHARED := $(B)/libfutures.so.$(VERSION)
 
 .PHONY: all test check install uninstall clean samples demo docs bench bench-peers soak \
         criterion unit asan tsan valgrind valgrind-unit exports header-cxx install-test \
-        layers debug man man-check header-clang
+        layers debug man man-check header-clang docs-check
 
 all: $(STATIC) $(SHARED) $(B)/libfutures.so
 
@@ -124,6 +125,30 @@ docs: samples
 	$(call draw,random_add_gather,random_add,--mode gather,random_add: when_all of the 5 + 8 + 2 s jobs)
 	$(call draw,crawl,crawl,,crawl: nine pages fetched and handled as they arrive)
 	@echo "docs/img: $$(ls docs/img | wc -l) timelines drawn at scale $(DOCS_SCALE)"
+
+# Every C block of README.md and docs/*.md builds: tools/docs_check.py says
+# how a block is marked (a program, or a fragment of one) and writes each
+# program out; each is compiled with both compilers, strictly, and linked
+# against the static library, so every name it uses exists.
+DOCS_MD := README.md $(wildcard docs/*.md)
+DOCS_CC := gcc clang
+DOCS_CFLAGS := -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude
+DOCS_OUT := $(B)/docs-check
+DOCS_JOBS ?= 2
+docs-check: $(STATIC)
+	@for cc in $(DOCS_CC); do command -v $$cc >/dev/null || \
+	  { echo "docs-check: $$cc missing (apt-get install $$cc)"; exit 1; }; done
+	@rm -rf $(DOCS_OUT) && mkdir -p $(DOCS_OUT)
+	@python3 tools/docs_check.py $(DOCS_OUT) $(DOCS_MD) > $(DOCS_OUT)/programs
+	@for cc in $(DOCS_CC); do sed "s|^|$$cc |" $(DOCS_OUT)/programs; done | \
+	  xargs -P $(DOCS_JOBS) -L 1 sh -c 'if $$0 $(DOCS_CFLAGS) "$$1" $(STATIC) \
+	    -pthread -o "$${1%.c}-$$0" 2> "$${1%.c}-$$0.err"; then echo "pass $$0 $$1"; \
+	    else echo "fail $$0 $$1"; fi' > $(DOCS_OUT)/results
+	@grep '^fail' $(DOCS_OUT)/results | sort -k3,3V -k2,2 | while read -r _ cc c; do \
+	  echo "== $$cc $$c"; head -n 12 "$${c%.c}-$$cc.err"; done
+	@echo "docs-check: $$(grep -c '^pass' $(DOCS_OUT)/results) passed," \
+	  "$$(grep -c '^fail' $(DOCS_OUT)/results) failed"
+	@! grep -q '^fail' $(DOCS_OUT)/results
 
 # ------------------------------------------------------------------- man --
 
@@ -342,8 +367,8 @@ man-check: all man
 
 # Every stage quietly, one verdict line each, the sum and the duration last
 # (tools/check.sh); each stage's output is kept in $(B)/check/STAGE.log.
-CHECK_STAGES := unit exports header-cxx header-clang layers debug asan tsan valgrind \
-                valgrind-unit install-test man-check
+CHECK_STAGES := unit exports header-cxx header-clang layers docs-check debug \
+                asan tsan valgrind valgrind-unit install-test man-check
 check:
 	@MAKE='$(MAKE)' tools/check.sh $(B) $(CHECK_STAGES)
 
