@@ -33,6 +33,7 @@ int futures_dump(FILE *out)
             (long long)now.tv_sec, now.tv_nsec / 1000000,
             futures_live_count());
     fut__pools_report(out);
+    fut__loops_report(out);
     fut__timer_report(out);
     fut__threads_dump(out);
     fprintf(out, "end of dump\n");

@@ -218,6 +218,7 @@ bool fut__deadlock_aborts(void);
 void fut__timer_report(FILE *out); /* timer.c, for futures_dump() */
 int fut__timer_stop(const struct timespec *deadline); /* futures_shutdown */
 int fut__dump_on_signal(const char *name); /* dump.c */
+void fut__loops_report(FILE *out);         /* loop.c, for futures_dump() */
 void fut__deadlock_report_head(const future_t *f);
 
 /* ------------------------------------------------------------- futures -- */

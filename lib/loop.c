@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct loop {
     struct fut__exec exec;
@@ -35,8 +36,68 @@ struct loop {
     struct fut__queue queue;
     size_t npending; /* continuations sent here, not settled yet */
     bool running, stop_requested, destroyed;
+    loop_t *reg_prev, *reg_next; /* every live loop, under loops_lock */
 };
 
+/* Every live loop, for futures_dump(). A loop leaves the list before its
+ * memory goes; a report holds loops_lock while it reads one. */
+static pthread_mutex_t loops_lock = PTHREAD_MUTEX_INITIALIZER;
+static loop_t *loops;
+
+static void loops_add(loop_t *loop)
+{
+    fut__mutex_lock(&loops_lock);
+    loop->reg_next = loops;
+    if (loops)
+        loops->reg_prev = loop;
+    loops = loop;
+    fut__mutex_unlock(&loops_lock);
+}
+
+static void loops_remove(loop_t *loop)
+{
+    fut__mutex_lock(&loops_lock);
+    if (loop->reg_prev)
+        loop->reg_prev->reg_next = loop->reg_next;
+    else
+        loops = loop->reg_next;
+    if (loop->reg_next)
+        loop->reg_next->reg_prev = loop->reg_prev;
+    fut__mutex_unlock(&loops_lock);
+}
+
+/* One line a loop. A loop whose lock is busy this instant (or held by a
+ * thread a child of fork() does not have) is named, not waited for. */
+void fut__loops_report(FILE *out)
+{
+    fut__mutex_lock(&loops_lock);
+    for (loop_t *l = loops; l; l = l->reg_next) {
+        if (pthread_mutex_trylock(&l->lock)) {
+            fprintf(out, "loop %p: busy this instant\n", (void *)l);
+            continue;
+        }
+        bool running = l->running, destroyed = l->destroyed;
+        size_t queued = l->queue.len, pending = l->npending;
+        pthread_mutex_unlock(&l->lock);
+        fprintf(out,
+                "loop %p: %s, %zu queued, %zu continuations on their "
+                "way\n",
+                (void *)l,
+                destroyed ? "destroyed"
+                : running ? "running"
+                          : "not running",
+                queued, pending);
+    }
+    fut__mutex_unlock(&loops_lock);
+}
+
+void fut__loop_fork(enum fut__fork_phase phase)
+{
+    if (phase == FUT_FORK_PREPARE)
+        fut__mutex_lock(&loops_lock);
+    else
+        fut__mutex_unlock(&loops_lock);
+}
 
 static loop_t *loop_of(struct fut__exec *exec)
 {
@@ -45,6 +106,7 @@ static loop_t *loop_of(struct fut__exec *exec)
 
 static void loop_free(loop_t *loop)
 {
+    loops_remove(loop);
     pthread_cond_destroy(&loop->ready);
     pthread_mutex_destroy(&loop->lock);
     fut__mem_free(loop);
@@ -142,6 +204,7 @@ loop_t *loop_create(void)
     }
     loop->exec.ops = &loop_exec_ops;
     atomic_init(&loop->refs, 1);
+    loops_add(loop);
     return loop;
 }
 

@@ -166,3 +166,27 @@ CheckedTest(dump, a_storm_of_signals_writes_dumps_to_stderr)
     unlink(path);
     cr_assert(seen, "no dump after 500 signals");
 }
+
+CheckedTest(dump, names_event_loops_and_their_queues)
+{
+    loop_t *loop = loop_create();
+    future_t *a = loop_submit(loop, value_task, NULL);
+    future_t *b = loop_submit(loop, value_task, NULL);
+    char *text = dump_text();
+    char want[64];
+    snprintf(want, sizeof want, "loop %p: not running, 2 queued", (void *)loop);
+    cr_assert(strstr(text, want), "%s in:\n%s", want, text);
+    free(text);
+    cr_assert_eq(loop_run(loop), 0);
+    text = dump_text();
+    snprintf(want, sizeof want, "loop %p: not running, 0 queued", (void *)loop);
+    cr_assert(strstr(text, want), "%s in:\n%s", want, text);
+    free(text);
+    future_release(a);
+    future_release(b);
+    loop_destroy(loop);
+    text = dump_text();
+    snprintf(want, sizeof want, "loop %p:", (void *)loop);
+    cr_assert_null(strstr(text, want), "a destroyed loop is gone:\n%s", text);
+    free(text);
+}
