@@ -260,12 +260,13 @@ FUTURES_API int pool_stats(pool_t *pool, struct pool_stats *out);
  * 1,024 beyond its size already), the waiting task runs the pool's queued
  * tasks itself meanwhile, on its own stack, each one nested in the wait.
  * It does so only while less than half of its thread's stack is in use;
- * past that, a wait for a future that is not running gives up with EAGAIN
- * rather than overflow the stack or hang (the future itself is untouched
- * and still settles). A task run nested that way lies on top of the task
- * whose wait runs it, so its wait for that task's future (or for any task
- * beneath it on the same stack) could end only after it has returned:
- * that wait fails with EDEADLK. Its waits for anything else wait as usual.
+ * past that, its wait gives up with EAGAIN rather than overflow the stack
+ * or hang (the future itself is untouched and still settles): a thread
+ * that can run nothing must not hold the place of one that could. A task
+ * run nested that way lies on top of the task whose wait runs it, so its
+ * wait for that task's future (or for any task beneath it on the same
+ * stack) could end only after it has returned: that wait fails with
+ * EDEADLK. Its waits for anything else wait as usual.
  * Ownership: borrows @f.
  * A wait that provably could never end fails at once with EDEADLK instead
  * of hanging: when what would settle @f can only run on, or waits for, the

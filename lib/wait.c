@@ -93,19 +93,16 @@ static void block_end(enum fut__block how)
 
 /*
  * A waiter that could get no stand-in and whose stack has no room to help
- * (help_one says FUT_NO_ROOM) gives up, with EAGAIN, unless @f is running
- * (or being settled): a running future ends without help, but one that is
- * queued or pending may need this very thread's help, which it can no
- * longer give (every thread of the pool may be a waiter like this one). A
- * timed wait just waits.
+ * (help_one says FUT_NO_ROOM) gives up, with EAGAIN, even when @f is
+ * running: the pool counts this thread as one that runs work (it has no
+ * stand-in), so another waiter may have gone to sleep trusting it to run
+ * what that waiter queued, and the task that @f runs may wait for exactly
+ * that. Giving up unwinds one task from this stack, and the thread helps
+ * again from there. A timed wait just waits: it ends by itself.
  */
-static bool must_give_up(const future_t *f, const struct timespec *deadline,
-                         enum fut__help help)
+static bool must_give_up(const struct timespec *deadline, enum fut__help help)
 {
-    int state =
-        atomic_load_explicit(&((future_t *)f)->state, memory_order_acquire);
-    return !deadline && help == FUT_NO_ROOM && state != FUT_RUNNING &&
-           state != FUT_SETTLING;
+    return !deadline && help == FUT_NO_ROOM;
 }
 
 /*
@@ -127,7 +124,7 @@ static bool wait_step(future_t *f, struct fut__stripe **s, enum fut__block *how,
             *how = FUT_BLOCK_COMPENSATED;
         } else {
             help = served()->ops->help_one(served());
-            if (must_give_up(f, deadline, help))
+            if (must_give_up(deadline, help))
                 *how = FUT_BLOCK_STUCK;
         }
         bool helped = help == FUT_HELPED;
