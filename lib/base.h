@@ -81,6 +81,8 @@ struct fut__thread {
     atomic_uint nframes;
     future_t *blocked_on;
     bool blocked_timed; /* a timed wait: it ends by itself */
+    unsigned blocked_depth; /* nframes when it blocked: frames at or
+                               above it run on top of the wait (helped) */
     bool checking_cycle; /* inside fut__cycle_check_begin/end */
     _Atomic(const char *) role; /* "core", "blocking", "timer", "loop" */
     atomic_uint role_pool;      /* the pool it is a thread of, or 0 */
@@ -103,7 +105,16 @@ extern _Thread_local struct fut__thread fut__self
 void fut__thread_register(struct fut__thread *me);
 
 /* The wait-cycle registry (thread.c). */
-void fut__thread_block(future_t *f, bool timed); /* NULL: unblocked */
+/* Says this thread blocks on @f until fut__thread_unblock(@saved), which
+ * puts back what a wait beneath this one had said (a helped task's wait
+ * nests inside the wait that runs it). */
+struct fut__blocked {
+    future_t *on;
+    bool timed;
+    unsigned depth;
+};
+void fut__thread_block(future_t *f, bool timed, struct fut__blocked *saved);
+void fut__thread_unblock(const struct fut__blocked *saved);
 future_t *fut__blocked_behind(future_t *f, bool *self);
 bool fut__cycle_check_begin(void);
 void fut__cycle_check_end(void);

@@ -89,50 +89,68 @@ void fut__thread_register(struct fut__thread *me)
  * registry's lock, so a future read here stays alive while the lock is
  * held: its waiter cannot return meanwhile).
  */
-void fut__thread_block(future_t *f, bool timed)
+void fut__thread_block(future_t *f, bool timed, struct fut__blocked *saved)
 {
     struct fut__thread *me = &fut__self;
     if (!me->registered)
         fut__thread_register(me);
     registry_lock_take();
+    *saved = (struct fut__blocked){me->blocked_on, me->blocked_timed,
+                                   me->blocked_depth};
     me->blocked_on = f;
     me->blocked_timed = timed;
+    me->blocked_depth =
+        atomic_load_explicit(&me->nframes, memory_order_relaxed);
     registry_lock_drop();
 }
 
-/* Does @t run @f (among the frames it shows)? */
-static bool runs(struct fut__thread *t, const future_t *f)
+void fut__thread_unblock(const struct fut__blocked *saved)
+{
+    struct fut__thread *me = &fut__self;
+    registry_lock_take();
+    me->blocked_on = saved->on;
+    me->blocked_timed = saved->timed;
+    me->blocked_depth = saved->depth;
+    registry_lock_drop();
+}
+
+/* The frame of @t that runs @f (among those it shows), or -1. */
+static int frame_of(struct fut__thread *t, const future_t *f)
 {
     unsigned n = atomic_load_explicit(&t->nframes, memory_order_acquire);
     for (unsigned i = 0; i < n && i < 4; i++) {
         if (atomic_load_explicit(&t->runs[i], memory_order_acquire) == f)
-            return true;
+            return (int)i;
     }
-    return false;
+    return -1;
 }
 
 /*
  * @f is running. If the thread running it is the caller, sets *@self.
  * Otherwise, if that thread is blocked for good (an untimed wait) on a
- * future, returns that future with a reference the caller drops; NULL if
- * it is not blocked, or if no thread shows @f (too deep to tell).
+ * future beneath @f's frame, returns that future with a reference the
+ * caller drops; NULL if it is not blocked, if @f runs on top of its wait
+ * (a task the waiter helps with: it is running, not blocked), or if no
+ * thread shows @f (too deep to tell).
  */
 future_t *fut__blocked_behind(future_t *f, bool *self)
 {
     struct fut__thread *me = &fut__self;
-    *self = runs(me, f);
+    *self = frame_of(me, f) >= 0;
     if (*self)
         return NULL;
     future_t *g = NULL;
     registry_lock_take();
     for (struct fut__thread *t = registry; t; t = t->reg_next) {
-        if (t != me && runs(t, f)) {
-            if (t->blocked_on && !t->blocked_timed) {
-                g = t->blocked_on; /* held by its waiter's caller */
-                atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
-            }
-            break;
+        int frame = t != me ? frame_of(t, f) : -1;
+        if (frame < 0)
+            continue;
+        if (t->blocked_on && !t->blocked_timed &&
+            (unsigned)frame < t->blocked_depth) {
+            g = t->blocked_on; /* held by its waiter's caller */
+            atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
         }
+        break;
     }
     registry_lock_drop();
     return g;

@@ -60,16 +60,20 @@ static int wait_cycle(future_t *f)
 static int block_unless_cycle(future_t *f, const struct timespec *deadline)
 {
     int error = 0;
+    struct fut__blocked saved;
+    bool said = false;
     if (fut__cycle_check_begin()) {
         error = wait_cycle(f);
-        if (!error)
-            fut__thread_block(f, deadline != NULL);
+        if (!error) {
+            fut__thread_block(f, deadline != NULL, &saved);
+            said = true;
+        }
         fut__cycle_check_end();
     }
-    if (!error) {
+    if (!error)
         error = block_on(f, deadline);
-        fut__thread_block(NULL, false);
-    }
+    if (said)
+        fut__thread_unblock(&saved);
     return error;
 }
 

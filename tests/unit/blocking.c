@@ -896,3 +896,88 @@ CheckedTest(blocking, exhausted_a_helped_task_waiting_for_a_promise_gets_it,
     run_a_then_b(&e, task_b_waits_for_the_promise, false, 0);
     cr_assert_eq(e.b_error, 0, "a wait that could end failed: %d", e.b_error);
 }
+
+/*
+ * A thread in a helping wait is not blocked while the task it helps with
+ * runs on top of that wait. T, the one thread of a pool that can start no
+ * stand-in, runs B, which waits for A's future, and meanwhile runs X above
+ * that wait. A, on another pool, then waits for X. X is running, and
+ * nothing waits for A's thread, so A's wait must wait: a check that took
+ * T for blocked on A's future there saw a cycle through A and failed the
+ * wait with EDEADLK (a false alarm the tower above hit under load).
+ */
+struct helped_above {
+    struct gate a_may_wait, b_waits, x_runs;
+    future_t *a, *x;
+    int a_error;
+};
+
+static int a_waits_for_x(void *arg, void **result)
+{
+    struct helped_above *h = arg;
+    *result = NULL;
+    gate_pass(&h->a_may_wait);
+    h->a_error = future_wait(h->x, NULL);
+    return 0;
+}
+
+static int b_waits_for_a(void *arg, void **result)
+{
+    struct helped_above *h = arg;
+    *result = NULL;
+    sem_post(&h->b_waits.started);
+    return future_wait(h->a, NULL);
+}
+
+/* Whether a dump shows a thread blocked waiting for @f. */
+static bool dump_shows_blocked_on(const future_t *f)
+{
+    char *text = NULL, want[64];
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cr_assert_eq(futures_dump(out), 0);
+    fclose(out);
+    snprintf(want, sizeof want, "blocked waiting for a task %p", (void *)f);
+    bool shown = strstr(text, want) != NULL;
+    free(text);
+    return shown;
+}
+
+CheckedTest(blocking, a_task_helped_on_top_of_a_wait_is_running_not_blocked,
+            .timeout = 60)
+{
+    struct helped_above h = {0};
+    gate_init(&h.a_may_wait);
+    gate_init(&h.b_waits);
+    gate_init(&h.x_runs);
+    pool_t *p = pool_create(1), *q = pool_create(1);
+    h.a = pool_submit(q, a_waits_for_x, &h);
+    gate_await_started(&h.a_may_wait, 1);
+    future_t *b = pool_submit(p, b_waits_for_a, &h);
+    gate_await_started(&h.b_waits, 1);
+    fut__fault_set(FUT_FAULT_THREAD, 1, true); /* no stand-in for B */
+    h.x = pool_submit(p, gated_task, &h.x_runs);
+    gate_await_started(&h.x_runs, 1); /* on T, above B's wait */
+    gate_open(&h.a_may_wait);
+    /* A blocks on X, or (the false alarm) fails at once. */
+    uint64_t deadline = monotonic_ns() + UINT64_C(10000000000);
+    while (!future_is_ready(h.a) && !dump_shows_blocked_on(h.x) &&
+           monotonic_ns() < deadline)
+        sched_yield();
+    cr_assert_not(future_is_ready(h.a), "A's wait for X ended: %d",
+                  h.a_error);
+    cr_assert(dump_shows_blocked_on(h.x), "A never blocked on X");
+    gate_open(&h.x_runs);
+    cr_assert_eq(future_wait(b, NULL), 0);
+    cr_assert_eq(future_wait(h.a, NULL), 0);
+    cr_assert_eq(h.a_error, 0, "A's wait for X: %d", h.a_error);
+    fut__fault_set(FUT_FAULT_THREAD, 0, false);
+    future_release(b);
+    future_release(h.x);
+    future_release(h.a);
+    pool_destroy(p);
+    pool_destroy(q);
+    gate_destroy(&h.a_may_wait);
+    gate_destroy(&h.b_waits);
+    gate_destroy(&h.x_runs);
+}
