@@ -278,6 +278,7 @@ void fut__report_unobserved(const future_t *f);
 enum fut__fork_phase { FUT_FORK_PREPARE, FUT_FORK_PARENT, FUT_FORK_CHILD };
 void fut__thread_fork(enum fut__fork_phase phase); /* thread.c, last */
 void fut__cycle_fork(enum fut__fork_phase phase);  /* thread.c, first */
+void fut__loop_fork(enum fut__fork_phase phase);   /* loop.c */
 void fut__pool_fork(enum fut__fork_phase phase);
 void fut__timer_fork(enum fut__fork_phase phase);
 void fut__timer_after_fork(void);

@@ -20,9 +20,9 @@
 
 /* Prepare in this order; parent and child in the reverse one. */
 static void (*const hooks[])(enum fut__fork_phase) = {
-    fut__cycle_fork,      fut__pool_fork,  fut__timer_fork, fut__trace_fork,
-    fut__unobserved_fork, fut__gate_fork,  fut__owned_fork, fut__stripe_fork,
-    fut__slab_fork,       fut__thread_fork};
+    fut__cycle_fork,  fut__pool_fork,       fut__loop_fork,  fut__timer_fork,
+    fut__trace_fork,  fut__unobserved_fork, fut__gate_fork,  fut__owned_fork,
+    fut__stripe_fork, fut__slab_fork,       fut__thread_fork};
 #define NHOOKS (sizeof hooks / sizeof hooks[0])
 
 static void prepare(void)

@@ -284,6 +284,43 @@ CheckedTest(fork, forking_while_futures_settle, .timeout = 120,
         pthread_join(threads[i], NULL);
 }
 
+/* Makes and ends event loops as fast as it can: the loop registry's lock
+ * is nearly always held, so a fork() that did not take it would leave it
+ * locked in the child. */
+static void *churn_loops(void *arg)
+{
+    atomic_bool *stop = arg;
+    while (!atomic_load(stop))
+        loop_destroy(loop_create());
+    return NULL;
+}
+
+/* A child makes a loop (it joins the registry) and dumps (it reads it). */
+static void make_a_loop_and_dump(void *arg)
+{
+    (void)arg;
+    loop_t *loop = loop_create();
+    CHILD_CHECK(loop);
+    FILE *out = fopen("/dev/null", "w");
+    CHILD_CHECK(out && futures_dump(out) == 0);
+    fclose(out);
+    loop_destroy(loop);
+}
+
+CheckedTest(fork, forking_while_loops_come_and_go, .timeout = 120,
+            .disabled = FORK_UNDER_ASAN)
+{
+    atomic_bool stop = false;
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&threads[i], NULL, churn_loops, &stop);
+    for (int round = 0; round < 100; round++)
+        in_child(make_a_loop_and_dump, NULL);
+    atomic_store(&stop, true);
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+}
+
 /*
  * A thread holds a future's stripe lock when fork() begins, and lets go
  * only once fork's prepare handlers have started (this test registers one
