@@ -905,7 +905,10 @@ FUTURES_API void futures_unobserved_print(const struct futures_failure *failure,
  * deadline, each thread the library knows (core, blocking, the timer's,
  * one running an event loop, your own that made futures) with the tasks it
  * runs, named by dladdr() where it can, and the future it is blocked on,
- * and the count of live futures. Safe from any thread at any time, a
+ * the event loops with their queues, and the count of live futures. A
+ * task that started after the first dump (or after FUTURES_DUMP_SIGNAL
+ * took effect) shows how long it has run: timing every task start would
+ * cost the programs that never dump. Safe from any thread at any time, a
  * task's included; it never waits for a running task. With
  * FUTURES_DUMP_SIGNAL=USR1 (any signal's name or number) in the
  * environment, the library writes one to stderr whenever that signal

@@ -78,6 +78,9 @@ struct fut__thread {
     _Atomic(const char *) runs_kind[4];
     _Atomic(fut__fn_ptr) runs_site[4];
     _Atomic(const struct fut__exec *) runs_exec[4];
+    /* ... and when it started, in ms of CLOCK_MONOTONIC_COARSE, once
+     * fut__timing_tasks is on (0 before). */
+    atomic_uint_least64_t runs_since[4];
     atomic_uint nframes;
     future_t *blocked_on;
     bool blocked_timed; /* a timed wait: it ends by itself */
@@ -103,6 +106,15 @@ extern _Thread_local struct fut__thread fut__self
     __attribute__((tls_model("initial-exec")));
 
 void fut__thread_register(struct fut__thread *me);
+
+/*
+ * Whether task starts read the clock, for futures_dump()'s "for 3.2 s".
+ * A clock read costs more than a whole trivial task on some machines
+ * (40-250 ns in a VM), so it is off until a program shows it wants dumps:
+ * FUTURES_DUMP_SIGNAL, or a first futures_dump() call (thread.c).
+ */
+extern atomic_bool fut__timing_tasks;
+uint64_t fut__coarse_ms(void);
 
 /* The wait-cycle registry (thread.c). */
 /* Says this thread blocks on @f until fut__thread_unblock(@saved), which
@@ -142,6 +154,11 @@ static inline void fut__thread_enter(future_t *f, const char *kind,
         atomic_store_explicit(&me->runs_kind[n], kind, memory_order_relaxed);
         atomic_store_explicit(&me->runs_site[n], site, memory_order_relaxed);
         atomic_store_explicit(&me->runs_exec[n], exec, memory_order_relaxed);
+        uint64_t since =
+            atomic_load_explicit(&fut__timing_tasks, memory_order_relaxed)
+                ? fut__coarse_ms()
+                : 0;
+        atomic_store_explicit(&me->runs_since[n], since, memory_order_relaxed);
         atomic_store_explicit(&me->runs[n], f, memory_order_release);
     }
     atomic_store_explicit(&me->nframes, n + 1, memory_order_release);

@@ -27,6 +27,8 @@ int futures_dump(FILE *out)
 {
     if (!out)
         return EINVAL;
+    /* A program that dumps once may dump again: time task starts. */
+    atomic_store_explicit(&fut__timing_tasks, true, memory_order_relaxed);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     fprintf(out, "libfutures dump at %lld.%03ld: %zu futures alive\n",
@@ -94,6 +96,7 @@ int fut__dump_on_signal(const char *name)
     int sig = signal_named(name);
     if (!sig)
         return EINVAL;
+    atomic_store_explicit(&fut__timing_tasks, true, memory_order_relaxed);
     if (dump_pipe[0] < 0) {
         if (pipe(dump_pipe))
             return errno;

@@ -177,6 +177,26 @@ void fut__cycle_check_end(void)
     pthread_mutex_unlock(&cycle_lock);
 }
 
+atomic_bool fut__timing_tasks;
+
+uint64_t fut__coarse_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* " for 3.21 s" if the frame's start was timed, else nothing. */
+static void print_running_for(FILE *out, uint64_t since)
+{
+    if (since == 0)
+        return;
+    uint64_t now = fut__coarse_ms();
+    uint64_t ms = now > since ? now - since : 0;
+    fprintf(out, " for %llu.%02llu s", (unsigned long long)(ms / 1000),
+            (unsigned long long)(ms % 1000 / 10));
+}
+
 void fut__thread_report(FILE *out, const struct fut__exec *exec)
 {
     registry_lock_take();
@@ -194,9 +214,12 @@ void fut__thread_report(FILE *out, const struct fut__exec *exec)
                                                     memory_order_relaxed);
             char name[128];
             fut__name_function(site, name, sizeof name);
-            fprintf(out, "  running: a %s%s %p\n",
+            fprintf(out, "  running: a %s%s %p",
                     atomic_load_explicit(&t->runs_kind[i], memory_order_relaxed),
                     name, (void *)f);
+            print_running_for(out, atomic_load_explicit(&t->runs_since[i],
+                                                        memory_order_relaxed));
+            fputc('\n', out);
             shown = true;
         }
         if (shown && t->blocked_on) {
@@ -240,9 +263,12 @@ static void dump_thread_locked(FILE *out, struct fut__thread *t)
         fut__name_function(
             atomic_load_explicit(&t->runs_site[i], memory_order_relaxed), name,
             sizeof name);
-        fprintf(out, "  running: a %s%s %p\n",
+        fprintf(out, "  running: a %s%s %p",
                 atomic_load_explicit(&t->runs_kind[i], memory_order_relaxed),
                 name, (void *)f);
+        print_running_for(
+            out, atomic_load_explicit(&t->runs_since[i], memory_order_relaxed));
+        fputc('\n', out);
     }
     if (n > 4)
         fprintf(out, "  (and %u more frames)\n", n - 4);

@@ -190,3 +190,42 @@ CheckedTest(dump, names_event_loops_and_their_queues)
     cr_assert_null(strstr(text, want), "a destroyed loop is gone:\n%s", text);
     free(text);
 }
+
+/* A task that started before any dump was asked for is shown without a
+ * duration (task starts are timed from the first dump on), one started
+ * after it with how long it has run. */
+CheckedTest(dump, says_how_long_tasks_timed_since_the_first_dump_have_run)
+{
+    pool_t *pool = pool_create(2);
+    struct gate early, late;
+    gate_init(&early);
+    gate_init(&late);
+    future_t *a = pool_submit(pool, gated_task, &early);
+    gate_await_started(&early, 1);
+    char *text = dump_text(); /* the first: timing starts now */
+    cr_assert_null(strstr(text, " s\n"), "a duration before timing:\n%s",
+                   text);
+    free(text);
+    future_t *b = pool_submit(pool, gated_task, &late);
+    gate_await_started(&late, 1);
+    text = dump_text();
+    char addr[32];
+    snprintf(addr, sizeof addr, "%p for ", (void *)a);
+    cr_assert_null(strstr(text, addr), "timed before timing:\n%s", text);
+    snprintf(addr, sizeof addr, "%p for ", (void *)b);
+    char *at = strstr(text, addr);
+    double secs = -1;
+    cr_assert(at && sscanf(at + strlen(addr), "%lf s", &secs) == 1,
+              "no duration for %p:\n%s", (void *)b, text);
+    cr_assert(secs >= 0 && secs < 60, "%f s:\n%s", secs, text);
+    free(text);
+    gate_open(&early);
+    gate_open(&late);
+    cr_assert_eq(future_wait(a, NULL), 0);
+    cr_assert_eq(future_wait(b, NULL), 0);
+    future_release(a);
+    future_release(b);
+    pool_destroy(pool);
+    gate_destroy(&early);
+    gate_destroy(&late);
+}
