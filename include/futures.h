@@ -635,6 +635,35 @@ FUTURES_API future_t *scope_submit(scope_t *s, task_fn fn, void *arg);
 FUTURES_API future_t *scope_submit_blocking(scope_t *s, task_fn fn, void *arg);
 
 /**
+ * scope_submit_ex() - scope_submit(), and a destructor for @arg.
+ *
+ * @arg_free(@arg) runs exactly once on every path, with pool_submit_ex()'s
+ * rule: after the task has run (whatever it returned), when it is
+ * cancelled before it could run (future_cancel(), scope_cancel() or a
+ * sibling's failure, POOL_CANCEL, a task waiting for the limit when its
+ * pool stops taking work), or, if the submission is not accepted, before
+ * this call returns: NULL, or the future already failed with ECANCELED
+ * that a cancelled scope hands back. It runs on the thread where that
+ * path ends, as pool_submit_ex() says. A NULL @arg_free makes this
+ * scope_submit().
+ * Errors: as scope_submit(); @arg has been freed.
+ */
+FUTURES_API future_t *scope_submit_ex(scope_t *s, task_fn fn, void *arg,
+                                      void (*arg_free)(void *));
+
+/**
+ * scope_submit_blocking_ex() - scope_submit_blocking(), and a destructor
+ * for @arg, with scope_submit_ex()'s rule: @arg_free(@arg) runs exactly
+ * once on every path (after the job ran, when it is cancelled before it
+ * could run, or before this call returns when it is not accepted). A NULL
+ * @arg_free makes this scope_submit_blocking().
+ * Errors: as scope_submit(); @arg has been freed.
+ */
+FUTURES_API future_t *scope_submit_blocking_ex(scope_t *s, task_fn fn,
+                                               void *arg,
+                                               void (*arg_free)(void *));
+
+/**
  * scope_set_limit() - let at most @max_running of the scope's tasks run at
  * once (0: no limit, the default). Raising it starts waiting tasks at
  * once; lowering it never stops a running one. A task blocked in a wait

@@ -45,10 +45,27 @@ scope_t *scope_create(pool_t *pool)
     return s;
 }
 
-static future_t *submit(scope_t *s, task_fn fn, void *arg, bool blocking)
+/* Frees @arg of a submission refused before any task held it; keeps
+ * errno, which says why. */
+static void refuse_arg(void *arg, void (*arg_free)(void *))
+{
+    if (arg_free) {
+        int error = errno;
+        arg_free(arg); /* not accepted: the argument is done with */
+        errno = error;
+    }
+}
+
+/*
+ * Once the task exists, its argument goes with it: every path from there
+ * (run, cancel, refusal, fut__free) ends in its destructor (scope_task.c).
+ */
+static future_t *submit(scope_t *s, task_fn fn, void *arg,
+                        void (*arg_free)(void *), bool blocking)
 {
     if (!s || !fn) {
         errno = EINVAL;
+        refuse_arg(arg, arg_free);
         return NULL;
     }
     if (fut__pool_state(s->pool) != FUT_POOL_OPEN ||
@@ -56,15 +73,19 @@ static future_t *submit(scope_t *s, task_fn fn, void *arg, bool blocking)
         /* Refused as pool_submit() would be; a pool that stops taking
          * work while a task is on its way fails that task instead. */
         errno = fut__pool_is_stale(s->pool) ? ECHILD : ESHUTDOWN;
+        refuse_arg(arg, arg_free);
         return NULL;
     }
     struct scoped_task *t =
         (struct scoped_task *)fut__new(sizeof *t, &fut__scoped_ops, FUT_QUEUED,
                                        2); /* the caller's, the queue's */
-    if (!t)
+    if (!t) {
+        refuse_arg(arg, arg_free);
         return NULL;
+    }
     t->base.task.fn = fn;
-    t->base.task.arg = arg;
+    t->base.task.arg = t->arg = arg;
+    atomic_init(&t->arg_free, arg_free);
     t->scope = s;
     t->blocking = blocking;
     fut__set_exec(&t->base, &s->pool->exec);
@@ -100,12 +121,24 @@ static future_t *submit(scope_t *s, task_fn fn, void *arg, bool blocking)
 
 future_t *scope_submit(scope_t *s, task_fn fn, void *arg)
 {
-    return submit(s, fn, arg, false);
+    return submit(s, fn, arg, NULL, false);
 }
 
 future_t *scope_submit_blocking(scope_t *s, task_fn fn, void *arg)
 {
-    return submit(s, fn, arg, true);
+    return submit(s, fn, arg, NULL, true);
+}
+
+future_t *scope_submit_ex(scope_t *s, task_fn fn, void *arg,
+                          void (*arg_free)(void *))
+{
+    return submit(s, fn, arg, arg_free, false);
+}
+
+future_t *scope_submit_blocking_ex(scope_t *s, task_fn fn, void *arg,
+                                   void (*arg_free)(void *))
+{
+    return submit(s, fn, arg, arg_free, true);
 }
 
 int scope_set_limit(scope_t *s, size_t max_running)

@@ -18,6 +18,12 @@ struct scoped_task {
     bool linked;        /* in the handed-out list */
     bool done;          /* settled: the scope has counted it */
     bool first_failure; /* the scope's first failure (task_failing) */
+    /* scope_submit_ex(): the argument and its destructor, kept outside
+     * the future's union (the outcome overwrites task.arg) and taken with
+     * an atomic exchange wherever the task's fate is decided, as task.c
+     * does for pool_submit_ex(). NULL for scope_submit(). */
+    void *arg;
+    _Atomic(void (*)(void *)) arg_free;
 };
 
 struct scope {

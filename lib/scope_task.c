@@ -287,9 +287,25 @@ static void task_settled(future_t *f)
     fut__scope_unref(s); /* the task's */
 }
 
+/*
+ * Frees a scope_submit_ex() task's argument, once: after it ran, when it
+ * is cancelled before it could run (detach: future_cancel(), the scope's
+ * cancel, POOL_CANCEL), or when its future goes without its having run
+ * (destroy: a refused submission, a task the pool refused on the way).
+ */
+static void free_scoped_arg_once(future_t *f)
+{
+    struct scoped_task *t = task_of(f);
+    void (*arg_free)(void *) = atomic_exchange(&t->arg_free, NULL);
+    if (arg_free)
+        fut__run_user(arg_free, t->arg);
+}
+
 static int run_scoped(future_t *f, void **result)
 {
-    return f->task.fn(f->task.arg, result);
+    int error = f->task.fn(f->task.arg, result);
+    free_scoped_arg_once(f);
+    return error;
 }
 
 static fut__fn scoped_site(const future_t *f)
@@ -300,6 +316,8 @@ static fut__fn scoped_site(const future_t *f)
 const struct fut__ops fut__scoped_ops = {.kind = "task",
                                          .is_task = true,
                                          .run = run_scoped,
+                                         .detach = free_scoped_arg_once,
+                                         .destroy = free_scoped_arg_once,
                                          .site = scoped_site,
                                          .failing = task_failing,
                                          .settled = task_settled};
