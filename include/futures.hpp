@@ -380,15 +380,18 @@ public:
      * The reference lives as long as this future (or any future sharing the
      * value). The value is shared with every continuation: read it; change
      * it only where nothing else reads it. Blocks as future_wait() does:
-     * inside a pool task it does not deadlock.
+     * inside a pool task it does not deadlock. On a temporary future
+     * (when_all(fs).get()) it returns a copy instead, since the future,
+     * and the value with it, may go at the end of the expression.
      */
-    const T &get() const
+    const T &get() const &
     {
         void *value = wait_value();
         if (!value)
             throw error(EINVAL, "a future<T> without a value");
         return *static_cast<const T *>(value);
     }
+    T get() const && { return static_cast<const future &>(*this).get(); }
 
     /*
      * then() - a future of @fn(value) once this one has succeeded.

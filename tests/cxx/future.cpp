@@ -1,0 +1,179 @@
+// future.cpp - future<T>: values owned by the library and freed once,
+// exceptions turned into failures, then() chains, moves.
+#include "check.hpp"
+
+#include <string>
+
+// In a namespace: futures.h's struct tags (pool, future, promise, scope,
+// completion) are global names a using-declaration there would clash with.
+namespace {
+
+using futures::future;
+using futures::pool;
+
+TEST(future_values_are_destroyed_once_with_the_last_future)
+{
+    pool p(2);
+    future<counted> f = p.submit([] { return counted(5); });
+    CHECK_EQ(f.get().value, 5);
+    future<int> g = f.then([](counted &c) { return c.value + 1; });
+    CHECK_EQ(g.get(), 6);
+    CHECK(counted::alive() >= 1); // f still holds its value
+    future<counted> moved = std::move(f);
+    CHECK(!f.valid());
+    CHECK_EQ(moved.get().value, 5);
+    moved = future<counted>(); // the last handle: the value goes
+    CHECK_EQ(counted::alive(), 0L);
+}
+
+TEST(future_exception_becomes_a_failure_with_its_message)
+{
+    pool p(1);
+    future<int> f = p.submit([]() -> int { throw std::runtime_error("boom"); });
+    futures::error e = CAUGHT(f.get());
+    CHECK_EQ(e.code().value(), ENOTRECOVERABLE);
+    CHECK(e.code().value() != ECANCELED);
+    CHECK(e.has_message());
+    CHECK(std::string(e.what()) == "boom");
+    CHECK(std::string(f.error_message()) == "boom");
+    CHECK_EQ(f.wait(), ENOTRECOVERABLE);
+}
+
+TEST(future_exception_of_any_type_is_caught)
+{
+    pool p(1);
+    future<void> f = p.submit([] { throw 42; });
+    futures::error e = CAUGHT(f.get());
+    CHECK_EQ(e.code().value(), futures::exception_error);
+    CHECK(std::string(e.what()) == "unknown exception");
+}
+
+TEST(future_a_thrown_futures_error_keeps_its_code)
+{
+    pool p(1);
+    future<int> f = p.submit([]() -> int { throw futures::error(EIO, "disk"); });
+    futures::error e = CAUGHT(f.get());
+    CHECK_EQ(e.code().value(), EIO);
+    CHECK(std::string(e.what()) == "disk");
+    future<int> quiet = p.submit([]() -> int { throw futures::error(EACCES); });
+    futures::error q = CAUGHT(quiet.get());
+    CHECK_EQ(q.code().value(), EACCES);
+    CHECK(!q.has_message());
+    CHECK(quiet.error_message() == nullptr);
+    // A task that ran and threw is not a cancelled one.
+    future<int> c = p.submit([]() -> int { throw futures::error(ECANCELED); });
+    CHECK_EQ(c.wait(), futures::exception_error);
+}
+
+TEST(future_then_chains_change_types)
+{
+    pool p(2);
+    future<int> a = p.submit([] { return 20; });
+    future<std::string> b = a.then([](int v) { return std::to_string(v + 1); });
+    future<std::size_t> c = b.then([](const std::string &s) { return s.size(); });
+    std::atomic<int> seen{0};
+    future<void> d = c.then([&seen](std::size_t n) { seen = static_cast<int>(n); });
+    future<int> e = d.then([] { return 7; });
+    CHECK_EQ(e.get(), 7);
+    CHECK_EQ(seen.load(), 2);
+    CHECK(b.get() == "21");
+}
+
+TEST(future_then_runs_for_each_continuation_attached)
+{
+    pool p(2);
+    future<int> a = p.submit([] { return 1; });
+    std::vector<future<int>> more;
+    for (int i = 0; i < 10; i++)
+        more.push_back(a.then([i](int v) { return v + i; }));
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(more[i].get(), 1 + i);
+}
+
+TEST(future_then_on_a_failure_passes_it_on_and_frees_the_callable)
+{
+    pool p(1);
+    future<int> bad = p.submit([]() -> int { throw std::runtime_error("first"); });
+    std::atomic<int> ran{0};
+    future<int> next = bad.then([c = counted(), &ran](int v) {
+        ran++;
+        return v + c.value;
+    });
+    futures::error e = CAUGHT(next.get());
+    CHECK_EQ(e.code().value(), futures::exception_error);
+    CHECK(std::string(e.what()) == "first");
+    CHECK_EQ(ran.load(), 0);
+    // The continuation settled without running: freed by now or a moment
+    // after (main.cpp waits for counted objects to reach 0).
+}
+
+TEST(future_exception_in_a_continuation_fails_its_result)
+{
+    pool p(1);
+    future<int> a = p.submit([] { return 1; });
+    future<int> b = a.then([](int) -> int { throw std::logic_error("then threw"); });
+    futures::error e = CAUGHT(b.get());
+    CHECK_EQ(e.code().value(), futures::exception_error);
+    CHECK(std::string(e.what()) == "then threw");
+    CHECK_EQ(a.get(), 1);
+}
+
+TEST(future_a_long_chain_settles)
+{
+    pool p(2);
+    future<int> f = p.submit([] { return 0; });
+    for (int i = 0; i < 1000; i++)
+        f = f.then([](int v) { return v + 1; });
+    CHECK_EQ(f.get(), 1000);
+}
+
+TEST(future_empty_handles_are_safe)
+{
+    future<int> empty;
+    CHECK(!empty.valid());
+    CHECK(!empty.ready());
+    CHECK_EQ(empty.wait(), EINVAL);
+    CHECK(!empty.cancel());
+    CHECK_THROWS(EINVAL, empty.get());
+    CHECK_THROWS(EINVAL, empty.then([c = counted()](int) { return c.value; }));
+    CHECK_EQ(counted::alive(), 0L); // the refused continuation was freed
+    future<int> also = std::move(empty);
+    CHECK(!also.valid());
+}
+
+TEST(future_cancel_before_it_runs)
+{
+    pool p(1);
+    check::gate g;
+    auto busy = saturate(p, 1, g);
+    future<counted> f = p.submit([] { return counted(1); });
+    CHECK(f.cancel());
+    g.open();
+    futures::error e = CAUGHT(f.get());
+    CHECK_EQ(e.code().value(), ECANCELED);
+    CHECK(f.wait_for(std::chrono::seconds(0))); // settled: a poll says so
+}
+
+TEST(future_wait_inside_a_task_on_a_one_thread_pool)
+{
+    pool p(1);
+    future<int> outer = p.submit([&p] {
+        future<int> inner = p.submit([] { return 3; });
+        return inner.get() * 2; // the pool lends a stand-in thread
+    });
+    CHECK_EQ(outer.get(), 6);
+}
+
+TEST(future_release_hands_the_reference_over)
+{
+    pool p(1);
+    future<void> f = p.submit([] {});
+    future_t *raw = f.release();
+    CHECK(!f.valid());
+    CHECK_EQ(future_wait(raw, nullptr), 0);
+    future_release(raw);
+    future<void> adopted = future<void>::adopt(future_delay(1000));
+    adopted.get();
+}
+
+} // namespace
