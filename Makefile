@@ -6,6 +6,9 @@
 #                        the header under clang -Weverything, no dependency
 #                        cycle between the library's objects
 #   make docs-check      every C block of the docs compiles (gcc and clang)
+#   make cxx-test        the C++ layer's tests (include/futures.hpp) under
+#                        ASan/UBSan and under TSan, its sample and the C++
+#                        programs of docs/api.md
 #   make check           test + the suites in a DEBUG=1 build and under ASan/UBSan
 #                        + TSan and valgrind stress programs + install-test
 #                        + man-check + docs-check, one verdict line per stage
@@ -61,7 +64,7 @@ SHARED := $(B)/libfutures.so.$(VERSION)
 
 .PHONY: all test check install uninstall clean samples demo docs bench bench-peers soak \
         criterion unit asan tsan valgrind valgrind-unit exports header-cxx install-test \
-        layers debug man man-check header-clang docs-check lsan
+        layers debug man man-check header-clang docs-check lsan cxx-test
 
 all: $(STATIC) $(SHARED) $(B)/libfutures.so
 
@@ -98,7 +101,13 @@ $(B)/samples/%: samples/%.c samples/sample.h $(STATIC) include/futures.h
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) $< $(STATIC) -o $@ -rdynamic -lm
 
-samples: $(SAMPLE_SRC:samples/%.c=$(B)/samples/%)
+# The C++ sample, over include/futures.hpp.
+CXX_STD := -std=c++17 -Wall -Wextra $(WERROR) -Iinclude -pthread
+$(B)/samples/%: samples/%.cpp include/futures.hpp include/futures.h $(STATIC)
+	@mkdir -p $(@D)
+	$(CXX) $(CXX_STD) $(CFLAGS) $(LDFLAGS) $< $(STATIC) -o $@
+
+samples: $(SAMPLE_SRC:samples/%.c=$(B)/samples/%) $(B)/samples/gather_cxx
 
 demo: $(B)/samples/gather
 	$(B)/samples/gather
@@ -149,6 +158,52 @@ docs-check: $(STATIC)
 	@echo "docs-check: $$(grep -c '^pass' $(DOCS_OUT)/results) passed," \
 	  "$$(grep -c '^fail' $(DOCS_OUT)/results) failed"
 	@! grep -q '^fail' $(DOCS_OUT)/results
+
+# -------------------------------------------------------------------- C++ --
+
+# The C++ layer's tests (tests/cxx, plain C++: they run under TSan, which
+# Criterion cannot), each build against a library built with the same
+# sanitizer, in the asan and tsan trees the C stages use. The sample and
+# every ```cpp block of docs/api.md (each a complete program) are built and
+# run under ASan/UBSan too. One verdict line sums the three.
+CXX_TEST_SRC := $(wildcard tests/cxx/*.cpp)
+CXX_TEST_HDR := $(wildcard tests/cxx/*.hpp) include/futures.hpp include/futures.h
+CXX_TIMEOUT ?= 300
+$(B)/cxx/tests: $(CXX_TEST_SRC) $(CXX_TEST_HDR) $(STATIC)
+	@mkdir -p $(@D)
+	$(CXX) $(CXX_STD) $(CFLAGS) $(LDFLAGS) $(CXX_TEST_SRC) $(STATIC) -o $@
+
+$(B)/cxx/docs/stamp: docs/api.md include/futures.hpp include/futures.h $(STATIC)
+	@rm -rf $(@D) && mkdir -p $(@D)
+	@awk -v out=$(@D) '/^```cpp[ \t]*$$/ { n++; on = 1; next } \
+	    on && /^```/ { on = 0; next } \
+	    on { print > (out "/api-" n ".cpp") }' docs/api.md
+	@for c in $(@D)/*.cpp; do \
+	  $(CXX) $(CXX_STD) $(CFLAGS) $(LDFLAGS) $$c $(STATIC) -o $${c%.cpp} || exit 1; done
+	@touch $@
+
+CXX_ASAN := $(B)/asan/cxx/tests $(B)/asan/samples/gather_cxx $(B)/asan/cxx/docs/stamp
+cxx-test:
+	@$(MAKE) --no-print-directory B=$(B)/asan CFLAGS="$(ASAN_FLAGS)" \
+	    LDFLAGS="-fsanitize=address,undefined" $(CXX_ASAN)
+	@$(MAKE) --no-print-directory B=$(B)/tsan CFLAGS="$(TSAN_FLAGS)" $(B)/tsan/cxx/tests
+	@n=0; for san in asan tsan; do \
+	  echo "== $$san: $(B)/$$san/cxx/tests"; \
+	  ASAN_OPTIONS=detect_leaks=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	      timeout -k 10 $(CXX_TIMEOUT) $(B)/$$san/cxx/tests > $(B)/$$san/cxx/tests.log 2>&1; \
+	  rc=$$?; cat $(B)/$$san/cxx/tests.log; \
+	  [ $$rc -eq 0 ] || { echo "cxx-test: $$n passed, 1 failed ($$san: exit $$rc)"; exit 1; }; \
+	  n=$$((n + $$(sed -n 's/^\([0-9]*\) passed, 0 failed$$/\1/p' $(B)/$$san/cxx/tests.log))); \
+	done; \
+	echo "== asan: $(B)/asan/samples/gather_cxx --scale 0.1"; \
+	ASAN_OPTIONS=detect_leaks=1 $(B)/asan/samples/gather_cxx --scale 0.1 || \
+	  { echo "cxx-test: $$n passed, 1 failed (gather_cxx)"; exit 1; }; \
+	n=$$((n + 1)); \
+	for p in $$(ls $(B)/asan/cxx/docs/*.cpp | sed 's/\.cpp$$//'); do \
+	  echo "== asan: $$p (docs/api.md)"; \
+	  ASAN_OPTIONS=detect_leaks=1 $$p || { echo "cxx-test: $$n passed, 1 failed ($$p)"; exit 1; }; \
+	  n=$$((n + 1)); done; \
+	echo "cxx-test: $$n passed, 0 failed (the C++ tests under ASan/UBSan and TSan, gather_cxx, docs/api.md's C++)"
 
 # ------------------------------------------------------------------- man --
 
@@ -376,7 +431,8 @@ man-check: all man
 # Every stage quietly, one verdict line each, the sum and the duration last
 # (tools/check.sh); each stage's output is kept in $(B)/check/STAGE.log.
 CHECK_STAGES := unit exports header-cxx header-clang layers docs-check debug \
-                asan lsan tsan valgrind valgrind-unit install-test man-check
+                asan lsan tsan cxx-test valgrind valgrind-unit install-test \
+                man-check
 check:
 	@MAKE='$(MAKE)' tools/check.sh $(B) $(CHECK_STAGES)
 
