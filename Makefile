@@ -20,8 +20,8 @@
 #   make man-check       install them to a scratch prefix; each must render
 #                        with man -l, without a roff warning
 #   make install         PREFIX, DESTDIR, LIBDIR, INCLUDEDIR, MANDIR as usual;
-#                        the header, both libraries, futures.pc, a CMake
-#                        package and the manual pages
+#                        the headers (futures.h, futures.hpp), both libraries,
+#                        futures.pc, a CMake package and the manual pages
 #   make DEBUG=1 ...     error-checking mutexes, lock-held assertions and
 #                        reference-count checks
 
@@ -414,7 +414,7 @@ install-test: all
 	@test -z "$$(find $(INSTALL_T)/dest ! -type d)" || \
 	  { find $(INSTALL_T)/dest ! -type d; \
 	    echo "install-test: uninstall left these"; exit 1; }
-	@CC='$(CC)' tests/install/run.sh $(INSTALL_T)
+	@CC='$(CC)' CXX='$(CXX)' tests/install/run.sh $(INSTALL_T)
 
 # Installs into a scratch prefix, then every page must render with man -l
 # and pass groff -ww without a warning, and every public function have a
@@ -448,6 +448,7 @@ install: all man
 	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR) \
 	    $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
 	install -m 644 include/futures.h $(DESTDIR)$(INCLUDEDIR)/futures.h
+	install -m 644 include/futures.hpp $(DESTDIR)$(INCLUDEDIR)/futures.hpp
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libfutures.a
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libfutures.so.$(VERSION)
 	ln -sf libfutures.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -477,7 +478,8 @@ install: all man
 # own, which nothing else uses; of the manual pages, those this header
 # makes (tools/man.py --list) and no other: man3 and man7 are shared.
 uninstall:
-	rm -f $(DESTDIR)$(INCLUDEDIR)/futures.h $(DESTDIR)$(LIBDIR)/libfutures.a \
+	rm -f $(DESTDIR)$(INCLUDEDIR)/futures.h $(DESTDIR)$(INCLUDEDIR)/futures.hpp \
+	      $(DESTDIR)$(LIBDIR)/libfutures.a \
 	      $(DESTDIR)$(LIBDIR)/libfutures.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	      $(DESTDIR)$(LIBDIR)/libfutures.so $(DESTDIR)$(PKGCONFIGDIR)/futures.pc \
 	      $(DESTDIR)$(CMAKEDIR)/futuresConfig.cmake \

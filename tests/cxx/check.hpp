@@ -14,6 +14,7 @@
 #include <futures.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace check {
@@ -121,6 +123,20 @@ struct counted {
 };
 
 namespace check {
+
+// Whether every counted object has gone within a grace: one that a pool
+// thread frees (the last reference it held to a future, dropped a moment
+// after a waiter saw the outcome) may go just after the test looks.
+inline bool counted_gone()
+{
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (counted::alive() != 0) {
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
+        std::this_thread::yield();
+    }
+    return true;
+}
 
 // Tasks that must be running wait here until the test opens it: the
 // interleavings are forced, never slept into (tests/unit/helpers.h).

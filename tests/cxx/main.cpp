@@ -30,19 +30,6 @@ bool live_futures_return_to(std::size_t before)
     return true;
 }
 
-// As above for counted objects: a callable's destructor may run on the
-// pool thread that ran it, just after the future settled.
-bool counted_return_to_zero()
-{
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (counted::alive() != 0) {
-        if (std::chrono::steady_clock::now() > deadline)
-            return false;
-        std::this_thread::yield();
-    }
-    return true;
-}
-
 bool selected(const char *name, int argc, char **argv)
 {
     if (argc < 2)
@@ -67,7 +54,7 @@ std::string run(const check::test &t)
     if (!live_futures_return_to(before))
         return std::to_string(futures_live_count() - before) +
                " futures still alive after the test";
-    if (!counted_return_to_zero())
+    if (!check::counted_gone())
         return std::to_string(counted::alive()) +
                " counted objects still alive after the test";
     if (unobserved.load() != unobserved_before)

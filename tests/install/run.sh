@@ -3,7 +3,8 @@
 # shows, and runs each without LD_LIBRARY_PATH: the pkg-config recipe with
 # its rpath flag, a static link through pkg-config, and the CMake project
 # beside this file (futures::futures, futures::futures_static) against two
-# installs, which make install-test has made in DIR:
+# installs; each in C (app.c) and in C++ over futures.hpp (app.cpp). The
+# installs are the ones make install-test has made in DIR:
 #   DIR/prefix   make install PREFIX=DIR/prefix
 #   DIR/moved    make install DESTDIR=... PREFIX=/opt/futures, copied here:
 #                the CMake package must find the library from where it lies
@@ -11,11 +12,12 @@
 # install it was built against (ldd says), or not at all when linked
 # statically. The last line counts them: "install-test: N passed, M failed".
 #
-# Usage: CC=cc tests/install/run.sh DIR
+# Usage: CC=cc CXX=c++ tests/install/run.sh DIR
 set -u
 dir=$1
 here=$(cd "$(dirname "$0")" && pwd)
 cc=${CC:-cc}
+cxx=${CXX:-c++}
 unset LD_LIBRARY_PATH
 passed=0
 failed=0
@@ -61,6 +63,15 @@ $cc "$here/app.c" $(pkg-config --cflags futures) \
     "$(pkg-config --variable=libdir futures)/libfutures.a" -pthread \
     -o "$dir/app-static"
 check "pkg-config, static" "$dir/app-static" static
+# shellcheck disable=SC2046
+$cxx -std=c++17 "$here/app.cpp" $(pkg-config --cflags --libs futures) \
+    -Wl,-rpath,$(pkg-config --variable=libdir futures) -o "$dir/app-cxx"
+check "pkg-config, rpath, C++" "$dir/app-cxx" "$dir/prefix/lib"
+# shellcheck disable=SC2046
+$cxx -std=c++17 "$here/app.cpp" $(pkg-config --cflags futures) \
+    "$(pkg-config --variable=libdir futures)/libfutures.a" -pthread \
+    -o "$dir/app-cxx-static"
+check "pkg-config, static, C++" "$dir/app-cxx-static" static
 
 # cmake_app NAME PREFIX: configures and builds the CMake project against
 # PREFIX, which must be where find_package() found the package, and runs
@@ -78,11 +89,15 @@ cmake_app() {
             cmake --build "$build" >>"$log" 2>&1
         fi
     fi
-    if [ ! -x "$build/app" ] || [ ! -x "$build/app_static" ]; then
+    if [ ! -x "$build/app" ] || [ ! -x "$build/app_static" ] ||
+        [ ! -x "$build/app_cxx" ] || [ ! -x "$build/app_cxx_static" ]; then
         cat "$log"
     fi
     check "cmake ($name), futures::futures" "$build/app" "$prefix/lib"
     check "cmake ($name), futures::futures_static" "$build/app_static" static
+    check "cmake ($name), futures::futures, C++" "$build/app_cxx" "$prefix/lib"
+    check "cmake ($name), futures::futures_static, C++" \
+        "$build/app_cxx_static" static
 }
 cmake_app prefix "$dir/prefix"
 cmake_app moved "$dir/moved"
