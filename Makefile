@@ -267,9 +267,15 @@ unit: $(B)/tests/unit
 exports: $(SHARED)
 	tests/exports.sh include/futures.h $(SHARED)
 
+# futures.h as C++11, and futures.hpp on its own as C++17 under both
+# compilers, pedantic: a user's flags must not break on our header.
+HPP_CXX := g++ clang++
 header-cxx:
 	$(CXX) -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only -x c++ tests/header.cpp
-	@echo "header-cxx: 1 passed, 0 failed (futures.h compiles as C++11)"
+	@for cxx in $(HPP_CXX); do \
+	  $$cxx -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only \
+	      -x c++ include/futures.hpp || exit 1; done
+	@echo "header-cxx: 3 passed, 0 failed (futures.h compiles as C++11; futures.hpp as C++17 with $(HPP_CXX))"
 
 # The public header under every warning clang has, -Wdocumentation among
 # them: its comments are the reference, and the man pages are made from

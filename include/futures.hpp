@@ -34,6 +34,15 @@
  *  - future::get() waits and returns the value or throws futures::error
  *    with the failure's code and message.
  *
+ * A callable's destructor, and a value's, must not throw: the library
+ * runs them from C frames (they are noexcept here, so one that throws ends
+ * the program). Neither may a task end its thread (pthread_exit()).
+ *
+ * futures.h's struct tags (pool, future, promise, scope, completion) are
+ * global names: a using-declaration of these classes at global scope
+ * clashes with them. Write futures::pool, or put the using-declarations
+ * in a namespace or a function.
+ *
  * Everything else is futures.h's: where callbacks run, what settles when,
  * the error codes. The handles expose their C object (native_handle()) for
  * the calls this layer does not wrap.
@@ -399,6 +408,8 @@ public:
      * @fn is called with a T& (so it may take T, const T& or T&) where
      * future_then() runs continuations, never inside this call; it may
      * return a value (of type U: future<U>) or nothing (future<void>).
+     * A @fn that returns a future makes a future of that future (get()
+     * the inner one); nothing flattens it as future_compose() would.
      * If this future fails, the result fails with its error and message
      * and @fn never runs. An exception from @fn fails the result (see the
      * top). This future is not consumed: any number of continuations may
