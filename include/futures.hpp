@@ -27,10 +27,10 @@
  *    (task_fail(): truncated to 255 bytes; "unknown exception" for one
  *    not derived from std::exception). ECANCELED is never used for it, so
  *    a task that threw is never mistaken for one that was cancelled and
- *    still fails its scope. A futures::error is the exception: it fails
- *    the future with its own code and message (a get() that rethrows
- *    passes the failure on unchanged), except that ECANCELED becomes
- *    exception_error too.
+ *    still fails its scope. A futures::error that escapes fails the
+ *    future with its own code and message instead, so a get() inside a
+ *    continuation that throws passes the failure on unchanged; only
+ *    ECANCELED becomes exception_error there too.
  *  - future::get() waits and returns the value or throws futures::error
  *    with the failure's code and message.
  *
