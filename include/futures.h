@@ -445,7 +445,9 @@ FUTURES_API future_t *future_catch_via(future_t *f, pool_t *pool, catch_fn fn,
  * inputs (its callback will never run), or an unsettled promise's future.
  * Returns false if @f has settled already, or is a task that is running:
  * then the request is recorded, task_cancelled() turns true inside it, and
- * the task's own return decides the outcome. Dependents see ECANCELED as an
+ * the task's own return decides the outcome. An unsettled future of
+ * promise_create_cancellable() also returns false: its holder is told and
+ * decides the outcome. Dependents see ECANCELED as an
  * ordinary failure. Never runs a callback inside the call.
  * Ownership: borrows @f. Errors: false for NULL.
  */
@@ -844,6 +846,32 @@ FUTURES_API future_t *future_catch_on(future_t *f, loop_t *loop, catch_fn fn,
  * Errors: NULL with errno ENOMEM.
  */
 FUTURES_API promise_t *promise_create(void);
+
+/* Told that a cancellable promise's future was asked to cancel. */
+typedef void (*promise_cancel_fn)(promise_t *p, void *arg);
+
+/**
+ * promise_create_cancellable() - a promise whose holder decides how a
+ * cancel ends: for work that another system runs and must confirm
+ * cancelled (an MPI receive, an I/O request), so that ECANCELED means
+ * the work really stopped.
+ *
+ * future_cancel() on its unsettled future does not settle it: the call
+ * records the request and returns false, as for a running task, and
+ * @on_cancel(p, @arg) runs once, on pool_default(), never inside
+ * future_cancel(). It is skipped if the promise has settled by then; @p
+ * stays valid while it runs. The holder then settles the promise as
+ * usual: promise_reject(p, ECANCELED) once the work has stopped, or with
+ * the work's outcome if it finished first. Later cancels do nothing more.
+ * If no task can be made for it (no memory), @on_cancel runs inside the
+ * cancelling call rather than be lost. Otherwise the promise is
+ * promise_create()'s: promise_release() still breaks it with EPIPE.
+ * Ownership: yours; end it with promise_release(). @arg stays yours and
+ * must outlive the promise.
+ * Errors: NULL with errno EINVAL (NULL @on_cancel) or ENOMEM.
+ */
+FUTURES_API promise_t *promise_create_cancellable(promise_cancel_fn on_cancel,
+                                                  void *arg);
 
 /**
  * promise_future() - the future of @p; each call returns a new reference.

@@ -18,10 +18,64 @@ struct promise {
 
 static const struct fut__ops promise_ops = {.kind = "promise"};
 
+/*
+ * A cancellable promise: future_cancel() leaves it PENDING and calls
+ * cancel_requested() (settle.c), which tells the holder on the default
+ * pool, never inside future_cancel(). The task holds a reference to the
+ * promise's future, so @p stays valid while the holder is told.
+ */
+struct cancellable {
+    struct promise base;
+    promise_cancel_fn on_cancel;
+    void *arg;
+};
+
+static int tell_holder(void *arg, void **result)
+{
+    (void)result;
+    struct cancellable *c = arg;
+    if (!fut__is_settled(&c->base.future))
+        c->on_cancel(&c->base, c->arg);
+    future_release(&c->base.future);
+    return 0;
+}
+
+static void cancel_requested(future_t *f)
+{
+    struct cancellable *c = (struct cancellable *)f;
+    future_retain(f); /* the task's, released by tell_holder() */
+    future_t *task = fut__task_new(tell_holder, c, NULL);
+    if (!task) { /* never lost: tell the holder here (header) */
+        void *unused;
+        tell_holder(c, &unused);
+        return;
+    }
+    fut__schedule(task); /* takes the run queue's reference */
+    future_release(task);
+}
+
+static const struct fut__ops cancellable_ops = {.kind = "promise",
+                                                .cancel = cancel_requested};
+
 promise_t *promise_create(void)
 {
     return (promise_t *)fut__new(sizeof(struct promise), &promise_ops,
                                  FUT_PENDING, 1);
+}
+
+promise_t *promise_create_cancellable(promise_cancel_fn on_cancel, void *arg)
+{
+    if (!on_cancel) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct cancellable *c = (struct cancellable *)fut__new(
+        sizeof *c, &cancellable_ops, FUT_PENDING, 1);
+    if (!c)
+        return NULL;
+    c->on_cancel = on_cancel;
+    c->arg = arg;
+    return &c->base;
 }
 
 future_t *promise_future(promise_t *p)

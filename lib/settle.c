@@ -263,6 +263,14 @@ bool future_cancel(future_t *f)
 {
     if (!f)
         return false;
+    if (f->ops->cancel && fut__state(f) == FUT_PENDING) {
+        /* Its holder settles it once the work has stopped (promise.c);
+         * a settlement racing this is seen there and wins. */
+        unsigned char was = atomic_fetch_or(&f->flags, FUT_CANCEL_REQUESTED);
+        if (!(was & FUT_CANCEL_REQUESTED))
+            f->ops->cancel(f);
+        return false;
+    }
     if (!claim(f, true)) {
         if (fut__state(f) == FUT_RUNNING)
             atomic_fetch_or(&f->flags, FUT_CANCEL_REQUESTED);
