@@ -11,7 +11,8 @@
 #                        programs of docs/api.md
 #   make check           test + the suites in a DEBUG=1 build and under ASan/UBSan
 #                        + TSan and valgrind stress programs + install-test
-#                        + man-check + docs-check, one verdict line per stage
+#                        + man-check + docs-check + mpi-test, one verdict
+#                        line per stage
 #   make install-test    install into scratch prefixes, then build and run
 #                        programs against them with pkg-config and CMake
 #   make soak            the long soaks (races, shutdowns, random operations)
@@ -153,6 +154,29 @@ $(B)/samples/mpi_%: samples/mpi_%.c samples/sample.h $(MPI_STATIC) $(STATIC) $(M
 	$(MPICC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) $< $(MPI_STATIC) $(STATIC) -o $@ -lm
 
 mpi-samples: $(MPI_SAMPLES)
+
+# The tests: one plain program (tests/mpi/mpi_test.c) with libfutures-mpi's
+# sources compiled in, so that the sanitizer builds instrument them too, run
+# by tests/mpi/run.sh under mpirun -np 2 and -np 4, plain, under ASan+UBSan
+# and under TSan, each rank printing a verdict that the script sums.
+$(B)/mpi/mpi_test: tests/mpi/mpi_test.c $(MPI_SRC) $(MPI_HDR) $(STATIC)
+	@mkdir -p $(@D)
+	$(MPICC) $(BASE_CFLAGS) -D_GNU_SOURCE $(CFLAGS) $(LDFLAGS) \
+	    tests/mpi/mpi_test.c $(MPI_SRC) $(STATIC) -o $@
+
+MPI_TEST_BIN := $(B)/mpi/mpi_test $(B)/asan/mpi/mpi_test $(B)/tsan/mpi/mpi_test
+mpi-test:
+ifeq ($(HAVE_MPI),1)
+	@$(MAKE) --no-print-directory $(B)/mpi/mpi_test
+	@$(MAKE) --no-print-directory B=$(B)/asan CFLAGS="$(ASAN_FLAGS)" \
+	    LDFLAGS="-fsanitize=address,undefined" $(B)/asan/mpi/mpi_test
+	@$(MAKE) --no-print-directory B=$(B)/tsan CFLAGS="$(TSAN_FLAGS)" \
+	    $(B)/tsan/mpi/mpi_test
+	@MPIRUN='$(MPIRUN)' tests/mpi/run.sh $(MPI_TEST_BIN)
+else
+	@echo "mpi-test: 0 passed, 0 failed (skipped: $(MPICC) not found;" \
+	    "apt-get install openmpi-bin libopenmpi-dev)"
+endif
 
 # ---------------------------------------------------------------- samples --
 
@@ -496,7 +520,8 @@ man-check: all man
 # Every stage quietly, one verdict line each, the sum and the duration last
 # (tools/check.sh); each stage's output is kept in $(B)/check/STAGE.log.
 CHECK_STAGES := unit exports header-cxx header-clang layers docs-check debug \
-                asan lsan tsan cxx-test valgrind valgrind-unit install-test \
+                asan lsan tsan cxx-test valgrind valgrind-unit mpi-test \
+                install-test \
                 man-check
 check:
 	@MAKE='$(MAKE)' tools/check.sh $(B) $(CHECK_STAGES)
