@@ -316,6 +316,20 @@ bench: $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 	@$(B)/bench/tasks w1 w1s w3 w4 && $(B)/bench/tasks w5
 	@$(B)/bench/blocking && $(B)/bench/timers && $(B)/bench/compose && $(B)/bench/scope
 
+# MPI ping-pong latency and burst throughput, raw MPI beside mpi_future()
+# (bench/mpi/pingpong.c), on two ranks of this machine.
+$(B)/bench/mpi/pingpong: bench/mpi/pingpong.c $(MPI_STATIC) $(STATIC) $(MPI_HDR)
+	@mkdir -p $(@D)
+	$(MPICC) $(BASE_CFLAGS) -O2 $(LDFLAGS) $< $(MPI_STATIC) $(STATIC) -o $@
+
+bench-mpi:
+ifeq ($(HAVE_MPI),1)
+	@$(MAKE) --no-print-directory $(B)/bench/mpi/pingpong
+	@$(MPIRUN) -np 2 $(B)/bench/mpi/pingpong
+else
+	@echo "bench-mpi: skipped, $(MPICC) not found"
+endif
+
 # libfutures beside GLib, libuv and oneTBB on the same workloads, runs
 # interleaved, medians and ratios; installs the peers' Debian packages.
 bench-peers: $(B)/bench/tasks

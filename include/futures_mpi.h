@@ -76,7 +76,9 @@ FUTURES_API int futures_mpi_stop(void);
  * false; the future fails with ECANCELED once MPI confirms the cancel
  * (MPI_Test_cancelled()), or settles with the operation's outcome if it
  * completed first. Continuations run on pool threads, never inside an MPI
- * call and never inside this call. O(1).
+ * call and never inside this call. O(1): one MPI_Test() here, so that an
+ * operation complete already (an eager send) comes back settled without
+ * a trip through the engine.
  * Thread safety: any thread (MPI_THREAD_MULTIPLE).
  * Ownership: the result is a new reference, yours; the buffer stays
  * MPI's until the future settles.

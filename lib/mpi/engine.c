@@ -23,8 +23,10 @@
  *          |                           +--> poll: Testsome, then settle
  *          |                                   |
  *          +--- completions: poll again at once+
- *          +--- none: spin SPIN_POLLS polls, then wait 1 us, 2 us, ... 1 ms
- *               (a new request or cancel ends the wait at once)
+ *          +--- none: for SPIN_NS after the last activity poll again,
+ *               yielding the core between polls; then wait a quarter of
+ *               the idle time, 10 us to 1 ms (a new request or cancel
+ *               ends a wait at once); nothing pending: sleep until woken
  *
  * Futures are settled after Testsome returns, never inside an MPI call,
  * and with no lock of ours held; their continuations go to pool threads.
@@ -39,9 +41,9 @@
 #include <string.h>
 #include <time.h>
 
-#define SPIN_POLLS 64          /* polls without a wait after activity */
-#define WAIT_MIN_NS 1000       /* the first wait once idle */
-#define WAIT_MAX_NS 1000000    /* the longest: 1 ms */
+#define SPIN_NS 50000        /* poll without sleeping after activity */
+#define WAIT_MIN_NS 10000    /* the shortest wait once idle */
+#define WAIT_MAX_NS 1000000  /* the longest: 1 ms */
 #define STOP_GRACE_NS 200000000 /* futures_mpi_stop(): 200 ms to finish */
 
 /* Requests handed over, not yet taken by the engine. */
@@ -148,6 +150,14 @@ int fm__submit(MPI_Request request, promise_t *p, MPI_Status *status)
     }
     pthread_mutex_unlock(&E.lock);
     return error;
+}
+
+bool fm__running(void)
+{
+    pthread_mutex_lock(&E.lock);
+    bool running = E.running;
+    pthread_mutex_unlock(&E.lock);
+    return running;
 }
 
 void fm__cancel(promise_t *p)
@@ -270,32 +280,58 @@ static size_t poll_once(const char *why)
     return (size_t)count;
 }
 
-static void wait_ns(long ns)
+static long now_ns(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_nsec += ns;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+/* Sleeps on E.wake for @ns at most, or for ever for a negative @ns; a
+ * new request or cancel ends it at once. E.lock held. */
+static void sleep_locked(long ns)
+{
     E.sleeping = true;
-    pthread_cond_timedwait(&E.wake, &E.lock, &t);
+    if (ns < 0) {
+        pthread_cond_wait(&E.wake, &E.lock);
+    } else {
+        long at = now_ns() + ns;
+        struct timespec t = {at / 1000000000L, at % 1000000000L};
+        pthread_cond_timedwait(&E.wake, &E.lock, &t);
+    }
     E.sleeping = false;
 }
 
-/* After a poll that completed nothing: spin a little, then wait longer
- * and longer, so that an idle program costs no CPU. E.lock held. */
-static void back_off_locked(unsigned *idle)
+/* Gives the core away for a moment: on a machine with fewer cores than
+ * threads, the waiter a completion just woke may need this one. */
+static void yield_locked(void)
 {
-    unsigned n = (*idle)++;
-    if (n < SPIN_POLLS)
+    pthread_mutex_unlock(&E.lock);
+    sched_yield();
+    pthread_mutex_lock(&E.lock);
+}
+
+/*
+ * After a round that found nothing to do, @idle_ns after the last
+ * activity: for SPIN_NS keep polling (yielding between polls), since a
+ * reply or the next request tends to come soon; after that, wait a
+ * quarter of the idle time so far, from WAIT_MIN_NS up to WAIT_MAX_NS,
+ * so that an idle program costs no CPU. With nothing pending, sleep
+ * until woken. E.lock held.
+ */
+static void back_off_locked(long idle_ns)
+{
+    if (idle_ns < SPIN_NS) {
+        yield_locked();
         return;
-    unsigned shift = n - SPIN_POLLS;
-    long ns = WAIT_MIN_NS;
-    while (shift-- > 0 && ns < WAIT_MAX_NS)
-        ns *= 2;
-    wait_ns(ns < WAIT_MAX_NS ? ns : WAIT_MAX_NS);
+    }
+    if (T.n == 0) {
+        sleep_locked(-1);
+        return;
+    }
+    long ns = idle_ns / 4;
+    sleep_locked(ns < WAIT_MIN_NS ? WAIT_MIN_NS
+                                  : ns > WAIT_MAX_NS ? WAIT_MAX_NS : ns);
 }
 
 /* futures_mpi_stop(): cancel what is pending, let MPI finish what it can
@@ -332,26 +368,24 @@ static void drain(void)
 static void *engine_main(void *unused)
 {
     (void)unused;
-    unsigned idle = 0;
+    long last = now_ns(); /* the last request, cancel or completion */
     pthread_mutex_lock(&E.lock);
     for (;;) {
         if (take_inbox_locked())
-            idle = 0;
+            last = now_ns();
         if (E.stopping)
             break;
-        if (T.n == 0) {
-            E.sleeping = true;
-            pthread_cond_wait(&E.wake, &E.lock);
-            E.sleeping = false;
-            continue;
+        if (T.n > 0) {
+            pthread_mutex_unlock(&E.lock);
+            size_t done = poll_once("MPI_Cancel: cancelled");
+            pthread_mutex_lock(&E.lock);
+            if (done) {
+                last = now_ns();
+                continue;
+            }
         }
-        pthread_mutex_unlock(&E.lock);
-        size_t done = poll_once("MPI_Cancel: cancelled");
-        pthread_mutex_lock(&E.lock);
-        if (done)
-            idle = 0;
-        else
-            back_off_locked(&idle);
+        if (E.in.n == 0 && E.ncancels == 0)
+            back_off_locked(now_ns() - last);
     }
     /* running is false: nothing more comes in. */
     take_inbox_locked();

@@ -33,6 +33,7 @@ struct fm__done {
  * or ask the engine to cancel @p's request. */
 int fm__submit(MPI_Request request, promise_t *p, MPI_Status *status);
 void fm__cancel(promise_t *p);
+bool fm__running(void); /* a hint: the engine may stop right after */
 
 /* settle.c: settle a completed request's future, outside any MPI call;
  * @why is the message of a cancel MPI confirmed. */
