@@ -361,8 +361,11 @@ unit: $(B)/tests/unit
 	$(B)/tests/unit $(call CRITERION_RUN,$(B)/unit)
 	@tools/verdict.sh unit $(B)/unit.tap
 
-exports: $(SHARED)
+exports: $(SHARED) $(if $(HAVE_MPI),$(MPI_SHARED))
 	tests/exports.sh include/futures.h $(SHARED)
+ifeq ($(HAVE_MPI),1)
+	@tests/exports.sh include/futures_mpi.h $(MPI_SHARED) | sed 's/^exports: /exports-mpi: /'
+endif
 
 # futures.h as C++11, and futures.hpp on its own as C++17 under both
 # compilers, pedantic: a user's flags must not break on our header.
@@ -517,7 +520,8 @@ install-test: all
 	@test -z "$$(find $(INSTALL_T)/dest ! -type d)" || \
 	  { find $(INSTALL_T)/dest ! -type d; \
 	    echo "install-test: uninstall left these"; exit 1; }
-	@CC='$(CC)' CXX='$(CXX)' tests/install/run.sh $(INSTALL_T)
+	@CC='$(CC)' CXX='$(CXX)' MPICC='$(if $(HAVE_MPI),$(MPICC))' MPIRUN='$(MPIRUN)' \
+	    tests/install/run.sh $(INSTALL_T)
 
 # Installs into a scratch prefix, then every page must render with man -l
 # and pass groff -ww without a warning, and every public function have a
@@ -577,6 +581,38 @@ install: all man
 	    $(DESTDIR)$(CMAKEDIR)/futuresConfigVersion.cmake
 	install -m 644 $(B)/man/man3/*.3 $(DESTDIR)$(MANDIR)/man3
 	install -m 644 $(B)/man/man7/futures.7 $(DESTDIR)$(MANDIR)/man7
+
+# libfutures-mpi, where mpicc was found: its header, both libraries,
+# futures-mpi.pc (requiring MPI's own pkg-config package where there is
+# one) and the CMake package's mpi component.
+MPI_PC := $(shell pkg-config --exists mpi-c 2>/dev/null && echo mpi-c)
+ifeq ($(HAVE_MPI),1)
+install: install-mpi
+uninstall: uninstall-mpi
+endif
+.PHONY: install-mpi uninstall-mpi
+install-mpi: mpi-lib
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR)
+	install -m 644 include/futures_mpi.h $(DESTDIR)$(INCLUDEDIR)/futures_mpi.h
+	install -m 644 $(MPI_STATIC) $(DESTDIR)$(LIBDIR)/libfutures-mpi.a
+	install -m 755 $(MPI_SHARED) $(DESTDIR)$(LIBDIR)/libfutures-mpi.so.$(VERSION)
+	ln -sf libfutures-mpi.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(MPI_SONAME)
+	ln -sf $(MPI_SONAME) $(DESTDIR)$(LIBDIR)/libfutures-mpi.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's| *@MPI_PC@|$(if $(MPI_PC), $(MPI_PC))|' \
+	    futures-mpi.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/futures-mpi.pc
+	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
+	    cmake/futures-mpi.cmake.in > $(DESTDIR)$(CMAKEDIR)/futures-mpi.cmake
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/futures-mpi.pc \
+	    $(DESTDIR)$(CMAKEDIR)/futures-mpi.cmake
+
+uninstall-mpi:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/futures_mpi.h $(DESTDIR)$(LIBDIR)/libfutures-mpi.a \
+	      $(DESTDIR)$(LIBDIR)/libfutures-mpi.so.$(VERSION) \
+	      $(DESTDIR)$(LIBDIR)/$(MPI_SONAME) $(DESTDIR)$(LIBDIR)/libfutures-mpi.so \
+	      $(DESTDIR)$(PKGCONFIGDIR)/futures-mpi.pc $(DESTDIR)$(CMAKEDIR)/futures-mpi.cmake
 
 # Removes what install wrote. Of the directories, only the CMake package's
 # own, which nothing else uses; of the manual pages, those this header

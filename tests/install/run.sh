@@ -73,6 +73,39 @@ $cxx -std=c++17 "$here/app.cpp" $(pkg-config --cflags futures) \
     -o "$dir/app-cxx-static"
 check "pkg-config, static, C++" "$dir/app-cxx-static" static
 
+# check_mpi NAME EXE LIBDIR: runs EXE on two ranks; rank 0 must print the
+# sum, and EXE take libfutures-mpi.so.0 from LIBDIR.
+check_mpi() {
+    local name=$1 exe=$2 want=$3/libfutures-mpi.so.0 out rc got
+    if [ ! -x "$exe" ]; then
+        fail "$name" "not built"
+        return
+    fi
+    # shellcheck disable=SC2086
+    out=$($MPIRUN -np 2 "$exe" 2>&1)
+    rc=$?
+    got=$(ldd "$exe" | awk '$1 == "libfutures-mpi.so.0" { print $3 }')
+    if [ $rc -ne 0 ]; then
+        fail "$name" "exit status $rc: $out"
+    elif [ "$out" != "installed libfutures-mpi: 0+1+4+9 = 14" ]; then
+        fail "$name" "printed: $out"
+    elif [ "$got" != "$want" ]; then
+        fail "$name" "libfutures-mpi.so.0 from '${got}', not '${want}'"
+    else
+        echo "== $name: ok, libfutures-mpi.so.0 from $got"
+        passed=$((passed + 1))
+    fi
+}
+
+# libfutures-mpi, installed where mpicc was found: built with mpicc and
+# pkg-config futures-mpi, run under mpirun (MPIRUN, from the Makefile).
+if [ -n "${MPICC:-}" ]; then
+    # shellcheck disable=SC2046
+    $MPICC "$here/mpi_app.c" $(pkg-config --cflags --libs futures-mpi) \
+        -Wl,-rpath,$(pkg-config --variable=libdir futures-mpi) -o "$dir/mpi_app"
+    check_mpi "pkg-config futures-mpi, mpicc" "$dir/mpi_app" "$dir/prefix/lib"
+fi
+
 # cmake_app NAME PREFIX: configures and builds the CMake project against
 # PREFIX, which must be where find_package() found the package, and runs
 # both programs. CMake writes the imported library's directory into the
@@ -98,6 +131,9 @@ cmake_app() {
     check "cmake ($name), futures::futures, C++" "$build/app_cxx" "$prefix/lib"
     check "cmake ($name), futures::futures_static, C++" \
         "$build/app_cxx_static" static
+    if [ -n "${MPICC:-}" ]; then
+        check_mpi "cmake ($name), futures::mpi" "$build/mpi_app" "$prefix/lib"
+    fi
 }
 cmake_app prefix "$dir/prefix"
 cmake_app moved "$dir/moved"
