@@ -23,7 +23,8 @@
  *          |                           +--> poll: Testsome, then settle
  *          |                                   |
  *          +--- completions: poll again at once+
- *          +--- none: for SPIN_NS after the last activity poll again,
+ *          +--- none: for SPIN_NS after the last activity (LINGER_NS
+ *               with nothing pending) poll again,
  *               yielding the core between polls; then wait a quarter of
  *               the idle time, 10 us to 1 ms (a new request or cancel
  *               ends a wait at once); nothing pending: sleep until woken
@@ -41,8 +42,15 @@
 #include <string.h>
 #include <time.h>
 
-#define SPIN_NS 50000        /* poll without sleeping after activity */
+#ifndef SPIN_NS
+#define SPIN_NS 1000000      /* poll without sleeping after activity */
+#endif
+#ifndef LINGER_NS
+#define LINGER_NS 50000      /* the same with nothing pending: less */
+#endif
+#ifndef WAIT_MIN_NS
 #define WAIT_MIN_NS 10000    /* the shortest wait once idle */
+#endif
 #define WAIT_MAX_NS 1000000  /* the longest: 1 ms */
 #define STOP_GRACE_NS 200000000 /* futures_mpi_stop(): 200 ms to finish */
 
@@ -314,14 +322,16 @@ static void yield_locked(void)
 /*
  * After a round that found nothing to do, @idle_ns after the last
  * activity: for SPIN_NS keep polling (yielding between polls), since a
- * reply or the next request tends to come soon; after that, wait a
+ * reply or the next request tends to come soon, and waking from a timed
+ * wait costs 50 us and more (timer slack); with nothing pending, only
+ * for LINGER_NS, since the next request will signal; after that, wait a
  * quarter of the idle time so far, from WAIT_MIN_NS up to WAIT_MAX_NS,
  * so that an idle program costs no CPU. With nothing pending, sleep
  * until woken. E.lock held.
  */
 static void back_off_locked(long idle_ns)
 {
-    if (idle_ns < SPIN_NS) {
+    if (idle_ns < (T.n > 0 ? SPIN_NS : LINGER_NS)) {
         yield_locked();
         return;
     }
