@@ -24,6 +24,9 @@ comment, which GitHub does not show:
                                            declarations: compiled in place
                                            of NAME's file-scope placeholder.
   <!-- excerpt: include/futures.h -->      Declarations copied from the
+                                           header (or from
+                                           include/futures_mpi.h, which
+                                           needs MPI to compile)
                                            header that C cannot compile a
                                            second time (a struct definition):
                                            compared with the header, token by
@@ -62,6 +65,7 @@ MARKER = re.compile(r'^<!--\s*(program|fragment|excerpt):\s*(.*?)\s*(-->)?\s*$')
 PLACEHOLDER = re.compile(r'^(\s*)/\* \.\.\..*\*/\s*$')
 MAIN = re.compile(r'^int\s+main\s*\(', re.M)
 HEADER = 'include/futures.h'
+HEADERS = (HEADER, 'include/futures_mpi.h')
 
 
 class DocError(Exception):
@@ -148,8 +152,11 @@ def classify(b, marker, lines, close):
             raise DocError('%s: write "fragment: NAME" or "fragment: NAME, '
                            'file scope"' % b.where)
         b.name, b.scope = m.group(1), 'file' if m.group(2) else 'body'
-    elif arg != HEADER:
-        raise DocError('%s: only %s excerpts are checked' % (b.where, HEADER))
+    elif arg not in HEADERS:
+        raise DocError('%s: only excerpts of %s are checked'
+                       % (b.where, ' and '.join(HEADERS)))
+    else:
+        b.header = arg
     if '-->' in b.text and b.hidden:
         raise DocError('%s: "-->" would end the comment' % b.where)
 
@@ -283,7 +290,7 @@ def tokens(text):
 
 
 def check_excerpt(b):
-    head = tokens(open(HEADER, encoding='utf-8').read())
+    head = tokens(open(b.header, encoding='utf-8').read())
     head = ' '.join(t for t in head if t != 'FUTURES_API')
     head = re.sub(r' FUTURES_PRINTF \( \d+ , \d+ \)', '', head)
     depth, decl = 0, []
@@ -293,7 +300,7 @@ def check_excerpt(b):
         if depth == 0 and t == ';':
             if ' %s ' % ' '.join(decl) not in ' %s ' % head:
                 raise DocError('%s: not in %s as written: %s'
-                               % (b.where, HEADER, ' '.join(decl)))
+                               % (b.where, b.header, ' '.join(decl)))
             decl = []
 
 
