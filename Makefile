@@ -172,7 +172,8 @@ ifeq ($(HAVE_MPI),1)
 	    LDFLAGS="-fsanitize=address,undefined" $(B)/asan/mpi/mpi_test
 	@$(MAKE) --no-print-directory B=$(B)/tsan CFLAGS="$(TSAN_FLAGS)" \
 	    $(B)/tsan/mpi/mpi_test
-	@MPIRUN='$(MPIRUN)' tests/mpi/run.sh $(MPI_TEST_BIN)
+	@$(MAKE) --no-print-directory mpi-samples
+	@MPIRUN='$(MPIRUN)' SAMPLES=$(B)/samples tests/mpi/run.sh $(MPI_TEST_BIN)
 else
 	@echo "mpi-test: 0 passed, 0 failed (skipped: $(MPICC) not found;" \
 	    "apt-get install openmpi-bin libopenmpi-dev)"

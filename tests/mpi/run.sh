@@ -7,6 +7,8 @@
 # non-zero, or one whose ranks print fewer verdicts than it has ranks (a
 # crash, a sanitizer report, a hang that the timeout killed), fails.
 #
+# With SAMPLES set to a directory, the MPI samples in it run once each too.
+#
 # The sanitizers' settings, and why (docs/distributed.md says more):
 #   ASan  LeakSanitizer checks inside the test, before MPI_Finalize(), with
 #         tests/mpi/lsan.supp for what Open MPI's init loses; not at exit,
@@ -48,5 +50,22 @@ for bin in "$@"; do
         failed=$((failed + f))
     done
 done
+# The samples, briefly: mpi_gather must finish its calls 3, 1, 2 as
+# random_add's gather does, mpi_farm must collect all 1,000 replies.
+if [ -n "${SAMPLES:-}" ]; then
+    out=$($mpirun -np 3 "$SAMPLES/mpi_gather" --scale 0.05 2>&1)
+    order=$(echo "$out" | awk -F'|' '/^ +[0-9]+ \|/ { gsub(/ /, "", $5); printf "%s", $5 }')
+    if [ "$order" = 231 ]; then
+        echo "== mpi_gather -np 3: calls finished 3, 1, 2"; passed=$((passed + 1))
+    else
+        echo "$out"; echo "== mpi_gather -np 3: FAILED"; failed=$((failed + 1))
+    fi
+    out=$($mpirun -np 3 "$SAMPLES/mpi_farm" --scale 0.1 2>&1)
+    if echo "$out" | grep -q '^1000 items on 2 workers'; then
+        echo "== mpi_farm -np 3: $(echo "$out" | grep items/s)"; passed=$((passed + 1))
+    else
+        echo "$out"; echo "== mpi_farm -np 3: FAILED"; failed=$((failed + 1))
+    fi
+fi
 echo "mpi-test: $passed passed, $failed failed ($runs runs: each build under -np 2 and -np 4, per rank)"
 [ "$failed" -eq 0 ]
