@@ -51,7 +51,10 @@ FUTURES_API int futures_mpi_start(void);
  * while, which settle with their outcome. A request that neither
  * completes nor cancels (a send nobody receives, a collective other ranks
  * never join) is freed with MPI_Request_free(): its buffer belongs to MPI
- * until the operation ends. After this call mpi_future() fails with
+ * until the operation ends. Meanwhile MPI_COMM_WORLD's error handler is
+ * MPI_ERRORS_RETURN, so that MPI_Cancel() on a collective, which MPI
+ * calls erroneous, cannot abort the program; then it is restored.
+ * After this call mpi_future() fails with
  * ESHUTDOWN until futures_mpi_start() is called again.
  * Thread safety: any thread but a callback of an mpi_future() (it waits
  * for the engine thread, which settles those futures).
