@@ -67,5 +67,5 @@ if [ -n "${SAMPLES:-}" ]; then
         echo "$out"; echo "== mpi_farm -np 3: FAILED"; failed=$((failed + 1))
     fi
 fi
-echo "mpi-test: $passed passed, $failed failed ($runs runs: each build under -np 2 and -np 4, per rank)"
+echo "mpi-test: $passed passed, $failed failed ($runs runs: each build under -np 2 and -np 4, counted per rank and test; then the samples)"
 [ "$failed" -eq 0 ]
