@@ -1,6 +1,7 @@
 /* Tests of lib/promise.c: promises whose holder decides how a cancel ends
  * (promise_create_cancellable). */
 #include "helpers.h"
+#include "internal.h" /* fault injection */
 
 #include <errno.h>
 
@@ -130,4 +131,24 @@ CheckedTest(promise_cancel, null_callback_is_einval)
     errno = 0;
     cr_assert_null(promise_create_cancellable(NULL, NULL));
     cr_assert_eq(errno, EINVAL);
+}
+
+CheckedTest(promise_cancel, without_memory_the_holder_is_told_inside_cancel)
+{
+    struct told t;
+    told_init(&t, true);
+    promise_t *p = promise_create_cancellable(on_cancel, &t);
+    future_t *f = promise_future(p);
+    long fired = fut__fault_fired(FUT_FAULT_ALLOC);
+    fut__fault_set(FUT_FAULT_ALLOC, 1, false); /* the telling's task */
+    cr_assert_not(future_cancel(f));
+    fut__fault_set(FUT_FAULT_ALLOC, 0, false);
+    cr_assert_gt(fut__fault_fired(FUT_FAULT_ALLOC), fired);
+    cr_assert(pthread_equal(t.thread, pthread_self()),
+              "never lost: told here rather than not at all");
+    cr_assert(future_is_ready(f));
+    cr_assert_eq(future_wait(f, NULL), ECANCELED);
+    future_release(f);
+    promise_release(p);
+    expect_no_leaks();
 }
