@@ -549,8 +549,7 @@ man-check: all man
 # (tools/check.sh); each stage's output is kept in $(B)/check/STAGE.log.
 CHECK_STAGES := unit exports header-cxx header-clang layers docs-check debug \
                 asan lsan tsan cxx-test valgrind valgrind-unit mpi-test \
-                install-test \
-                man-check
+                install-test man-check
 check:
 	@MAKE='$(MAKE)' tools/check.sh $(B) $(CHECK_STAGES)
 
