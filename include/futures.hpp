@@ -647,9 +647,13 @@ public:
     }
 
     /* set_exception() - fail the future as a task that threw @e would
-     * (see the top). Returns as set_value() does. */
+     * (see the top). Returns as set_value() does.
+     * Errors: throws futures::error (EINVAL: empty promise, or a null @e,
+     * which leaves the future unsettled). */
     bool set_exception(std::exception_ptr e)
     {
+        if (!e)
+            throw error(EINVAL);
         int rc;
         try {
             std::rethrow_exception(e);

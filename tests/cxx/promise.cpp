@@ -116,3 +116,23 @@ TEST(promise_cancelled_future_refuses_the_value)
 }
 
 } // namespace
+
+namespace {
+
+// A null exception_ptr is no exception: EINVAL, as a setter given a bad
+// argument fails, and the future stays unsettled (rethrow_exception(null)
+// is undefined behaviour).
+TEST(promise_set_exception_of_null_fails_with_einval)
+{
+    futures::promise<int> p;
+    futures::future<int> f = p.get_future();
+    CHECK_THROWS(EINVAL, p.set_exception(std::exception_ptr()));
+    CHECK(!f.ready());
+    CHECK(p.set_value(3));
+    CHECK_EQ(f.get(), 3);
+    futures::promise<int> empty(std::move(p));
+    CHECK_THROWS(EINVAL, p.set_exception(std::make_exception_ptr(std::runtime_error("x"))));
+    CHECK(!empty.set_exception(std::make_exception_ptr(std::runtime_error("late"))));
+}
+
+} // namespace
