@@ -56,6 +56,7 @@
 
 #include <futures.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -702,8 +703,20 @@ private:
  * scope - tasks that belong together (scope_create()): joined together,
  * the first failure cancelling the rest, an optional limit on how many run.
  *
- * Ownership: the scope is this handle's; destroying it without a join
- * cancels its tasks and does not wait (scope_release()). Move-only.
+ * Ownership: the scope is this handle's. Destroying it (or assigning to
+ * it) without a join() or get_future() cancels it (scope_cancel(): queued
+ * and waiting tasks never run, task_cancelled() turns true in the running
+ * ones), and then waits for every task it accepted to finish, as
+ * std::jthread joins in its destructor: so a task that captured locals by
+ * reference never outlives them when an exception (or an early return)
+ * skips join(). A joined scope is waited for too (at once after join()).
+ * The destructor may therefore block, for as long as a running task takes
+ * to return: make long tasks check task_cancelled(). Its outcome is
+ * ignored (join() is where failures are read). Should that wait fail
+ * (scope_join()'s EDEADLK, EAGAIN, ENOMEM: destroyed where it cannot
+ * wait), the scope is released without waiting, as scope_release() does.
+ * Destroying a scope inside one of its own tasks waits for that task, a
+ * deadlock, as join() there would. Move-only.
  * Errors: the constructors throw futures::error (ENOMEM, EAGAIN).
  */
 class scope {
@@ -718,18 +731,22 @@ public:
     /* A scope whose tasks run on @p, which must outlive its submissions. */
     explicit scope(const pool &p) : s_(create(p.native_handle())) {}
 
-    scope(scope &&o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    scope(scope &&o) noexcept
+        : s_(std::exchange(o.s_, nullptr)), joined_(o.joined_.load())
+    {
+    }
     scope &operator=(scope &&o) noexcept
     {
         if (this != &o) {
-            scope_release(s_);
+            finish();
             s_ = std::exchange(o.s_, nullptr);
+            joined_ = o.joined_.load();
         }
         return *this;
     }
     scope(const scope &) = delete;
     scope &operator=(const scope &) = delete;
-    ~scope() { scope_release(s_); }
+    ~scope() { finish(); }
 
     /*
      * submit() - @fn() as a task of the scope: scope_submit_ex(), with
@@ -772,6 +789,7 @@ public:
     /* get_future() - join() without blocking (scope_future()). */
     future<void> get_future() const
     {
+        joined_ = true; /* before: the future closes it as a join does */
         future_t *f = scope_future(s_);
         if (!f)
             detail::throw_errno();
@@ -796,7 +814,22 @@ private:
         return s;
     }
 
+    /* Cancels the scope unless it was joined, waits for its tasks (the
+     * outcome ignored; a wait that fails releases without one), releases
+     * it. The handle is empty afterwards. */
+    void finish() noexcept
+    {
+        scope_t *s = std::exchange(s_, nullptr);
+        if (!s)
+            return;
+        if (!joined_)
+            scope_cancel(s);
+        (void)scope_join(s);
+        scope_release(s);
+    }
+
     scope_t *s_;
+    mutable std::atomic<bool> joined_{false}; /* join() or get_future() */
 };
 
 /* --------------------------------------------------- completion queues -- */

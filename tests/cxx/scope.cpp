@@ -161,3 +161,61 @@ TEST(scope_nested_in_a_task_is_a_child)
 }
 
 } // namespace
+
+namespace {
+
+// ~scope without a join: an exception skips join(), and the task still
+// running uses state that goes with the stack frame. The destructor
+// cancels the scope, then waits for the task: it sees the cancellation
+// (the gate it is held at) and goes on touching the state, which must
+// still be there; its last act is the flag, true once the scope is gone.
+TEST(scope_destroyed_by_an_exception_waits_for_its_running_task)
+{
+    pool p(2);
+    std::atomic<bool> started{false}, finished{false};
+    try {
+        std::vector<long> data(1000, 1);
+        scope s(p);
+        s.submit([&data, &started, &finished] {
+            started = true;
+            while (!task_cancelled()) // held until ~scope cancels
+                std::this_thread::yield();
+            long sum = 0;
+            for (int round = 0; round < 200; round++)
+                for (long &x : data)
+                    sum += x++; // data must outlive this task
+            finished = sum > 0;
+        });
+        while (!started)
+            std::this_thread::yield();
+        throw std::runtime_error("before join()");
+    } catch (const std::runtime_error &) {
+        CHECK(finished.load()); // the destructor waited for the task's end
+    }
+    CHECK(finished.load());
+}
+
+// A joined scope's destructor waits at once; a moved-to scope's old one
+// is finished like a destroyed one.
+TEST(scope_assignment_waits_for_the_old_scope)
+{
+    pool p(2);
+    std::atomic<bool> started{false}, finished{false};
+    scope s(p);
+    s.submit([&] {
+        started = true;
+        while (!task_cancelled())
+            std::this_thread::yield();
+        for (volatile int spin = 0; spin < 100000; spin = spin + 1)
+            ;
+        finished = true;
+    });
+    while (!started)
+        std::this_thread::yield();
+    s = scope(p);
+    CHECK(finished.load());
+    s.submit([] {});
+    s.join();
+}
+
+} // namespace
