@@ -63,7 +63,6 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -870,29 +869,32 @@ public:
 
     /*
      * next() - the next added future to settle, waiting at most @timeout
-     * (for ever without one). Empty when nothing settled in time
-     * (ETIMEDOUT) or every added future has been handed back (ENOENT).
+     * (for ever without one). An empty future (!valid()) when nothing
+     * settled in time (ETIMEDOUT) or every added future has been handed
+     * back (ENOENT): while (auto f = c.next()) reads them all. A future,
+     * not a std::optional, so c.next().get() is get() on a temporary and
+     * returns a copy; c.next()->get() would return a reference into a
+     * future gone at the end of the statement.
      * Errors: throws futures::error (EINVAL, or a wait's EDEADLK, EAGAIN).
      */
     template <class Rep, class Period>
-    std::optional<future<T>>
-    next(const std::chrono::duration<Rep, Period> &timeout) const
+    future<T> next(const std::chrono::duration<Rep, Period> &timeout) const
     {
         return next_ns(detail::to_ns(timeout));
     }
-    std::optional<future<T>> next() const { return next_ns(UINT64_MAX); }
+    future<T> next() const { return next_ns(UINT64_MAX); }
 
     bool valid() const noexcept { return c_ != nullptr; }
     completion_t *native_handle() const noexcept { return c_; }
 
 private:
-    std::optional<future<T>> next_ns(std::uint64_t ns) const
+    future<T> next_ns(std::uint64_t ns) const
     {
         future_t *f = completion_next(c_, ns);
         if (f)
             return detail::access::adopt<T>(f);
         if (errno == ETIMEDOUT || errno == ENOENT)
-            return std::nullopt;
+            return future<T>();
         detail::throw_errno();
     }
 

@@ -106,16 +106,16 @@ TEST(completion_hands_futures_back_in_settlement_order)
     completion<int> c;
     for (auto &p : ps)
         c.add(p.get_future());
-    CHECK(!c.next(std::chrono::milliseconds(0)).has_value()); // nothing yet
+    CHECK(!c.next(std::chrono::milliseconds(0)).valid()); // nothing yet
     int order[] = {2, 0, 1};
     for (int i : order)
         ps[i].set_value(i * 10);
     for (int i : order) {
-        std::optional<future<int>> f = c.next();
-        CHECK(f.has_value());
-        CHECK_EQ(f->get(), i * 10);
+        future<int> f = c.next();
+        CHECK(f.valid());
+        CHECK_EQ(f.get(), i * 10);
     }
-    CHECK(!c.next().has_value()); // ENOENT: every one handed back
+    CHECK(!c.next().valid()); // ENOENT: every one handed back
 }
 
 TEST(completion_of_tasks_and_moves)
@@ -129,10 +129,35 @@ TEST(completion_of_tasks_and_moves)
     CHECK_THROWS(EINVAL, c.add(future<std::string>()));
     int seen = 0;
     while (auto f = d.next())
-        seen += std::stoi(f->get()) >= 0;
+        seen += std::stoi(f.get()) >= 0;
     CHECK_EQ(seen, 20);
     completion<int> dropped; // released with futures it never handed back
     dropped.add(p.submit([] { return 1; }));
+}
+
+} // namespace
+
+namespace {
+
+// next() returns the future itself, so next().get() is get() on a
+// temporary: a copy, where an optional's ->get() returned a reference into
+// a future gone at the end of the statement (the queue held the last
+// reference to it).
+TEST(completion_next_get_returns_a_value_that_outlives_the_statement)
+{
+    pool p(1);
+    completion<std::string> c;
+    c.add(p.submit([] { return std::string(100, 'x'); }));
+    static_assert(std::is_same_v<decltype(c.next()), future<std::string>>,
+                  "next() returns a future, never an optional");
+    static_assert(std::is_same_v<decltype(c.next().get()), std::string>,
+                  "get() on next()'s temporary returns a copy");
+    const std::string &s = c.next().get(); // a copy, its life extended
+    CHECK_EQ(s.size(), std::size_t{100});
+    CHECK(s == std::string(100, 'x'));
+    future<std::string> none = c.next(std::chrono::seconds(1));
+    CHECK(!none.valid()); // ENOENT: an empty future
+    CHECK(!none);
 }
 
 } // namespace
