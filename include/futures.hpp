@@ -279,13 +279,20 @@ template <class T, class F> auto then_callable(future_t *f, F &&fn)
                                  &delete_callable<Fn>));
 }
 
-/* A timeout in nanoseconds for the C calls: negative is 0, and anything
- * past what uint64_t holds saturates. */
+/* A timeout in nanoseconds for the C calls: negative (or NaN) is 0, and
+ * anything past what uint64_t holds saturates to UINT64_MAX (for ever).
+ * Converted through long double, so no duration (seconds::max(), a
+ * duration<double> of 1e300) overflows on the way. */
 template <class Rep, class Period>
 std::uint64_t to_ns(const std::chrono::duration<Rep, Period> &d) noexcept
 {
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-    return ns <= 0 ? 0 : static_cast<std::uint64_t>(ns);
+    using ld_ns = std::chrono::duration<long double, std::nano>;
+    long double ns = std::chrono::duration_cast<ld_ns>(d).count();
+    if (!(ns > 0)) /* NaN too */
+        return 0;
+    if (ns >= 1.8e19L) /* UINT64_MAX is about 1.845e19 */
+        return UINT64_MAX;
+    return static_cast<std::uint64_t>(ns);
 }
 
 /* ------------------------------------------- what futures share -- */

@@ -2,6 +2,8 @@
 // exceptions turned into failures, then() chains, moves.
 #include "check.hpp"
 
+#include <limits>
+#include <memory>
 #include <string>
 
 // In a namespace: futures.h's struct tags (pool, future, promise, scope,
@@ -177,3 +179,47 @@ TEST(future_release_hands_the_reference_over)
 }
 
 } // namespace
+
+namespace {
+
+// to_ns() saturates: no duration overflows on its way to nanoseconds
+// (seconds::max() overflowed int64 nanoseconds, so wait_for() "for ever"
+// returned false at once; a double of 1e300 or NaN was undefined).
+TEST(future_timeouts_saturate)
+{
+    using namespace std::chrono;
+    using futures::detail::to_ns;
+    CHECK(to_ns(seconds::max()) == UINT64_MAX);
+    CHECK(to_ns(hours(3000000)) == UINT64_C(10800000000000000000)); // past INT64_MAX
+    CHECK(to_ns(hours(6000000)) == UINT64_MAX);
+    CHECK(to_ns(duration<double>(1e300)) == UINT64_MAX);
+    CHECK(to_ns(duration<double>(std::numeric_limits<double>::infinity())) == UINT64_MAX);
+    CHECK(to_ns(duration<double>(std::numeric_limits<double>::quiet_NaN())) == 0);
+    CHECK(to_ns(duration<double>(-1e300)) == 0);
+    CHECK(to_ns(seconds::min()) == 0);
+    CHECK(to_ns(seconds(-1)) == 0);
+    CHECK(to_ns(nanoseconds(0)) == 0);
+    CHECK(to_ns(nanoseconds(1)) == 1);
+    CHECK(to_ns(seconds(3)) == UINT64_C(3000000000));
+    CHECK(to_ns(duration<double, std::milli>(1.5)) == UINT64_C(1500000));
+
+    // Settled from another thread once the wait has begun: a wait for
+    // seconds::max() waits for it.
+    futures::promise<int> p;
+    future<int> f = p.get_future();
+    std::atomic<bool> waiting{false};
+    std::thread keeper([&] {
+        while (!waiting)
+            std::this_thread::yield();
+        std::this_thread::sleep_for(milliseconds(20)); // let the wait begin
+        p.set_value(1);
+    });
+    waiting = true;
+    bool settled = f.wait_for(seconds::max());
+    keeper.join();
+    CHECK(settled);
+    CHECK_EQ(f.get(), 1);
+}
+
+} // namespace
+
