@@ -187,7 +187,9 @@ template <class F, class R> int run_task(void *arg, void **result) noexcept
     });
 }
 
-/* A then_fn over a callable of type F, given a future<T>'s value. */
+/* A then_fn over a callable of type F, given a future<T>'s value. The
+ * value is shared: every continuation of the future may run at once on
+ * it, so each gets a const T& (a callable taking T gets its own copy). */
 template <class T, class F, class R>
 int run_then(void *value, void *arg, void **result) noexcept
 {
@@ -200,7 +202,7 @@ int run_then(void *value, void *arg, void **result) noexcept
     } else {
         if (!value)
             return task_fail(EINVAL, "%s", "a future<T> without a value");
-        T &v = *static_cast<T *>(value);
+        const T &v = *static_cast<const T *>(value);
         return run_into<R>(result, [&]() -> decltype(auto) {
             return std::invoke(fn, v);
         });
@@ -211,7 +213,7 @@ int run_then(void *value, void *arg, void **result) noexcept
 template <class F> using task_result_t = std::decay_t<std::invoke_result_t<F &>>;
 
 template <class T, class F> struct then_result {
-    using type = std::decay_t<std::invoke_result_t<F &, T &>>;
+    using type = std::decay_t<std::invoke_result_t<F &, const T &>>;
 };
 template <class F> struct then_result<void, F> {
     using type = std::decay_t<std::invoke_result_t<F &>>;
@@ -412,8 +414,10 @@ public:
     /*
      * then() - a future of @fn(value) once this one has succeeded.
      *
-     * @fn is called with a T& (so it may take T, const T& or T&) where
-     * future_then() runs continuations, never inside this call; it may
+     * @fn is called with a const T& (so it may take T, a copy of its own,
+     * or const T&; not T&: every continuation of this future may run at
+     * once on the one value) where future_then() runs continuations,
+     * never inside this call; it may
      * return a value (of type U: future<U>) or nothing (future<void>).
      * A @fn that returns a future makes a future of that future (get()
      * the inner one); nothing flattens it as future_compose() would.

@@ -18,7 +18,7 @@ TEST(future_values_are_destroyed_once_with_the_last_future)
     pool p(2);
     future<counted> f = p.submit([] { return counted(5); });
     CHECK_EQ(f.get().value, 5);
-    future<int> g = f.then([](counted &c) { return c.value + 1; });
+    future<int> g = f.then([](const counted &c) { return c.value + 1; });
     CHECK_EQ(g.get(), 6);
     CHECK(counted::alive() >= 1); // f still holds its value
     future<counted> moved = std::move(f);
@@ -219,6 +219,28 @@ TEST(future_timeouts_saturate)
     keeper.join();
     CHECK(settled);
     CHECK_EQ(f.get(), 1);
+}
+
+} // namespace
+
+namespace {
+
+// Every continuation of a future may run at once on its one value: each
+// gets a const T& (a callable taking T gets a copy of its own).
+TEST(future_continuations_get_a_const_value)
+{
+    pool p(2);
+    future<std::string> f = p.submit([] { return std::string("shared"); });
+    future<bool> is_const = f.then([](auto &v) {
+        return std::is_const_v<std::remove_reference_t<decltype(v)>>;
+    });
+    CHECK(is_const.get());
+    future<std::string> changed = f.then([](std::string v) {
+        v += "!"; // its own copy
+        return v;
+    });
+    CHECK(changed.get() == "shared!");
+    CHECK(f.get() == "shared");
 }
 
 } // namespace
