@@ -399,8 +399,12 @@ public:
      * value). The value is shared with every continuation: read it; change
      * it only where nothing else reads it. Blocks as future_wait() does:
      * inside a pool task it does not deadlock. On a temporary future
-     * (when_all(fs).get()) it returns a copy instead, since the future,
-     * and the value with it, may go at the end of the expression.
+     * (when_all(fs).get(), c.next().get()) it returns a copy instead,
+     * since the future, and the value with it, may go at the end of the
+     * expression; the value may be shared, so it is never moved from.
+     * That copy needs a copyable T: for a move-only T (std::unique_ptr)
+     * keep the future in a variable and read the value through get()'s
+     * reference, or take it in a then() continuation.
      */
     const T &get() const &
     {
@@ -409,7 +413,14 @@ public:
             throw error(EINVAL, "a future<T> without a value");
         return *static_cast<const T *>(value);
     }
-    T get() const && { return static_cast<const future &>(*this).get(); }
+    T get() const &&
+    {
+        static_assert(std::is_copy_constructible_v<T>,
+                      "future<T>::get() on a temporary future returns a copy, "
+                      "and T is not copyable: keep the future in a variable "
+                      "and use the const T& its get() returns");
+        return static_cast<const future &>(*this).get();
+    }
 
     /*
      * then() - a future of @fn(value) once this one has succeeded.
@@ -917,13 +928,17 @@ private:
 /*
  * when_all() - a future of every value of @fs, in @fs's order, once all
  * have succeeded (when_all(), then a copy of each value); a future<void>
- * for futures of void. If one fails, the result fails with the error and
+ * for futures of void; T must be copyable. If one fails, the result fails with the error and
  * message of the lowest-index input that failed, once all have settled.
  * Borrows @fs: the handles stay the caller's. Errors: throws
  * futures::error (EINVAL for an empty handle in @fs, ENOMEM).
  */
 template <class T> auto when_all(const std::vector<future<T>> &fs)
 {
+    static_assert(std::is_void_v<T> || std::is_copy_constructible_v<T>,
+                  "when_all(fs) copies each value into its vector: T must be "
+                  "copyable (for a move-only T, wait for each future of fs "
+                  "instead)");
     std::vector<future_t *> raw;
     raw.reserve(fs.size());
     for (const future<T> &f : fs)

@@ -245,3 +245,26 @@ TEST(future_continuations_get_a_const_value)
 
 } // namespace
 
+namespace {
+
+// A move-only value: read through get()'s reference, taken in then().
+// (get() on a temporary future of one is a static_assert: it copies.)
+TEST(future_of_a_move_only_value)
+{
+    pool p(1);
+    future<std::unique_ptr<int>> f = p.submit([] { return std::make_unique<int>(7); });
+    CHECK_EQ(*f.get(), 7);
+    future<int> g = f.then([](const std::unique_ptr<int> &u) { return *u + 1; });
+    CHECK_EQ(g.get(), 8);
+    futures::promise<std::unique_ptr<int>> pr;
+    future<std::unique_ptr<int>> h = pr.get_future();
+    pr.set_value(std::make_unique<int>(9));
+    CHECK_EQ(*h.get(), 9);
+    futures::completion<std::unique_ptr<int>> c;
+    c.add(h);
+    future<std::unique_ptr<int>> n = c.next();
+    CHECK_EQ(*n.get(), 9);
+}
+
+} // namespace
+
