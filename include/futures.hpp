@@ -237,9 +237,36 @@ struct access {
  * and makes the library own that value. Should the library lack the memory
  * to record the deleter (ENOMEM), the value has no owner: the future is
  * cancelled, or waited for if it already runs, its value deleted here, and
- * the error thrown. That wait is the one place the layer blocks on a
- * task's behalf, and only then.
+ * the error thrown. Should that wait fail (EDEADLK: @f can only settle
+ * after the caller's own task; EAGAIN), the deleter is asked for again,
+ * and until either works the layer polls both, a millisecond apart: the
+ * value always gets an owner, never leaks. That wait is the one place the
+ * layer blocks on a task's behalf, and only after an ENOMEM.
  */
+template <class R> void disown(future_t *f) noexcept
+{
+    future_cancel(f); /* never runs, so never makes a value */
+    for (;;) {
+        bool settled = future_is_ready(f);
+        void *value = nullptr;
+        int rc = future_wait(f, &value);
+        if (rc == 0) {
+            delete_value<R>(value);
+            return;
+        }
+        if (settled || future_is_ready(f)) {
+            if (settled)
+                return; /* it failed: no value */
+            continue;   /* it settled meanwhile: read its outcome */
+        }
+        /* The wait failed, the task is still to finish: its value gets
+         * the library's deleter after all, or the next round waits. */
+        if (future_set_result_free(f, &delete_value<R>) == 0)
+            return;
+        future_wait_for(f, UINT64_C(1000000));
+    }
+}
+
 template <class R> future<R> own(future_t *f)
 {
     if (!f)
@@ -247,10 +274,7 @@ template <class R> future<R> own(future_t *f)
     if constexpr (!std::is_void_v<R>) {
         int rc = future_set_result_free(f, &delete_value<R>);
         if (rc) {
-            future_cancel(f);
-            void *value = nullptr;
-            if (future_wait(f, &value) == 0)
-                delete_value<R>(value);
+            disown<R>(f);
             future_release(f);
             throw error(rc);
         }

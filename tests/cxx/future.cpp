@@ -268,3 +268,51 @@ TEST(future_of_a_move_only_value)
 
 } // namespace
 
+namespace {
+
+// own()'s ENOMEM fallback when the task cannot be cancelled (it runs) and
+// cannot be waited for (EDEADLK: the caller is that task): the value the
+// task makes afterwards still gets its owner, never leaks. The task is a
+// plain C one, so its future has no deleter but the one own() records.
+struct own_trial {
+    std::atomic<future_t *> self{nullptr};
+    std::atomic<int> error{-1};
+};
+
+int own_self_then_make_a_value(void *arg, void **result)
+{
+    own_trial &t = *static_cast<own_trial *>(arg);
+    future_t *self;
+    while (!(self = t.self.load()))
+        std::this_thread::yield();
+    int code = 0;
+    check::fail_allocation(1); // the deleter's record
+    try {
+        futures::detail::own<counted>(future_retain(self));
+    } catch (const futures::error &e) {
+        code = e.code().value();
+    }
+    check::allocations_succeed();
+    *result = new counted(4); // made after own() gave up its wait
+    t.error = code;
+    return 0;
+}
+
+TEST(future_value_gets_its_owner_when_memory_and_the_wait_fail)
+{
+    pool p(1);
+    own_trial t;
+    future_t *f = pool_submit(p.native_handle(), own_self_then_make_a_value, &t);
+    CHECK(f != nullptr);
+    t.self = f;
+    while (t.error.load() < 0) // no library call meanwhile: the fault is the deleter's
+        std::this_thread::yield();
+    CHECK_EQ(t.error.load(), ENOMEM);
+    void *value = nullptr;
+    CHECK_EQ(future_wait(f, &value), 0);
+    CHECK_EQ(static_cast<counted *>(value)->value, 4);
+    future_release(f); // the last reference: the deleter own() recorded frees it
+    // main.cpp checks that no counted object is left alive.
+}
+
+} // namespace
