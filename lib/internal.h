@@ -249,11 +249,10 @@ struct fut__ops {
      * lock held. Internal code only, never a user's callback. */
     void (*failing)(future_t *f);
     void (*settled)(future_t *f);
-    /* Optional: a PENDING future whose holder decides how a cancel ends
-     * (a cancellable promise). future_cancel() then only sets
-     * FUT_CANCEL_REQUESTED and, the first time, calls this instead of
-     * settling @f. Never with a library lock held; must not run user
-     * code inside the call (promise.c hands it to a task). */
+    /* Optional, for a PENDING future whose holder ends a cancel (a
+     * cancellable promise): future_cancel() sets FUT_CANCEL_REQUESTED and,
+     * the first time, calls this instead of settling @f; no lock held, no
+     * user code inside (promise.c hands that to a task). */
     void (*cancel)(future_t *f);
 };
 
