@@ -44,6 +44,36 @@ static inline size_t allocated_bytes(void)
 #define U2P(n) ((void *)(uintptr_t)(n))
 #define P2U(p) ((uintptr_t)(p))
 
+/*
+ * An _ex argument that counts how often its destructor ran (free_owned)
+ * and how often its task did; a task that finds it freed already fails
+ * with EFAULT (pool_ex.c, scope_ex.c, then_ex.c).
+ */
+struct owned_arg {
+    atomic_int frees;
+    atomic_int runs;
+};
+
+static inline void free_owned(void *arg)
+{
+    atomic_fetch_add(&((struct owned_arg *)arg)->frees, 1);
+}
+
+static inline int use_owned(void *arg, void **result)
+{
+    struct owned_arg *o = arg;
+    atomic_fetch_add(&o->runs, 1);
+    *result = NULL;
+    return atomic_load(&o->frees) ? EFAULT : 0; /* freed too early? */
+}
+
+static inline int fail_owned(void *arg, void **result)
+{
+    (void)result;
+    atomic_fetch_add(&((struct owned_arg *)arg)->runs, 1);
+    return EIO;
+}
+
 struct gate {
     pthread_mutex_t lock;
     pthread_cond_t cond;

@@ -7,35 +7,9 @@
 
 #include <errno.h>
 
-/* An argument that counts how often it was freed. */
-struct owned {
-    atomic_int frees;
-    atomic_int runs;
-};
-
-static void free_owned(void *arg)
-{
-    atomic_fetch_add(&((struct owned *)arg)->frees, 1);
-}
-
-static int use_owned(void *arg, void **result)
-{
-    struct owned *o = arg;
-    atomic_fetch_add(&o->runs, 1);
-    *result = NULL;
-    return atomic_load(&o->frees) ? EFAULT : 0; /* freed too early? */
-}
-
-static int fail_owned(void *arg, void **result)
-{
-    (void)result;
-    atomic_fetch_add(&((struct owned *)arg)->runs, 1);
-    return EIO;
-}
-
 CheckedTest(pool_ex, frees_once_after_the_task_ran, .timeout = 30)
 {
-    struct owned ok = {0, 0}, bad = {0, 0};
+    struct owned_arg ok = {0, 0}, bad = {0, 0};
     pool_t *pool = pool_create(2);
     future_t *f = pool_submit_ex(pool, use_owned, &ok, free_owned);
     future_t *g = pool_submit_ex(pool, fail_owned, &bad, free_owned);
@@ -55,7 +29,7 @@ CheckedTest(pool_ex, frees_once_when_cancelled_while_queued, .timeout = 30)
 {
     struct gate g;
     gate_init(&g);
-    struct owned o = {0, 0};
+    struct owned_arg o = {0, 0};
     pool_t *pool = pool_create(1);
     future_t **busy = saturate(pool, 1, &g);
     future_t *f = pool_submit_ex(pool, use_owned, &o, free_owned);
@@ -77,12 +51,12 @@ CheckedTest(pool_ex, frees_every_task_pool_cancel_cancels, .timeout = 30)
     enum { N = 100 };
     struct gate g;
     gate_init(&g);
-    struct owned o[N];
+    struct owned_arg o[N];
     pool_t *pool = pool_create(1);
     future_t **busy = saturate(pool, 1, &g);
     future_t *fs[N];
     for (int i = 0; i < N; i++) {
-        o[i] = (struct owned){0, 0};
+        o[i] = (struct owned_arg){0, 0};
         fs[i] = pool_submit_ex(pool, use_owned, &o[i], free_owned);
     }
     pool_shutdown(pool, POOL_CANCEL);
@@ -103,7 +77,7 @@ CheckedTest(pool_ex, frees_every_task_pool_cancel_cancels, .timeout = 30)
 
 CheckedTest(pool_ex, frees_before_returning_when_not_accepted)
 {
-    struct owned shut = {0, 0}, oom = {0, 0}, bad = {0, 0};
+    struct owned_arg shut = {0, 0}, oom = {0, 0}, bad = {0, 0};
     pool_t *pool = pool_create(1);
 
     fut__fault_set(FUT_FAULT_ALLOC, 1, false);
@@ -132,7 +106,7 @@ CheckedTest(pool_ex, frees_before_returning_when_not_accepted)
 
 CheckedTest(pool_ex, without_a_destructor_is_pool_submit, .timeout = 30)
 {
-    struct owned o = {0, 0};
+    struct owned_arg o = {0, 0};
     pool_t *pool = pool_create(1);
     future_t *f = pool_submit_ex(pool, use_owned, &o, NULL);
     cr_assert_eq(future_wait(f, NULL), 0);
@@ -159,7 +133,7 @@ CheckedTest(pool_ex, frees_once_when_cancel_races_the_start, .timeout = 120)
 {
     pool_t *pool = pool_create(2);
     for (int round = 0; round < 3000; round++) {
-        struct owned o = {0, 0};
+        struct owned_arg o = {0, 0};
         struct racer r;
         pthread_barrier_init(&r.go, NULL, 2);
         r.f = pool_submit_ex(pool, use_owned, &o, free_owned);

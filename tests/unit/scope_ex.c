@@ -8,35 +8,9 @@
 
 #include <errno.h>
 
-/* An argument that counts how often it was freed and how often it ran. */
-struct owned {
-    atomic_int frees;
-    atomic_int runs;
-};
-
-static void free_owned(void *arg)
-{
-    atomic_fetch_add(&((struct owned *)arg)->frees, 1);
-}
-
-static int use_owned(void *arg, void **result)
-{
-    struct owned *o = arg;
-    atomic_fetch_add(&o->runs, 1);
-    *result = NULL;
-    return atomic_load(&o->frees) ? EFAULT : 0; /* freed too early? */
-}
-
-static int fail_owned(void *arg, void **result)
-{
-    (void)result;
-    atomic_fetch_add(&((struct owned *)arg)->runs, 1);
-    return EIO;
-}
-
 /* An owned argument that also holds a gate its task waits at. */
 struct gated_owned {
-    struct owned o;
+    struct owned_arg o;
     struct gate *gate;
 };
 
@@ -54,7 +28,7 @@ static int gated_owned_task(void *arg, void **result)
 
 CheckedTest(scope_ex, frees_once_after_the_task_ran, .timeout = 30)
 {
-    struct owned ok = {0, 0}, bad = {0, 0}, job = {0, 0};
+    struct owned_arg ok = {0, 0}, bad = {0, 0}, job = {0, 0};
     pool_t *pool = pool_create(2);
     scope_t *s = scope_create(pool);
     future_t *f = scope_submit_ex(s, use_owned, &ok, free_owned);
@@ -92,10 +66,10 @@ static void frees_when_cancelled_while_waiting(bool blocking)
     future_t *running = scope_submit_ex(s, gated_owned_task, &first,
                                         free_gated);
     gate_await_started(&gate, 1);
-    struct owned o[N];
+    struct owned_arg o[N];
     future_t *fs[N];
     for (int i = 0; i < N; i++) {
-        o[i] = (struct owned){0, 0};
+        o[i] = (struct owned_arg){0, 0};
         fs[i] = blocking ? scope_submit_blocking_ex(s, use_owned, &o[i],
                                                     free_owned)
                          : scope_submit_ex(s, use_owned, &o[i], free_owned);
@@ -135,7 +109,7 @@ CheckedTest(scope_ex, frees_once_when_a_sibling_fails, .timeout = 30)
     pool_t *pool = pool_create(1);
     future_t **busy = saturate(pool, 1, &gate);
     scope_t *s = scope_create(pool);
-    struct owned bad = {0, 0}, queued = {0, 0};
+    struct owned_arg bad = {0, 0}, queued = {0, 0};
     future_t *f = scope_submit_ex(s, fail_owned, &bad, free_owned);
     future_t *g = scope_submit_ex(s, use_owned, &queued, free_owned);
     gate_open(&gate); /* bad runs first and cancels queued */
@@ -161,10 +135,10 @@ CheckedTest(scope_ex, frees_every_task_pool_cancel_cancels, .timeout = 30)
     pool_t *pool = pool_create(1);
     future_t **busy = saturate(pool, 1, &gate);
     scope_t *s = scope_create(pool);
-    struct owned o[N];
+    struct owned_arg o[N];
     future_t *fs[N];
     for (int i = 0; i < N; i++) {
-        o[i] = (struct owned){0, 0};
+        o[i] = (struct owned_arg){0, 0};
         fs[i] = scope_submit_ex(s, use_owned, &o[i], free_owned);
     }
     pool_shutdown(pool, POOL_CANCEL);
@@ -190,7 +164,7 @@ CheckedTest(scope_ex, frees_every_task_pool_cancel_cancels, .timeout = 30)
  * before the call returns, and errno says why. */
 static void expect_refused(scope_t *s, task_fn fn, int error, bool blocking)
 {
-    struct owned o = {0, 0};
+    struct owned_arg o = {0, 0};
     errno = 0;
     future_t *f = blocking ? scope_submit_blocking_ex(s, fn, &o, free_owned)
                            : scope_submit_ex(s, fn, &o, free_owned);
@@ -229,7 +203,7 @@ CheckedTest(scope_ex, a_cancelled_scope_frees_before_returning_its_failed_future
     scope_t *s = scope_create(pool);
     scope_cancel(s);
     for (int blocking = 0; blocking < 2; blocking++) {
-        struct owned o = {0, 0};
+        struct owned_arg o = {0, 0};
         future_t *f = blocking
                           ? scope_submit_blocking_ex(s, use_owned, &o,
                                                      free_owned)
@@ -254,7 +228,7 @@ CheckedTest(scope_ex, frees_once_when_the_caller_cancels, .timeout = 30)
     pool_t *pool = pool_create(1);
     future_t **busy = saturate(pool, 1, &gate);
     scope_t *s = scope_create(pool);
-    struct owned o = {0, 0};
+    struct owned_arg o = {0, 0};
     future_t *f = scope_submit_ex(s, use_owned, &o, free_owned);
     cr_assert(future_cancel(f));
     cr_assert_eq(atomic_load(&o.frees), 1, "freed when cancelled");
@@ -272,7 +246,7 @@ CheckedTest(scope_ex, frees_once_when_the_caller_cancels, .timeout = 30)
 
 CheckedTest(scope_ex, without_a_destructor_is_scope_submit, .timeout = 30)
 {
-    struct owned o = {0, 0};
+    struct owned_arg o = {0, 0};
     pool_t *pool = pool_create(1);
     scope_t *s = scope_create(pool);
     future_t *f = scope_submit_ex(s, use_owned, &o, NULL);

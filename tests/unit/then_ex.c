@@ -7,19 +7,9 @@
 
 #include <errno.h>
 
-struct owned {
-    atomic_int frees;
-    atomic_int runs;
-};
-
-static void free_owned(void *arg)
-{
-    atomic_fetch_add(&((struct owned *)arg)->frees, 1);
-}
-
 static int then_owned(void *value, void *arg, void **result)
 {
-    struct owned *o = arg;
+    struct owned_arg *o = arg;
     atomic_fetch_add(&o->runs, 1);
     *result = value;
     return atomic_load(&o->frees) ? EFAULT : 0; /* freed too early? */
@@ -44,7 +34,7 @@ static int catch_owned(int error, void *arg, void **result)
 
 CheckedTest(then_ex, frees_once_after_the_callback_ran, .timeout = 30)
 {
-    struct owned t = {0, 0}, c = {0, 0};
+    struct owned_arg t = {0, 0}, c = {0, 0};
     future_t *ok = future_resolved(U2P(1)), *bad = future_failed(EIO);
     future_t *g = future_then_ex(ok, then_owned, &t, free_owned);
     future_t *h = future_catch_ex(bad, catch_owned, &c, free_owned);
@@ -64,7 +54,7 @@ CheckedTest(then_ex, frees_once_after_the_callback_ran, .timeout = 30)
 
 CheckedTest(then_ex, frees_once_when_the_callback_is_skipped, .timeout = 30)
 {
-    struct owned t = {0, 0}, c = {0, 0};
+    struct owned_arg t = {0, 0}, c = {0, 0};
     future_t *ok = future_resolved(U2P(1)), *bad = future_failed(EIO);
     future_t *g = future_then_ex(bad, then_owned, &t, free_owned);
     future_t *h = future_catch_ex(ok, catch_owned, &c, free_owned);
@@ -82,7 +72,7 @@ CheckedTest(then_ex, frees_once_when_the_callback_is_skipped, .timeout = 30)
 
 CheckedTest(then_ex, frees_once_when_cancelled_while_waiting, .timeout = 30)
 {
-    struct owned o = {0, 0};
+    struct owned_arg o = {0, 0};
     promise_t *p = promise_create();
     future_t *f = promise_future(p);
     future_t *g = future_then_ex(f, then_owned, &o, free_owned);
@@ -99,7 +89,7 @@ CheckedTest(then_ex, frees_once_when_cancelled_while_waiting, .timeout = 30)
 
 CheckedTest(then_ex, frees_before_returning_when_it_fails)
 {
-    struct owned oom = {0, 0}, bad = {0, 0}, none = {0, 0};
+    struct owned_arg oom = {0, 0}, bad = {0, 0}, none = {0, 0};
     future_t *f = future_resolved(NULL);
     fut__fault_set(FUT_FAULT_ALLOC, 1, false);
     errno = 0;
@@ -135,7 +125,7 @@ CheckedTest(then_ex, frees_once_when_cancel_races_the_predecessor,
             .timeout = 120)
 {
     for (int round = 0; round < 3000; round++) {
-        struct owned o = {0, 0};
+        struct owned_arg o = {0, 0};
         promise_t *p = promise_create();
         future_t *f = promise_future(p);
         struct racer r = {.g = future_then_ex(f, then_owned, &o, free_owned)};
@@ -251,7 +241,7 @@ CheckedTest(then_ex, a_destructor_run_by_a_rejection_may_wait_for_a_join,
 CheckedTest(then_ex, a_deferred_destructor_without_memory_still_runs_once,
             .timeout = 30)
 {
-    struct owned o = {0, 0};
+    struct owned_arg o = {0, 0};
     promise_t *p = promise_create();
     future_t *f = promise_future(p);
     future_t *g = future_then_ex(f, then_owned, &o, free_owned);
