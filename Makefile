@@ -303,7 +303,18 @@ $(MAN_STAMP): include/futures.h tools/man.py Makefile
 	    $(if $(MAN_DATE),--date $(MAN_DATE))
 	@touch $@
 
-man: $(MAN_STAMP)
+man: $(MAN_STAMP) $(if $(HAVE_MPI),$(MAN_MPI_STAMP))
+
+# libfutures-mpi's pages and futures_mpi(7), where it is built, apart: only
+# install-mpi installs them.
+MAN_MPI_DATE ?= $(shell git log -1 --format=%cs -- include/futures_mpi.h 2>/dev/null)
+MAN_MPI_STAMP := $(B)/man-mpi/.stamp
+
+$(MAN_MPI_STAMP): include/futures_mpi.h tools/man.py Makefile
+	@rm -rf $(B)/man-mpi
+	python3 tools/man.py include/futures_mpi.h $(B)/man-mpi --version $(VERSION) \
+	    $(if $(MAN_MPI_DATE),--date $(MAN_MPI_DATE))
+	@touch $@
 
 # ------------------------------------------------------------------ bench --
 
@@ -543,7 +554,8 @@ man-check: all man
 	@$(MAKE) --no-print-directory install DESTDIR= PREFIX=$(MC) LIBDIR=$(MC)/lib \
 	    INCLUDEDIR=$(MC)/include PKGCONFIGDIR=$(MC)/lib/pkgconfig MANDIR=$(MC)/share/man \
 	    > $(B)/man-check.log 2>&1 || { cat $(B)/man-check.log; exit 1; }
-	@tests/man.sh include/futures.h $(MC)/share/man $(MC)/rendered
+	@tests/man.sh "include/futures.h $(if $(HAVE_MPI),include/futures_mpi.h)" \
+	    $(MC)/share/man $(MC)/rendered
 
 # Every stage quietly, one verdict line each, the sum and the duration last
 # (tools/check.sh); each stage's output is kept in $(B)/check/STAGE.log.
@@ -600,9 +612,12 @@ install: install-mpi
 uninstall: uninstall-mpi
 endif
 .PHONY: install-mpi uninstall-mpi
-install-mpi: mpi-lib
+install-mpi: mpi-lib $(MAN_MPI_STAMP)
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) \
-	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR)
+	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR) \
+	    $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	install -m 644 $(B)/man-mpi/man3/*.3 $(DESTDIR)$(MANDIR)/man3
+	install -m 644 $(B)/man-mpi/man7/futures_mpi.7 $(DESTDIR)$(MANDIR)/man7
 	install -m 644 include/futures_mpi.h $(DESTDIR)$(INCLUDEDIR)/futures_mpi.h
 	install -m 644 $(MPI_STATIC) $(DESTDIR)$(LIBDIR)/libfutures-mpi.a
 	install -m 755 $(MPI_SHARED) $(DESTDIR)$(LIBDIR)/libfutures-mpi.so.$(VERSION)
@@ -622,6 +637,8 @@ uninstall-mpi:
 	      $(DESTDIR)$(LIBDIR)/libfutures-mpi.so.$(VERSION) \
 	      $(DESTDIR)$(LIBDIR)/$(MPI_SONAME) $(DESTDIR)$(LIBDIR)/libfutures-mpi.so \
 	      $(DESTDIR)$(PKGCONFIGDIR)/futures-mpi.pc $(DESTDIR)$(CMAKEDIR)/futures-mpi.cmake
+	@for p in $$(python3 tools/man.py include/futures_mpi.h --list); do \
+	  rm -f "$(DESTDIR)$(MANDIR)/$$p"; done
 
 # Removes what install wrote. Of the directories, only the CMake package's
 # own, which nothing else uses; of the manual pages, those this header

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# man.sh HEADER MANDIR OUTDIR - the manual pages installed under MANDIR
-# cover the header and render cleanly.
+# man.sh "HEADER..." MANDIR OUTDIR - the manual pages installed under MANDIR
+# cover the headers (one word each, futures.h and, where it is built,
+# futures_mpi.h) and render cleanly.
 #
 # Each page must render with `man -l` (its text goes to OUTDIR) with nothing
 # on stderr, and pass groff with every warning turned on (-ww) without one.
-# A function page must show its prototype as the header writes it; futures(7)
-# must list every function. Every function that tests/exports.sh counts as
+# A function page must show its prototype as its header writes it; each
+# header's overview (futures(7), futures_mpi(7)) must list its functions. Every function that tests/exports.sh counts as
 # public must have a page, and no page may be left for a function that is
 # gone. The last line is "man-check: N passed, M failed" (pages, and
 # functions without one); exit 1 if M > 0.
 set -u
-header=$1 mandir=$2 out=$3
+headers=$1 mandir=$2 out=$3
 for tool in man groff; do
     command -v $tool > /dev/null || {
         echo "man-check: no $tool here; install man-db and groff-base (.ci/run does)"
@@ -33,14 +34,14 @@ proto() {
         /^FUTURES_API/ { buf = ""; on = 1 }
         on { buf = buf " " $0
              if ($0 ~ /;/) { on = 0; if (buf ~ ("[ *]" name "\\(")) print buf } }
-    ' "$header" | sed -e 's/FUTURES_API //' -e 's/ *FUTURES_PRINTF([^)]*)//' |
+    ' $headers | sed -e 's/FUTURES_API //' -e 's/ *FUTURES_PRINTF([^)]*)//' |
         tr -s ' \t' '  ' | sed -e 's/^ //' -e 's/( /(/g'
 }
 
 # Text as one line with single spaces, so that line breaks do not matter.
 flat() { tr -s ' \n' '  ' < "$1"; }
 
-functions=$(tests/exports.sh --list "$header")
+functions=$(for h in $headers; do tests/exports.sh --list "$h"; done)
 for f in $functions; do
     [ -f "$mandir/man3/$f.3" ] && continue
     bad "$f" "no page $mandir/man3/$f.3"
@@ -60,12 +61,16 @@ for page in "$mandir"/man3/*.3 "$mandir"/man7/*.7; do
     *.3)
         fn=${name%.3}
         if ! grep -qx "$fn" <<< "$functions"; then
-            bad "$name" "no public function $fn in $header"
+            bad "$name" "no public function $fn in $headers"
         elif ! flat "$out/$name.txt" | grep -qF -- "$(proto "$fn")"; then
             bad "$name" "the rendered page lacks the prototype: $(proto "$fn")"
         fi ;;
-    futures.7)
-        for f in $functions; do
+    *.7)
+        h=include/${name%.7}.h
+        if [[ " $headers " != *" $h "* ]]; then
+            bad "$name" "no header $h among $headers"
+        fi
+        for f in $(tests/exports.sh --list "$h" 2>/dev/null); do
             flat "$out/$name.txt" | grep -qF -- "$f(3)" ||
                 bad "$name" "does not list $f(3)"
         done ;;
