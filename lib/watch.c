@@ -182,11 +182,14 @@ void fut__inputs_init_filled(struct fut__inputs *in, future_t *owner,
     in->notify = notify;
     in->n = n;
     in->w = w;
-    atomic_init(&in->pins, (unsigned)n + 1);
     for (size_t i = 0; i < n; i++) {
         future_retain(w[i].target);
         w[i].set = in;
     }
+    /* Last, and a release: a set may be in sight of other threads before
+     * it is filled in (a compose relay's, which a cancel detaches as it
+     * adopts), and those read it only once a pin says it is. */
+    atomic_store_explicit(&in->pins, (unsigned)n + 1, memory_order_release);
 }
 
 /*
