@@ -274,10 +274,10 @@ FUTURES_API int pool_stats(pool_t *pool, struct pool_stats *out);
  * beneath it on its thread's stack (above); a loop's thread waiting for a
  * future that only that loop can run (the rule is at future_then_on());
  * and a cycle of running tasks, on any pools, each blocked in a wait for
- * the next one's future, through then/catch/handle continuations and
- * when_all/when_any/timeout inputs: the wait that would
- * close the cycle fails, the others go on waiting and see its task's
- * outcome. A future that a promise holder, a timer or a timed wait could
+ * the next one's future, through then/catch/handle continuations,
+ * future_compose() results (before and after their step has run) and
+ * when_all/when_any/timeout inputs: the wait that would close the cycle
+ * fails, the others go on waiting and see its task's outcome. A future that a promise holder, a timer or a timed wait could
  * still settle is waited for as usual. The check runs only when a wait is
  * about to block. With FUTURES_DEADLOCK=abort in the environment, a
  * detected cycle through other threads or a loop is written to stderr

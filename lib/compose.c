@@ -80,12 +80,14 @@ static void release_any(future_t *f)
 
 /* ---------------------------------------------------------- the relay -- */
 
-/* Cancels and lets go of what @f holds in @slot, if anything. */
+/* Cancels and lets go of what @f holds in @slot, if anything, once no
+ * cycle walk still reads it (relay_follows). */
 static void cancel_slot(_Atomic(future_t *) *slot)
 {
     future_t *taken = atomic_exchange(slot, NULL);
     if (taken) {
         future_cancel(taken);
+        fut__walk_quiesce();
         release_any(taken);
     }
 }
@@ -110,8 +112,27 @@ static void relay_destroy(future_t *f)
         release_relay((future_t *)link);
 }
 
-static const struct fut__ops relay_ops = {
-    .kind = "compose", .detach = relay_detach, .destroy = relay_destroy};
+/* For a cycle walk (watch.c): what the relay will take its outcome from,
+ * the future it adopted or else the step that feeds it. Whoever takes
+ * either out of its slot releases it only after fut__walk_quiesce(). */
+static future_t *relay_follows(future_t *f)
+{
+    struct relay *r = relay_of(f);
+    future_t *inner = atomic_load(&r->inner);
+    return inner ? inner : atomic_load(&r->feeder);
+}
+
+/* Has relay @f adopted the future its step gave it? For tests. */
+bool fut__compose_adopted(future_t *f);
+bool fut__compose_adopted(future_t *f)
+{
+    return f->ops == &relay_ops && atomic_load(&relay_of(f)->inner) != NULL;
+}
+
+static const struct fut__ops relay_ops = {.kind = "compose",
+                                          .detach = relay_detach,
+                                          .destroy = relay_destroy,
+                                          .follows = relay_follows};
 
 /* Where a delivery to @r would go now: @r, or the relay it forwards to. */
 static future_t *follow(future_t *r)
@@ -182,7 +203,9 @@ static bool forward(future_t *g, future_t *target)
     }
     /* Cancelling target now cancels g's step. */
     future_t *feeder = atomic_exchange(&gr->feeder, NULL);
-    future_release(atomic_exchange(&relay_of(target)->feeder, feeder));
+    future_t *fed = atomic_exchange(&relay_of(target)->feeder, feeder);
+    fut__walk_quiesce();
+    future_release(fed);
     if (fut__is_settled(target)) /* cancelled meanwhile */
         cancel_slot(&relay_of(target)->feeder);
     release_relay(g); /* its step holds it until it follows the link */

@@ -4,10 +4,9 @@
  * The library is built in layers. A file calls only files of its own
  * layer or below; a lower layer reaches a higher one only through a
  * function pointer (struct fut__exec_ops, struct fut__ops, a watch's
- * notify, the default executor and offload that the pool registers). No
- * two object files depend on each other by symbol, however indirectly
- * (../shared/tools/libgraph.py build/obj checks it). docs/internals.md
- * walks a task and a continuation through them.
+ * notify, the default executor and offload that the pool registers); no
+ * two objects depend on each other by symbol (make layers checks it).
+ * docs/internals.md walks a task and a continuation through them.
  *
  *  L4 fork.c        what a child of fork() keeps; calls each layer's hook
  *  L3 executors     pool.c (the public face, the default pool) and
@@ -102,11 +101,9 @@ enum fut__help {
     FUT_NO_ROOM  /* its stack has no room to nest another task */
 };
 
-/*
- * Something that runs futures: a pool today, an event loop later. schedule()
- * takes over one reference to @f (QUEUED) and must eventually run it with
- * fut__run() or settle it; it never fails and never runs @f inside the call.
- */
+/* Something that runs futures: a pool or an event loop. schedule() takes
+ * over one reference to @f (QUEUED) and must run it with fut__run() or
+ * settle it; it never fails and never runs @f inside the call. */
 struct fut__exec;
 struct fut__exec_ops {
     void (*schedule)(struct fut__exec *exec, future_t *f);
@@ -175,8 +172,7 @@ struct fut__watch {
  * target's stripe lock, which keeps the list doubly linked so that any
  * watch leaves in constant time. The settler closes the list with one
  * compare-and-swap (waiting out the bit, a few instructions) and owns it
- * from then on. fork() never finds the bit set: the stripes are gated
- * locks (fork.c).
+ * from then on. fork() never finds the bit set (gated stripes, fork.c).
  */
 #define FUT_DEPS_LOCKED ((uintptr_t)1)
 #define FUT_DEPS_CLOSED ((uintptr_t)2)
@@ -211,9 +207,12 @@ void fut__deliver(struct fut__watch *list);
 enum fut__decides { FUT_DECIDES_EVERY, FUT_DECIDES_ANY, FUT_DECIDES_FIRST };
 
 /* Can unsettled @f settle only once @exec runs more of its queue? Or
- * only once this thread moves on (its loop, or a cycle of waits)? */
+ * only once this thread moves on (its loop, or a cycle of waits)? A
+ * future a cycle walk reads through fut__ops.follows is released only
+ * after fut__walk_quiesce(): no walk still reads it. */
 bool fut__needs_exec(future_t *f, const struct fut__exec *exec);
 bool fut__needs_this_thread(future_t *f, FILE *report);
+void fut__walk_quiesce(void);
 bool fut__deadlock_aborts(void);
 void fut__timer_report(FILE *out); /* timer.c, for futures_dump() */
 int fut__timer_stop(const struct timespec *deadline); /* futures_shutdown */
@@ -239,14 +238,15 @@ struct fut__ops {
      * failure (unobserved.c); asked after run() failed, before settling. */
     fut__fn (*site)(const future_t *f);
     /* Optional: the watch set of an unsettled future that settles when its
-     * inputs do, and how they decide (watch.c, fut__needs_exec). */
+     * inputs do, and how they decide (watch.c, fut__needs_exec); or the
+     * one future whose outcome it will take (a compose relay), to a walk. */
     struct fut__inputs *(*inputs)(future_t *f);
     enum fut__decides decides;
+    future_t *(*follows)(future_t *f);
     /* Optional: told of a failure as it is written, before anyone can
      * see @f settled, so that what it records comes in settlement order
-     * (scope.c: the first failure); then told once @f has settled,
-     * however it did. Both on the thread that settled it, with no library
-     * lock held. Internal code only, never a user's callback. */
+     * (scope.c: the first failure); then told once @f has settled, on the
+     * thread that settled it, no lock held. Never a user's callback. */
     void (*failing)(future_t *f);
     void (*settled)(future_t *f);
     /* Optional, for a PENDING future whose holder ends a cancel (a

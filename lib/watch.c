@@ -342,6 +342,40 @@ static enum need running_needs(future_t *f, struct walk *wk)
     return v;
 }
 
+/*
+ * What the future @f will take its outcome from needs (a compose relay:
+ * its step, then the future the step gave it). Only a cycle walk reads
+ * it: those run one at a time (fut__cycle_check_begin), odd walk_epoch
+ * while one runs, and whoever takes the future out of @f's slot waits
+ * out a walk that may have read it before releasing it.
+ */
+static atomic_uint walk_epoch;
+
+static enum need follows_need(future_t *f, struct walk *wk)
+{
+    future_t *g = wk->threads ? f->ops->follows(f) : NULL;
+    if (!g)
+        return FREE;
+    enum need v = needs(g, wk);
+    if (v == NEEDS)
+        report(wk, f, "takes the outcome of");
+    return v;
+}
+
+void fut__walk_quiesce(void)
+{
+    unsigned e = atomic_load(&walk_epoch);
+    if (!(e & 1) || fut__self.checking_cycle)
+        return; /* no walk, or this thread's own: it reads no more */
+    unsigned spins = 0;
+    while (atomic_load(&walk_epoch) == e) {
+        if (++spins % 64 == 0)
+            sched_yield();
+        else
+            fut__cpu_relax();
+    }
+}
+
 static enum need needs(future_t *f, struct walk *wk)
 {
     if (wk->budget == 0)
@@ -355,6 +389,8 @@ static enum need needs(future_t *f, struct walk *wk)
     }
     if (wk->threads && fut__state(f) == FUT_RUNNING)
         return running_needs(f, wk);
+    if (f->ops->follows)
+        return follows_need(f, wk);
     if (!f->ops->inputs)
         return FREE; /* a task elsewhere, a promise, a delay */
     struct fut__inputs *in = f->ops->inputs(f);
@@ -388,5 +424,8 @@ bool fut__needs_exec(future_t *f, const struct fut__exec *exec)
 bool fut__needs_this_thread(future_t *f, FILE *report)
 {
     struct walk wk = {fut__self.loop, true, NEED_BUDGET, report};
-    return needs(f, &wk) == NEEDS && !fut__is_settled(f);
+    atomic_fetch_add(&walk_epoch, 1); /* odd: a walk reads relays */
+    bool needed = needs(f, &wk) == NEEDS && !fut__is_settled(f);
+    atomic_fetch_add(&walk_epoch, 1);
+    return needed;
 }

@@ -8,6 +8,7 @@
 #include "helpers.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +31,9 @@ struct ring {
     atomic_int deadlocks; /* waits that got EDEADLK */
     atomic_int started;
     sem_t all_started;
+    /* What a task waits for instead of the next one's future, made from
+     * it (a compose over it, say); NULL: the future itself. */
+    future_t *(*through)(future_t *next);
 };
 
 struct member {
@@ -46,7 +50,10 @@ static int ring_task(void *arg, void **result)
     future_t *ready = promise_future(r->ready);
     future_wait(ready, NULL); /* every fs[] is filled */
     future_release(ready);
-    int error = future_wait(r->fs[(m->i + 1) % r->n], NULL);
+    future_t *next = r->fs[(m->i + 1) % r->n];
+    future_t *link = r->through ? r->through(next) : future_retain(next);
+    int error = future_wait(link, NULL);
+    future_release(link);
     if (error == EDEADLK)
         atomic_fetch_add(&r->deadlocks, 1);
     /* Succeeds either way, so that the others' waits end with success:
@@ -55,10 +62,12 @@ static int ring_task(void *arg, void **result)
     return error == EDEADLK || error == 0 ? 0 : error;
 }
 
-/* Runs a ring of @n tasks, task i on pools[i]; blocking jobs where asked. */
-static void run_ring(int n, pool_t **pools, const bool *blocking)
+/* Runs a ring of @n tasks, task i on pools[i]; blocking jobs where asked;
+ * each waiting through what @through makes, if not NULL. */
+static void run_ring_through(int n, pool_t **pools, const bool *blocking,
+                             future_t *(*through)(future_t *))
 {
-    struct ring r = {.n = n, .ready = promise_create()};
+    struct ring r = {.n = n, .ready = promise_create(), .through = through};
     sem_init(&r.all_started, 0, 0);
     struct member m[RING_MAX];
     for (int i = 0; i < n; i++) {
@@ -84,6 +93,11 @@ static void run_ring(int n, pool_t **pools, const bool *blocking)
         future_release(r.fs[i]);
     promise_release(r.ready);
     sem_destroy(&r.all_started);
+}
+
+static void run_ring(int n, pool_t **pools, const bool *blocking)
+{
+    run_ring_through(n, pools, blocking, NULL);
 }
 
 CheckedTest(deadlock, two_tasks_on_two_pools_waiting_for_each_other)
@@ -119,6 +133,67 @@ CheckedTest(deadlock, on_one_pool_too)
     pool_t *pools[2] = {a, a};
     run_ring(2, pools, NULL);
     pool_destroy(a);
+}
+
+/* ------------------------------------------- cycles through a compose -- */
+
+static future_t *resolved_with(void *value, void *arg)
+{
+    (void)arg;
+    return future_resolved(value);
+}
+
+/* The next task's outcome, reached through a compose step not yet run. */
+static future_t *compose_over(future_t *next)
+{
+    return future_compose(next, resolved_with, NULL);
+}
+
+CheckedTest(deadlock, through_a_compose_waiting_for_its_input)
+{
+    pool_t *a = pool_create(1), *b = pool_create(1);
+    pool_t *pools[2] = {a, b};
+    run_ring_through(2, pools, NULL, compose_over);
+    pool_destroy(a);
+    pool_destroy(b);
+}
+
+CheckedTest(deadlock, through_composes_three_tasks_across_two_pools)
+{
+    pool_t *a = pool_create(2), *b = pool_create(1);
+    pool_t *pools[3] = {a, b, a};
+    run_ring_through(3, pools, NULL, compose_over);
+    pool_destroy(a);
+    pool_destroy(b);
+}
+
+/* The compose's step has run and given its relay the next task's future,
+ * which the relay has adopted before the task waits for it. */
+bool fut__compose_adopted(future_t *f); /* compose.c, for tests */
+
+static future_t *the_future_given(void *value, void *arg)
+{
+    (void)value;
+    return future_retain(arg);
+}
+
+static future_t *compose_adopting(future_t *next)
+{
+    future_t *done = future_resolved(NULL);
+    future_t *relay = future_compose(done, the_future_given, next);
+    future_release(done);
+    while (!fut__compose_adopted(relay)) /* its step runs on the default pool */
+        sched_yield();
+    return relay;
+}
+
+CheckedTest(deadlock, through_a_compose_that_adopted_the_next_future)
+{
+    pool_t *a = pool_create(1), *b = pool_create(1);
+    pool_t *pools[2] = {a, b};
+    run_ring_through(2, pools, NULL, compose_adopting);
+    pool_destroy(a);
+    pool_destroy(b);
 }
 
 /* ------------------------------------------------------ cycles broken -- */
@@ -162,6 +237,34 @@ CheckedTest(deadlock, a_promise_another_thread_holds_breaks_it)
     pool_t *a = pool_create(1), *b = pool_create(1);
     promise_t *p = promise_create();
     struct chain c = {.what = promise_future(p)};
+    sem_init(&c.b_waiting, 0, 0);
+    c.b = pool_submit(b, b_task, &c);
+    future_t *fa = pool_submit(a, a_task, &c);
+    sem_wait(&c.b_waiting);
+    pthread_t t;
+    pthread_create(&t, NULL, resolve_after_post, &p);
+    void *v = NULL;
+    cr_assert_eq(future_wait(fa, &v), 0);
+    cr_assert_eq(P2U(v), 7u);
+    pthread_join(t, NULL);
+    future_release(fa);
+    future_release(c.b);
+    future_release(c.what);
+    promise_release(p);
+    sem_destroy(&c.b_waiting);
+    pool_destroy(a);
+    pool_destroy(b);
+}
+
+/* The same through a compose over the promise: its step waits for the
+ * promise, which another thread still holds. */
+CheckedTest(deadlock, a_promise_held_elsewhere_breaks_it_through_a_compose)
+{
+    pool_t *a = pool_create(1), *b = pool_create(1);
+    promise_t *p = promise_create();
+    future_t *pf = promise_future(p);
+    struct chain c = {.what = compose_over(pf)};
+    future_release(pf);
     sem_init(&c.b_waiting, 0, 0);
     c.b = pool_submit(b, b_task, &c);
     future_t *fa = pool_submit(a, a_task, &c);
