@@ -70,10 +70,14 @@ static bool finisher_will_take_locked(pool_t *p)
     return true;
 }
 
-void fut__push_job_locked(pool_t *p, future_t *f)
+void fut__push_job_locked(pool_t *p, future_t *f, uint32_t stamp)
 {
     FUT_ASSERT_HELD(&p->lock);
     fut__queue_push(&p->blocking.jobs, f);
+    uint32_t seq = p->blocking.pushed++;
+    if (stamp)
+        fut__age_note(&p->blocking.ages, seq, stamp,
+                      p->blocking.pushed - (uint32_t)p->blocking.jobs.len);
     if (!finisher_will_take_locked(p))
         grow_blocking_locked(p, 1); /* on failure the job waits */
     fut__update_jobs_hint_locked(p);

@@ -19,6 +19,35 @@
 
 #include <stdio.h>
 
+/* -------------------------------------------------------- queued since -- */
+
+/*
+ * When queued work was queued (age.c): stamps in ms, 0 for not known, and
+ * a log of them for a FIFO queue that numbers its pushes.
+ */
+#define FUT_AGE_LOG 16
+
+struct fut__age_log {
+    unsigned n;
+    struct {
+        uint32_t seq, ms; /* work number seq and on was queued at ms */
+    } e[FUT_AGE_LOG];
+};
+
+uint32_t fut__queued_stamp(void); /* now, or 0 while ages are not kept */
+/* Notes work number @seq, stamped @ms; @oldest is the oldest still queued. */
+void fut__age_note(struct fut__age_log *log, uint32_t seq, uint32_t ms,
+                   uint32_t oldest);
+uint32_t fut__age_at(const struct fut__age_log *log, uint32_t seq);
+
+/* The oldest of some stamps, for a report. */
+struct fut__oldest {
+    bool known, unknown; /* some stamp was known, some was not */
+    uint32_t stamp;      /* the oldest known */
+};
+void fut__oldest_add(struct fut__oldest *o, uint32_t stamp);
+void fut__oldest_print(const struct fut__oldest *o, FILE *out);
+
 /* ------------------------------------------------------------ the ring -- */
 
 /*
@@ -39,13 +68,16 @@ struct fut__ring {
     bool owned;
     bool busy;
     _Alignas(64) _Atomic(future_t *) slot[FUT_RING_SIZE];
+    atomic_uint stamp[FUT_RING_SIZE]; /* when each slot's was queued */
 };
 
 void fut__ring_init(struct fut__ring *r);
-bool fut__ring_push(struct fut__ring *r, future_t *f); /* false if full */
+/* Appends @f, queued at @stamp (age.c); false if the ring is full. */
+bool fut__ring_push(struct fut__ring *r, future_t *f, uint32_t stamp);
 future_t *fut__ring_pop(struct fut__ring *r);
 future_t *fut__ring_steal(struct fut__ring *from, struct fut__ring *to);
 size_t fut__ring_len(const struct fut__ring *r);
+void fut__ring_oldest(struct fut__ring *r, struct fut__oldest *o);
 
 /* ------------------------------------------------------------ the pool -- */
 
@@ -106,6 +138,8 @@ struct pool {
         _Alignas(64) pthread_mutex_t lock;
         struct fut__queue queue;
         atomic_size_t len; /* queue.len, for a look without the lock */
+        uint32_t pushed;   /* work ever queued here: numbers it (age.c) */
+        struct fut__age_log ages;
     } inject;
 
     /* Under `lock`. */
@@ -136,6 +170,8 @@ struct pool {
         size_t running;    /* jobs running (tasks count in the rings) */
         atomic_size_t finishing; /* of those, settling (jobs.c) */
         uint64_t completed;
+        uint32_t pushed; /* jobs ever queued: numbers them (age.c) */
+        struct fut__age_log ages;
     } blocking;
 };
 
@@ -225,6 +261,7 @@ void fut__cancel_queued(pool_t *p); /* after POOL_CANCEL */
 void fut__dispose(future_t *f);
 void fut__pool_counts_locked(pool_t *p, size_t *queued, size_t *running,
                              uint64_t *completed);
+void fut__pool_oldest_locked(pool_t *p, struct fut__oldest *o);
 
 /* idle.c: searching, sleeping, waking, stopping. */
 bool fut__core_work_visible(pool_t *p);
@@ -253,7 +290,7 @@ void fut__block_end(enum fut__block how);
 enum fut__help fut__help_one(void);
 
 /* jobs.c: blocking jobs; the pool lock is held where it says _locked. */
-void fut__push_job_locked(pool_t *p, future_t *f);
+void fut__push_job_locked(pool_t *p, future_t *f, uint32_t stamp);
 future_t *fut__take_job_for_core(pool_t *p);
 void fut__job_wait_begin(pool_t *p); /* a blocking job waits: lock free */
 void fut__job_wait_end(pool_t *p);

@@ -65,14 +65,18 @@ void fut__pool_describe(pool_t *p, FILE *out)
     size_t core = p->locked.nlive, blocking = p->blocking.live,
            idle = p->blocking.idle, jobs = p->blocking.jobs.len;
     int state = fut__pool_state(p);
+    struct fut__oldest oldest = {0};
+    fut__pool_oldest_locked(p, &oldest);
     fut__pool_unlock(p);
     fprintf(out,
             "pool %u%s (%s): %zu core and %zu blocking threads (%zu idle), "
             "%zu queued (%zu of them blocking jobs), %zu running, %llu "
-            "completed\n",
+            "completed",
             p->id, p->is_default ? ", the default" : "", state_name(state),
             core, blocking, idle, queued, jobs, running,
             (unsigned long long)completed);
+    fut__oldest_print(&oldest, out);
+    fputc('\n', out);
 }
 
 /* Each pool's line, then what its threads run. */

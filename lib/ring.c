@@ -25,8 +25,10 @@ void fut__ring_init(struct fut__ring *r)
 {
     atomic_init(&r->head, 0);
     atomic_init(&r->tail, 0);
-    for (unsigned i = 0; i < FUT_RING_SIZE; i++)
+    for (unsigned i = 0; i < FUT_RING_SIZE; i++) {
         atomic_init(&r->slot[i], NULL);
+        atomic_init(&r->stamp[i], 0);
+    }
 }
 
 static _Atomic(future_t *) *slot(struct fut__ring *r, unsigned i)
@@ -34,13 +36,20 @@ static _Atomic(future_t *) *slot(struct fut__ring *r, unsigned i)
     return &r->slot[i % FUT_RING_SIZE];
 }
 
-bool fut__ring_push(struct fut__ring *r, future_t *f)
+/* A slot's stamp (age.c) goes with it, written and read the same way. */
+static atomic_uint *stamp(struct fut__ring *r, unsigned i)
+{
+    return &r->stamp[i % FUT_RING_SIZE];
+}
+
+bool fut__ring_push(struct fut__ring *r, future_t *f, uint32_t when)
 {
     unsigned tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     unsigned head = atomic_load_explicit(&r->head, memory_order_acquire);
     if (tail - head >= FUT_RING_SIZE)
         return false; /* full: the caller queues it elsewhere */
     atomic_store_explicit(slot(r, tail), f, memory_order_relaxed);
+    atomic_store_explicit(stamp(r, tail), when, memory_order_relaxed);
     /* Sequentially consistent, not just release: a thread about to sleep
      * must see it, or the pusher see the sleeper (idle.c). */
     atomic_store_explicit(&r->tail, tail + 1, memory_order_seq_cst);
@@ -93,6 +102,11 @@ future_t *fut__ring_steal(struct fut__ring *from, struct fut__ring *to)
                                                memory_order_relaxed);
             atomic_store_explicit(slot(to, to_tail + i - 1), f,
                                   memory_order_relaxed);
+            atomic_store_explicit(
+                stamp(to, to_tail + i - 1),
+                atomic_load_explicit(stamp(from, head + i),
+                                     memory_order_relaxed),
+                memory_order_relaxed);
         }
         if (atomic_compare_exchange_weak_explicit(&from->head, &head,
                                                   head + n,
@@ -116,4 +130,15 @@ size_t fut__ring_len(const struct fut__ring *r)
         /* Our head is stale (others took from the ring meanwhile), and
          * answering 0 could send a thread to sleep beside work. */
     }
+}
+
+/* Adds the stamp of the oldest future @r holds, if it holds any. The look
+ * is not atomic: a report may see a future that was taken a moment ago. */
+void fut__ring_oldest(struct fut__ring *r, struct fut__oldest *o)
+{
+    unsigned head = atomic_load_explicit(&r->head, memory_order_acquire);
+    unsigned tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    if (tail - head - 1 < FUT_RING_SIZE)
+        fut__oldest_add(o, atomic_load_explicit(stamp(r, head),
+                                                memory_order_relaxed));
 }

@@ -68,12 +68,17 @@ static bool keep_chained(pool_t *p, future_t *f)
  */
 static bool inject(pool_t *p, future_t *f, bool submission)
 {
+    uint32_t stamp = fut__queued_stamp();
     inject_lock(p);
     bool ok = submission ? fut__pool_state(p) == FUT_POOL_OPEN
                          : fut__pool_runs_work(p);
     if (ok) {
         fut__queue_push(&p->inject.queue, f);
         atomic_store(&p->inject.len, p->inject.queue.len); /* see the top */
+        uint32_t seq = p->inject.pushed++;
+        if (stamp)
+            fut__age_note(&p->inject.ages, seq, stamp,
+                          p->inject.pushed - (uint32_t)p->inject.queue.len);
     }
     inject_unlock(p);
     if (ok)
@@ -82,8 +87,10 @@ static bool inject(pool_t *p, future_t *f, bool submission)
 }
 
 /* Puts @batch, taken from the injection queue, back at its front: it was
- * queued before anything that came in since. */
-static void give_back_injected(pool_t *p, struct fut__queue *batch)
+ * queued before anything that came in since. Its first future was number
+ * @seq there, queued at @stamp. */
+static void give_back_injected(pool_t *p, struct fut__queue *batch,
+                               uint32_t seq, uint32_t stamp)
 {
     inject_lock(p);
     batch->tail->next = p->inject.queue.head;
@@ -92,6 +99,7 @@ static void give_back_injected(pool_t *p, struct fut__queue *batch)
     p->inject.queue.head = batch->head;
     p->inject.queue.len += batch->len;
     atomic_store(&p->inject.len, p->inject.queue.len);
+    fut__age_note(&p->inject.ages, seq, stamp, seq);
     inject_unlock(p);
     fut__wake_if_needed(p);
 }
@@ -100,7 +108,8 @@ static void give_back_injected(pool_t *p, struct fut__queue *batch)
 static bool push_local(pool_t *p, future_t *f)
 {
     struct fut__worker *me = fut__current_worker();
-    if (!me || me->pool != p || !me->ring || !fut__ring_push(me->ring, f))
+    if (!me || me->pool != p || !me->ring ||
+        !fut__ring_push(me->ring, f, fut__queued_stamp()))
         return false;
     if (atomic_load(&p->shared.state) == FUT_POOL_CANCELLED) {
         /* Cancelled since the caller looked, and perhaps swept already
@@ -139,23 +148,29 @@ future_t *fut__take_injected(pool_t *p, struct fut__worker *w, bool take)
 {
     if (!atomic_load_explicit(&p->inject.len, memory_order_relaxed))
         return NULL;
+    struct fut__age_log ages = {0}; /* when each was queued (age.c) */
     inject_lock(p);
     struct fut__queue batch = p->inject.queue;
+    uint32_t seq = p->inject.pushed - (uint32_t)batch.len;
+    if (p->inject.ages.n)
+        ages = p->inject.ages;
     p->inject.queue = (struct fut__queue){0};
     atomic_store(&p->inject.len, 0);
     inject_unlock(p);
     future_t *f = take ? fut__queue_pop(&batch) : NULL;
+    seq += take;
     future_t *g;
     while ((g = fut__queue_pop(&batch)) != NULL) {
         /* Off the list before it is in the ring: from there another
          * thread may take it, run it and free it at once. */
-        if (!fut__ring_push(w->ring, g)) {
+        if (!fut__ring_push(w->ring, g, fut__age_at(&ages, seq))) {
             queue_push_front(&batch, g);
             break;
         }
+        seq++;
     }
     if (batch.head)
-        give_back_injected(p, &batch);
+        give_back_injected(p, &batch, seq, fut__age_at(&ages, seq));
     else if (fut__ring_len(w->ring))
         fut__wake_if_needed(p); /* see "Out of sight" above */
     return f;
@@ -183,10 +198,11 @@ future_t *fut__steal(pool_t *p, struct fut__worker *w)
 bool fut__submit(pool_t *p, future_t *f, bool blocking)
 {
     if (blocking) {
+        uint32_t stamp = fut__queued_stamp();
         fut__pool_lock(p);
         bool open = fut__pool_state(p) == FUT_POOL_OPEN;
         if (open)
-            fut__push_job_locked(p, f);
+            fut__push_job_locked(p, f, stamp);
         fut__pool_unlock(p);
         return open;
     }
@@ -261,6 +277,26 @@ void fut__pool_counts_locked(pool_t *p, size_t *queued, size_t *running,
         *running += atomic_load_explicit(&r->executing, memory_order_relaxed);
         *completed += atomic_load_explicit(&r->completed, memory_order_relaxed);
     }
+}
+
+/* When the oldest of @p's queued work was queued, as far as it is known. */
+void fut__pool_oldest_locked(pool_t *p, struct fut__oldest *o)
+{
+    FUT_ASSERT_HELD(&p->lock);
+    struct fut__queue *jobs = &p->blocking.jobs;
+    if (jobs->len)
+        fut__oldest_add(o, fut__age_at(&p->blocking.ages,
+                                       p->blocking.pushed -
+                                           (uint32_t)jobs->len));
+    inject_lock(p);
+    struct fut__queue *q = &p->inject.queue;
+    if (q->len)
+        fut__oldest_add(o, fut__age_at(&p->inject.ages,
+                                       p->inject.pushed - (uint32_t)q->len));
+    inject_unlock(p);
+    size_t n = fut__pool_nrings(p);
+    for (size_t i = 0; i < n; i++)
+        fut__ring_oldest(p->rings[i], o);
 }
 
 /* Queues @f on @p if @p still runs work; returns false if it does not. */

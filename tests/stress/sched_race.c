@@ -307,7 +307,7 @@ static void *last_side(void *arg)
     for (long i = 0; i < r->n; i++) {
         if (a->side == 0) {
             progress(i);
-            CHECK(fut__ring_push(&owner_ring, ITEM(i)), "%s round %ld: push",
+            CHECK(fut__ring_push(&owner_ring, ITEM(i), 1), "%s round %ld: push",
                   r->name, i);
         }
         sbar_wait(&r->start);
@@ -363,9 +363,9 @@ static void ring_steal_sizes(void)
             fut__ring_init(&a);
             fut__ring_init(&b);
             for (unsigned j = 0; j < FUT_RING_SIZE - room; j++)
-                CHECK(fut__ring_push(&b, ITEM(nitems - 1)), "fill");
+                CHECK(fut__ring_push(&b, ITEM(nitems - 1), 1), "fill");
             for (unsigned j = 0; j < k; j++)
-                CHECK(fut__ring_push(&a, ITEM(j)), "push %u of %u", j, k);
+                CHECK(fut__ring_push(&a, ITEM(j), 1), "push %u of %u", j, k);
             future_t *f = fut__ring_steal(&a, &b);
             unsigned want = k - k / 2; /* taken, the returned one included */
             if (want > room + 1)
@@ -446,7 +446,7 @@ static long forced_fill(long i)
     size_t before = fut__ring_len(&owner_ring);
     long pushed = 0;
     for (; i < st.n; i++, pushed++) {
-        if (!fut__ring_push(&owner_ring, ITEM(i))) {
+        if (!fut__ring_push(&owner_ring, ITEM(i), 1)) {
             CHECK((size_t)pushed == FUT_RING_SIZE - before,
                   "push refused after %ld items with %zu already in",
                   pushed, before);
@@ -514,7 +514,7 @@ static void *stream_owner(void *arg)
             i = forced_fill(i);
             continue;
         }
-        if (fut__ring_push(&owner_ring, ITEM(i))) {
+        if (fut__ring_push(&owner_ring, ITEM(i), 1)) {
             check_fill(&owner_ring, "owner's");
         } else {
             keep(i, false);
