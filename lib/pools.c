@@ -51,6 +51,24 @@ static const char *state_name(int state)
     }
 }
 
+/* "3 core threads (1 blocked in a wait, 1 stand-in)": a core thread that
+ * blocks in a wait gets a stand-in, so that the pool keeps its size in
+ * threads able to run tasks (worker.c); stand-ins linger idle_ns after. */
+static void describe_core(FILE *out, size_t live, size_t ncore,
+                          size_t waiting)
+{
+    size_t stand_ins = live > ncore ? live - ncore : 0;
+    fprintf(out, "%zu core thread%s", live, live == 1 ? "" : "s");
+    if (waiting && stand_ins)
+        fprintf(out, " (%zu blocked in a wait, %zu stand-in%s)", waiting,
+                stand_ins, stand_ins == 1 ? "" : "s");
+    else if (waiting)
+        fprintf(out, " (%zu blocked in a wait)", waiting);
+    else if (stand_ins)
+        fprintf(out, " (%zu stand-in%s, idle ones about to exit)", stand_ins,
+                stand_ins == 1 ? "" : "s");
+}
+
 void fut__pool_describe(pool_t *p, FILE *out)
 {
     if (fut__pool_is_stale(p)) {
@@ -62,18 +80,20 @@ void fut__pool_describe(pool_t *p, FILE *out)
     size_t queued, running;
     uint64_t completed;
     fut__pool_counts_locked(p, &queued, &running, &completed);
-    size_t core = p->locked.nlive, blocking = p->blocking.live,
+    size_t core = p->locked.nlive, ncore = p->locked.ncore,
+           waiting = p->locked.nwaiting, blocking = p->blocking.live,
            idle = p->blocking.idle, jobs = p->blocking.jobs.len;
     int state = fut__pool_state(p);
     struct fut__oldest oldest = {0};
     fut__pool_oldest_locked(p, &oldest);
     fut__pool_unlock(p);
+    fprintf(out, "pool %u%s (%s): ", p->id,
+            p->is_default ? ", the default" : "", state_name(state));
+    describe_core(out, core, ncore, waiting);
     fprintf(out,
-            "pool %u%s (%s): %zu core and %zu blocking threads (%zu idle), "
-            "%zu queued (%zu of them blocking jobs), %zu running, %llu "
-            "completed",
-            p->id, p->is_default ? ", the default" : "", state_name(state),
-            core, blocking, idle, queued, jobs, running,
+            " and %zu blocking (%zu idle), %zu queued (%zu of them blocking "
+            "jobs), %zu running, %llu completed",
+            blocking, idle, queued, jobs, running,
             (unsigned long long)completed);
     fut__oldest_print(&oldest, out);
     fputc('\n', out);

@@ -1,9 +1,9 @@
 /*
- * Tests of "the oldest queued for 2.00 s" in futures_dump()'s pool lines:
- * work queued from outside the pool, by its own thread (its ring), and as
- * blocking jobs, each waiting a measured while; work queued before ages
- * were kept; and the log of stamps (age.c) that the locked queues keep,
- * taken apart directly.
+ * Tests of what futures_dump() says of a pool: its core threads that wait
+ * and their stand-ins, and "the oldest queued for 2.00 s" for work queued
+ * from outside the pool, by its own thread (its ring), and as blocking
+ * jobs, each waiting a measured while; work queued before ages were kept;
+ * and the stamps (age.c) that the queues keep, taken apart directly.
  */
 #include "helpers.h"
 #include "pool_internal.h" /* the age log */
@@ -47,6 +47,48 @@ static void expect_age_since(uint64_t queued_ns)
     cr_assert(secs >= 0.28 && secs <= most, "%.2f s, want 0.28 to %.2f:\n%s",
               secs, most, text);
     free(text);
+}
+
+struct waiter {
+    sem_t started;
+    promise_t *p;
+};
+
+static int wait_for_promise(void *arg, void **result)
+{
+    struct waiter *w = arg;
+    sem_post(&w->started);
+    future_t *f = promise_future(w->p);
+    int e = future_wait(f, result);
+    future_release(f);
+    return e;
+}
+
+CheckedTest(dump_pool, counts_core_threads_blocked_in_waits_and_stand_ins)
+{
+    pool_t *pool = pool_create(1);
+    struct waiter w = {.p = promise_create()};
+    sem_init(&w.started, 0, 0);
+    future_t *f = pool_submit(pool, wait_for_promise, &w);
+    sem_wait(&w.started);
+    /* The task blocks, and its stand-in starts, soon after it posted:
+     * dump until the pool says so. */
+    const char *want = "(open): 2 core threads (1 blocked in a wait, "
+                       "1 stand-in) and 0 blocking (0 idle)";
+    char *text = NULL;
+    uint64_t deadline = monotonic_ns() + UINT64_C(10000000000);
+    do {
+        free(text);
+        text = dump_text();
+    } while (!strstr(text, want) && monotonic_ns() < deadline);
+    cr_assert(strstr(text, want), "%s", text);
+    free(text);
+    promise_resolve(w.p, NULL);
+    cr_assert_eq(future_wait(f, NULL), 0);
+    future_release(f);
+    promise_release(w.p);
+    sem_destroy(&w.started);
+    pool_destroy(pool);
 }
 
 CheckedTest(queued_age, of_work_queued_from_outside_the_pool)
