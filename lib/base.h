@@ -130,11 +130,15 @@ void fut__thread_unblock(const struct fut__blocked *saved);
 future_t *fut__blocked_behind(future_t *f, bool *self);
 bool fut__cycle_check_begin(void);
 void fut__cycle_check_end(void);
-/* Writes a line for each frame of each thread that runs work of @exec
- * (NULL: of any executor), and what that thread is blocked on. */
-void fut__thread_report(FILE *out, const struct fut__exec *exec);
 /* Says what this thread is, for futures_dump (a static string). */
 void fut__thread_set_role(const char *role, unsigned pool_id);
+/* Every registered thread, the first with the registry's lock held until
+ * fut__registry_drop(): for the reports of thread_report.c. */
+struct fut__thread *fut__registry_take(void);
+void fut__registry_drop(void);
+/* thread_report.c: a line for each frame of each thread that runs work
+ * of @exec (NULL: of any executor), and what that thread is blocked on. */
+void fut__thread_report(FILE *out, const struct fut__exec *exec);
 /* Every thread the library knows: its role and what it does. */
 void fut__threads_dump(FILE *out);
 /* " (name)" of a function for reports, or " (function 0x...)" (name.c). */

@@ -22,8 +22,8 @@
  *                   future.c (the object: references, freeing),
  *                   message.c (a failure's message)
  *  L0 base          declared in base.h: thread.c (fut__self, the
- *                   thread's context), sync.c (checked locks, clocks,
- *                   the fork gate), stripe.c,
+ *                   thread's context), thread_report.c, sync.c (checked
+ *                   locks, clocks, the fork gate), stripe.c,
  *                   alloc.c (allocation and thread starts, fault
  *                   injection), slab.c, owned.c (result destructors),
  *                   defer.c (where users' destructors run), trace.c,

@@ -80,6 +80,21 @@ void fut__thread_register(struct fut__thread *me)
         fut__panic("cannot register a thread");
 }
 
+/* The registry, for the reports thread_report.c writes: its first
+ * thread, with the lock held until fut__registry_drop(). While it is
+ * held, no thread leaves the list (its end waits for the lock), and what
+ * a thread blocks on stays alive (see fut__thread_block). */
+struct fut__thread *fut__registry_take(void)
+{
+    registry_lock_take();
+    return registry;
+}
+
+void fut__registry_drop(void)
+{
+    registry_lock_drop();
+}
+
 /*
  * Wait cycles. A thread about to block asks, link by link, what would
  * settle the future it waits for; where that is a task running on another
@@ -186,54 +201,6 @@ uint64_t fut__coarse_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* " for 3.21 s" if the frame's start was timed, else nothing. */
-static void print_running_for(FILE *out, uint64_t since)
-{
-    if (since == 0)
-        return;
-    uint64_t now = fut__coarse_ms();
-    uint64_t ms = now > since ? now - since : 0;
-    fprintf(out, " for %llu.%02llu s", (unsigned long long)(ms / 1000),
-            (unsigned long long)(ms % 1000 / 10));
-}
-
-void fut__thread_report(FILE *out, const struct fut__exec *exec)
-{
-    registry_lock_take();
-    for (struct fut__thread *t = registry; t; t = t->reg_next) {
-        unsigned n = atomic_load_explicit(&t->nframes, memory_order_acquire);
-        bool shown = false;
-        for (unsigned i = 0; i < n && i < 4; i++) {
-            future_t *f = atomic_load_explicit(&t->runs[i],
-                                               memory_order_acquire);
-            if (!f || (exec && atomic_load_explicit(&t->runs_exec[i],
-                                                    memory_order_relaxed) !=
-                                   exec))
-                continue;
-            fut__fn_ptr site = atomic_load_explicit(&t->runs_site[i],
-                                                    memory_order_relaxed);
-            char name[128];
-            fut__name_function(site, name, sizeof name);
-            fprintf(out, "  running: a %s%s %p",
-                    atomic_load_explicit(&t->runs_kind[i], memory_order_relaxed),
-                    name, (void *)f);
-            print_running_for(out, atomic_load_explicit(&t->runs_since[i],
-                                                        memory_order_relaxed));
-            fputc('\n', out);
-            shown = true;
-        }
-        if (shown && t->blocked_on) {
-            char name[160];
-            fut__describe_kind(t->blocked_on, name, sizeof name); /* held */
-            fprintf(out, "    its thread is blocked%s waiting for %s\n",
-                    t->blocked_timed ? " (timed)" : "", name);
-        }
-        if (shown && n > 4)
-            fprintf(out, "    (and %u more frames on that thread)\n", n - 4);
-    }
-    registry_lock_drop();
-}
-
 void fut__thread_set_role(const char *role, unsigned pool_id)
 {
     struct fut__thread *me = &fut__self;
@@ -241,51 +208,6 @@ void fut__thread_set_role(const char *role, unsigned pool_id)
         fut__thread_register(me);
     atomic_store_explicit(&me->role_pool, pool_id, memory_order_relaxed);
     atomic_store_explicit(&me->role, role, memory_order_release);
-}
-
-/* One thread's lines: what it is, what it runs, what it is blocked on. */
-static void dump_thread_locked(FILE *out, struct fut__thread *t)
-{
-    const char *role = atomic_load_explicit(&t->role, memory_order_acquire);
-    unsigned pool = atomic_load_explicit(&t->role_pool, memory_order_relaxed);
-    fprintf(out, "thread %p: ", (void *)t);
-    if (role && pool)
-        fprintf(out, "%s thread of pool %u", role, pool);
-    else
-        fprintf(out, "%s", role ? role : "a thread of the program's");
-    unsigned n = atomic_load_explicit(&t->nframes, memory_order_acquire);
-    if (n == 0 && !t->blocked_on)
-        fprintf(out, ", no task (idle, or busy elsewhere)");
-    fputc('\n', out);
-    for (unsigned i = 0; i < n && i < 4; i++) {
-        future_t *f = atomic_load_explicit(&t->runs[i], memory_order_acquire);
-        char name[128];
-        fut__name_function(
-            atomic_load_explicit(&t->runs_site[i], memory_order_relaxed), name,
-            sizeof name);
-        fprintf(out, "  running: a %s%s %p",
-                atomic_load_explicit(&t->runs_kind[i], memory_order_relaxed),
-                name, (void *)f);
-        print_running_for(
-            out, atomic_load_explicit(&t->runs_since[i], memory_order_relaxed));
-        fputc('\n', out);
-    }
-    if (n > 4)
-        fprintf(out, "  (and %u more frames)\n", n - 4);
-    if (t->blocked_on) {
-        char name[160];
-        fut__describe_kind(t->blocked_on, name, sizeof name); /* held */
-        fprintf(out, "  blocked%s waiting for %s\n",
-                t->blocked_timed ? " (timed)" : "", name);
-    }
-}
-
-void fut__threads_dump(FILE *out)
-{
-    registry_lock_take();
-    for (struct fut__thread *t = registry; t; t = t->reg_next)
-        dump_thread_locked(out, t);
-    registry_lock_drop();
 }
 
 size_t futures_live_count(void)

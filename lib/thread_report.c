@@ -1,0 +1,106 @@
+/*
+ * thread_report.c - what the library's threads are doing, in words: the
+ * lines futures_dump() and pool_destroy_timeout() write about each thread
+ * the registry knows (thread.c), and the task each one runs.
+ *
+ * Everything here reads the registry with its lock held
+ * (fut__registry_take), and reads only what a thread publishes for that
+ * (struct fut__thread: runs, runs_kind, runs_site, blocked_on...), never
+ * a future another thread could free meanwhile. It takes no other lock of
+ * the library's while it holds that one.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+
+/* " for 3.21 s" if the frame's start was timed, else nothing. */
+static void print_running_for(FILE *out, uint64_t since)
+{
+    if (since == 0)
+        return;
+    uint64_t now = fut__coarse_ms();
+    uint64_t ms = now > since ? now - since : 0;
+    fprintf(out, " for %llu.%02llu s", (unsigned long long)(ms / 1000),
+            (unsigned long long)(ms % 1000 / 10));
+}
+
+void fut__thread_report(FILE *out, const struct fut__exec *exec)
+{
+    for (struct fut__thread *t = fut__registry_take(); t; t = t->reg_next) {
+        unsigned n = atomic_load_explicit(&t->nframes, memory_order_acquire);
+        bool shown = false;
+        for (unsigned i = 0; i < n && i < 4; i++) {
+            future_t *f = atomic_load_explicit(&t->runs[i],
+                                               memory_order_acquire);
+            if (!f || (exec && atomic_load_explicit(&t->runs_exec[i],
+                                                    memory_order_relaxed) !=
+                                   exec))
+                continue;
+            fut__fn_ptr site = atomic_load_explicit(&t->runs_site[i],
+                                                    memory_order_relaxed);
+            char name[128];
+            fut__name_function(site, name, sizeof name);
+            fprintf(out, "  running: a %s%s %p",
+                    atomic_load_explicit(&t->runs_kind[i], memory_order_relaxed),
+                    name, (void *)f);
+            print_running_for(out, atomic_load_explicit(&t->runs_since[i],
+                                                        memory_order_relaxed));
+            fputc('\n', out);
+            shown = true;
+        }
+        if (shown && t->blocked_on) {
+            char name[160];
+            fut__describe_kind(t->blocked_on, name, sizeof name); /* held */
+            fprintf(out, "    its thread is blocked%s waiting for %s\n",
+                    t->blocked_timed ? " (timed)" : "", name);
+        }
+        if (shown && n > 4)
+            fprintf(out, "    (and %u more frames on that thread)\n", n - 4);
+    }
+    fut__registry_drop();
+}
+
+/* One thread's lines: what it is, what it runs, what it is blocked on. */
+static void dump_thread_locked(FILE *out, struct fut__thread *t)
+{
+    const char *role = atomic_load_explicit(&t->role, memory_order_acquire);
+    unsigned pool = atomic_load_explicit(&t->role_pool, memory_order_relaxed);
+    fprintf(out, "thread %p: ", (void *)t);
+    if (role && pool)
+        fprintf(out, "%s thread of pool %u", role, pool);
+    else
+        fprintf(out, "%s", role ? role : "a thread of the program's");
+    unsigned n = atomic_load_explicit(&t->nframes, memory_order_acquire);
+    if (n == 0 && !t->blocked_on)
+        fprintf(out, ", no task (idle, or busy elsewhere)");
+    fputc('\n', out);
+    for (unsigned i = 0; i < n && i < 4; i++) {
+        future_t *f = atomic_load_explicit(&t->runs[i], memory_order_acquire);
+        char name[128];
+        fut__name_function(
+            atomic_load_explicit(&t->runs_site[i], memory_order_relaxed), name,
+            sizeof name);
+        fprintf(out, "  running: a %s%s %p",
+                atomic_load_explicit(&t->runs_kind[i], memory_order_relaxed),
+                name, (void *)f);
+        print_running_for(
+            out, atomic_load_explicit(&t->runs_since[i], memory_order_relaxed));
+        fputc('\n', out);
+    }
+    if (n > 4)
+        fprintf(out, "  (and %u more frames)\n", n - 4);
+    if (t->blocked_on) {
+        char name[160];
+        fut__describe_kind(t->blocked_on, name, sizeof name); /* held */
+        fprintf(out, "  blocked%s waiting for %s\n",
+                t->blocked_timed ? " (timed)" : "", name);
+    }
+}
+
+void fut__threads_dump(FILE *out)
+{
+    for (struct fut__thread *t = fut__registry_take(); t; t = t->reg_next)
+        dump_thread_locked(out, t);
+    fut__registry_drop();
+}
+
