@@ -68,6 +68,11 @@ struct fut__thread {
     atomic_long live;
     bool registered;
     struct fut__thread *reg_prev, *reg_next;
+    /* thread.c, as it registers (and again in a fork()'s child): who the
+     * thread is, for reports that name it as gdb's "info threads" does,
+     * by its kernel thread id (LWP) and its name. */
+    pthread_t handle;
+    int lwp;
     /* Published for other threads' wait-cycle checks (thread.c): the
      * futures whose work runs here, outermost first (deeper ones are
      * not shown: nframes says how many there are), and the future this
@@ -136,6 +141,9 @@ void fut__thread_set_role(const char *role, unsigned pool_id);
  * fut__registry_drop(): for the reports of thread_report.c. */
 struct fut__thread *fut__registry_take(void);
 void fut__registry_drop(void);
+/* thread_report.c: "futures-1.0 (core thread of pool 1, LWP 4243)", the
+ * calling thread's name, role and kernel thread id, for reports. */
+void fut__thread_describe_self(char *buf, size_t size);
 /* thread_report.c: a line for each frame of each thread that runs work
  * of @exec (NULL: of any executor), and what that thread is blocked on. */
 void fut__thread_report(FILE *out, const struct fut__exec *exec);

@@ -25,11 +25,13 @@ bool fut__deadlock_aborts(void)
 /* The head of the report: what this thread would wait for, and runs. */
 void fut__deadlock_report_head(const future_t *f)
 {
-    char name[160];
+    char name[160], me[128];
     fut__describe(f, name, sizeof name);
+    fut__thread_describe_self(me, sizeof me);
     fprintf(stderr,
-            "libfutures: deadlock: this thread would wait for ever for %s:\n",
-            name);
+            "libfutures: deadlock: this thread, %s, would wait for ever for "
+            "%s:\n",
+            me, name);
     for (const struct fut__frame *fr = fut__self.running; fr; fr = fr->outer) {
         fut__describe(fr->f, name, sizeof name);
         fprintf(stderr, "  this thread runs %s\n", name);

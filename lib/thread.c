@@ -5,10 +5,13 @@
  * (internal.h says which file owns which part), so "what does this thread
  * know" is answered in one place.
  */
+#define _GNU_SOURCE /* syscall() */
 #include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 _Thread_local struct fut__thread fut__self
     __attribute__((tls_model("initial-exec")));
@@ -65,9 +68,18 @@ static void make_key(void)
         fut__panic("cannot create the thread registry's key");
 }
 
+/* The calling thread's kernel id, as gdb and /proc/<pid>/task show it
+ * (glibc has gettid() only since 2.30). */
+static int kernel_tid(void)
+{
+    return (int)syscall(SYS_gettid);
+}
+
 void fut__thread_register(struct fut__thread *me)
 {
     pthread_once(&key_once, make_key);
+    me->handle = pthread_self();
+    me->lwp = kernel_tid();
     registry_lock_take();
     me->registered = true;
     me->reg_prev = NULL;
@@ -244,6 +256,7 @@ void fut__thread_fork(enum fut__fork_phase phase)
         registry = me->registered ? me : NULL;
         if (registry)
             me->reg_prev = me->reg_next = NULL;
+        me->lwp = kernel_tid(); /* the child's thread is a new one */
     }
     registry_lock_drop();
 }

@@ -9,6 +9,7 @@
  * a future another thread could free meanwhile. It takes no other lock of
  * the library's while it holds that one.
  */
+#define _GNU_SOURCE /* pthread_getname_np() */
 #include "internal.h"
 
 #include <stdio.h>
@@ -60,16 +61,49 @@ void fut__thread_report(FILE *out, const struct fut__exec *exec)
     fut__registry_drop();
 }
 
-/* One thread's lines: what it is, what it runs, what it is blocked on. */
-static void dump_thread_locked(FILE *out, struct fut__thread *t)
+/* "core thread of pool 1", "the timer thread": what fut__thread_set_role
+ * said @t is; a thread that said nothing is the program's own. */
+static void role_of(const struct fut__thread *t, char *buf, size_t size)
 {
     const char *role = atomic_load_explicit(&t->role, memory_order_acquire);
     unsigned pool = atomic_load_explicit(&t->role_pool, memory_order_relaxed);
-    fprintf(out, "thread %p: ", (void *)t);
     if (role && pool)
-        fprintf(out, "%s thread of pool %u", role, pool);
+        snprintf(buf, size, "%s thread of pool %u", role, pool);
     else
-        fprintf(out, "%s", role ? role : "a thread of the program's");
+        snprintf(buf, size, "%s", role ? role : "a thread of the program's");
+}
+
+/*
+ * "futures-1.0 (core thread of pool 1, LWP 4243)": @t's name (the pool's
+ * pthread_setname_np(), or the program's), its role and its kernel id, as
+ * gdb's "info threads" shows it. With the registry's lock held, or for
+ * the calling thread: @t has not ended, so its handle is valid (for
+ * another thread, glibc reads /proc/self/task/<lwp>/comm).
+ */
+static void describe_thread(const struct fut__thread *t, char *buf,
+                            size_t size)
+{
+    char name[16], role[64];
+    if (pthread_getname_np(t->handle, name, sizeof name) != 0)
+        snprintf(name, sizeof name, "%s", "?");
+    role_of(t, role, sizeof role);
+    snprintf(buf, size, "%s (%s, LWP %d)", name, role, t->lwp);
+}
+
+void fut__thread_describe_self(char *buf, size_t size)
+{
+    struct fut__thread *me = &fut__self;
+    if (!me->registered)
+        fut__thread_register(me);
+    describe_thread(me, buf, size);
+}
+
+/* One thread's lines: what it is, what it runs, what it is blocked on. */
+static void dump_thread_locked(FILE *out, struct fut__thread *t)
+{
+    char role[64];
+    role_of(t, role, sizeof role);
+    fprintf(out, "thread %p: %s", (void *)t, role);
     unsigned n = atomic_load_explicit(&t->nframes, memory_order_acquire);
     if (n == 0 && !t->blocked_on)
         fprintf(out, ", no task (idle, or busy elsewhere)");

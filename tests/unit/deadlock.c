@@ -383,6 +383,9 @@ CheckedTest(deadlock, futures_deadlock_abort_reports_and_aborts)
               "status %d:\n%s", status, text);
     cr_assert(strstr(text, "libfutures: deadlock"), "%s", text);
     cr_assert(strstr(text, "named_ring_task"), "names the tasks:\n%s", text);
+    cr_assert(strstr(text, "deadlock: this thread, futures-") &&
+                  strstr(text, "core thread of pool") && strstr(text, "LWP "),
+              "names the thread that found it:\n%s", text);
 }
 
 /* --------------------------------------------------- pool_destroy_timeout */
