@@ -962,8 +962,9 @@ FUTURES_API void futures_unobserved_print(const struct futures_failure *failure,
  * the delays pending and the next
  * deadline, each thread the library knows (core, blocking, the timer's,
  * one running an event loop, your own that made futures) with the tasks it
- * runs, named by dladdr() where it can, and the future it is blocked on,
- * the event loops with their queues, and the count of live futures. A
+ * runs, named by dladdr() where it can and with the label each gave itself
+ * with futures_trace_name(), and the future it is blocked on, the event
+ * loops with their queues, and the count of live futures. A
  * task that started after the first dump (or after FUTURES_DUMP_SIGNAL
  * took effect) shows how long it has run, and work queued since then how
  * long it has waited: timing every task would cost the programs that
@@ -1029,12 +1030,19 @@ FUTURES_API int futures_trace_start(const char *path);
 FUTURES_API int futures_trace_stop(void);
 
 /**
- * futures_trace_name() - name the running task's event in the trace.
+ * futures_trace_name() - name the running task in the trace and in reports.
  *
- * Called inside a task or callback; elsewhere it renames the thread's open
- * span, or names the next one futures_trace_begin() opens without a name. @name
- * is copied (its first 47 bytes). Without it an event is named after its kind:
- * task, then or catch. Does nothing when no trace runs or @name is NULL.
+ * Called inside a task or callback, it names that task's event in the trace,
+ * and, whether a trace runs or not, labels the task until it returns:
+ * futures_dump() shows the label on the task's "running:" line, and the
+ * report of FUTURES_DEADLOCK=abort beside the task, in quotes. A task nested
+ * more than four deep on its thread (helped by waits) is not labelled.
+ * Elsewhere it renames the thread's open span, or names the next one
+ * futures_trace_begin() opens without a name. @name is copied (its first 47
+ * bytes). Without it an event is named after its kind: task, then or catch.
+ * Does nothing when @name is NULL, nor in a trace when none runs. Inside a
+ * task it takes a lock that all threads share: it is meant for a name per
+ * task, not for a loop.
  */
 FUTURES_API void futures_trace_name(const char *name);
 

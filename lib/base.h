@@ -28,12 +28,18 @@ struct fut__exec;
 struct fut__why; /* a failure's message (message.c) */
 typedef void (*fut__fn_ptr)(void); /* any function, as internal.h's fut__fn */
 
+/* The longest label futures_trace_name() gives a task, with its NUL. */
+#define FUT_LABEL_SIZE 48
+
 /* A future whose work runs on this thread (settle.c, fut__start), and the
  * message task_fail() recorded for the failure it is about to return. */
 struct fut__frame {
     future_t *f;
     struct fut__frame *outer;
     struct fut__why *why;
+    /* Left uninitialised, written by futures_trace_name() (then the
+     * thread's labels[] point to it: thread_report.c). */
+    char label[FUT_LABEL_SIZE];
 };
 
 struct fut__deferred; /* defer.c */
@@ -94,6 +100,13 @@ struct fut__thread {
     bool checking_cycle; /* inside fut__cycle_check_begin/end */
     _Atomic(const char *) role; /* "core", "blocking", "timer", "loop" */
     atomic_uint role_pool;      /* the pool it is a thread of, or 0 */
+    /* thread_report.c: the labels futures_trace_name() gave the frames
+     * shown, each pointing into its struct fut__frame, set and cleared
+     * under the registry's lock; and the depth (index + 1) of the
+     * innermost labelled one, 0 if none, which only this thread reads,
+     * so that a frame's end tests one thread-local to know it has one. */
+    const char *labels[4];
+    unsigned label_top;
     /* The pool's chaining slot (runq.c, worker.c). */
     bool chaining;
     unsigned chain_len;
@@ -175,10 +188,16 @@ static inline void fut__thread_enter(future_t *f, const char *kind,
     }
     atomic_store_explicit(&me->nframes, n + 1, memory_order_release);
 }
+/* Labels the innermost frame this thread runs, for reports; forgets the
+ * label of @frame, which ends (thread_report.c). */
+void fut__thread_label(const char *name);
+void fut__thread_unlabel(unsigned frame);
 static inline void fut__thread_leave(void)
 {
     struct fut__thread *me = &fut__self;
     unsigned n = atomic_load_explicit(&me->nframes, memory_order_relaxed) - 1;
+    if (__builtin_expect(me->label_top > n, 0))
+        fut__thread_unlabel(n); /* frames end innermost first */
     if (n < 4)
         atomic_store_explicit(&me->runs[n], NULL, memory_order_release);
     atomic_store_explicit(&me->nframes, n, memory_order_release);

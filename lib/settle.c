@@ -178,7 +178,11 @@ bool fut__start(future_t *f, struct fut__outcome *out)
 {
     if (!move_state(f, FUT_QUEUED, FUT_RUNNING))
         return false; /* cancelled while it waited */
-    struct fut__frame frame = {f, fut__self.running, NULL};
+    /* Not zeroed whole: its label is written only if it is given one. */
+    struct fut__frame frame;
+    frame.f = f;
+    frame.outer = fut__self.running;
+    frame.why = NULL;
     out->result = NULL;
     fut__self.running = &frame;
     /* For other threads' wait-cycle checks and reports. */

@@ -1,7 +1,8 @@
 /*
  * thread_report.c - what the library's threads are doing, in words: the
  * lines futures_dump() and pool_destroy_timeout() write about each thread
- * the registry knows (thread.c), and the task each one runs.
+ * the registry knows (thread.c), and the task each one runs, with the
+ * label futures_trace_name() gave it; and a thread's name, role and LWP.
  *
  * Everything here reads the registry with its lock held
  * (fut__registry_take), and reads only what a thread publishes for that
@@ -14,6 +15,44 @@
 
 #include <stdio.h>
 
+/*
+ * Labels. futures_trace_name() names the innermost frame this thread runs,
+ * whether or not a trace runs: the name goes into that frame's struct
+ * fut__frame, on this thread's stack, and labels[] points to it. Other
+ * threads read it only with the registry's lock held, so the labelling
+ * and the end of a labelled frame take the lock; the end of any other
+ * frame tests label_top, and that is all (fut__thread_leave).
+ */
+void fut__thread_label(const char *name)
+{
+    struct fut__thread *me = &fut__self;
+    struct fut__frame *fr = me->running;
+    unsigned n = atomic_load_explicit(&me->nframes, memory_order_relaxed);
+    if (!fr || n == 0 || n > 4)
+        return; /* no task here, or one deeper than reports show */
+    fut__registry_take();
+    size_t i = 0;
+    for (; i < FUT_LABEL_SIZE - 1 && name[i]; i++) {
+        unsigned char c = (unsigned char)name[i];
+        fr->label[i] = c < 0x20 || c == 0x7f ? '?' : (char)c; /* one line */
+    }
+    fr->label[i] = '\0';
+    me->labels[n - 1] = fr->label;
+    me->label_top = n;
+    fut__registry_drop();
+}
+
+void fut__thread_unlabel(unsigned frame)
+{
+    struct fut__thread *me = &fut__self;
+    fut__registry_take();
+    me->labels[frame] = NULL;
+    while (frame > 0 && !me->labels[frame - 1])
+        frame--;
+    me->label_top = frame; /* an outer frame's label, or none */
+    fut__registry_drop();
+}
+
 /* " for 3.21 s" if the frame's start was timed, else nothing. */
 static void print_running_for(FILE *out, uint64_t since)
 {
@@ -25,29 +64,38 @@ static void print_running_for(FILE *out, uint64_t since)
             (unsigned long long)(ms % 1000 / 10));
 }
 
+/* "  running: a task (fetch) 0x... "page 3" for 1.20 s": frame @i of
+ * @t, with the registry's lock held; false if it has just ended. */
+static bool print_frame_locked(FILE *out, const struct fut__thread *t,
+                               unsigned i)
+{
+    future_t *f = atomic_load_explicit(&t->runs[i], memory_order_acquire);
+    if (!f)
+        return false;
+    char name[128];
+    fut__name_function(
+        atomic_load_explicit(&t->runs_site[i], memory_order_relaxed), name,
+        sizeof name);
+    fprintf(out, "  running: a %s%s %p",
+            atomic_load_explicit(&t->runs_kind[i], memory_order_relaxed), name,
+            (void *)f);
+    if (t->labels[i])
+        fprintf(out, " \"%s\"", t->labels[i]);
+    print_running_for(
+        out, atomic_load_explicit(&t->runs_since[i], memory_order_relaxed));
+    fputc('\n', out);
+    return true;
+}
+
 void fut__thread_report(FILE *out, const struct fut__exec *exec)
 {
     for (struct fut__thread *t = fut__registry_take(); t; t = t->reg_next) {
         unsigned n = atomic_load_explicit(&t->nframes, memory_order_acquire);
         bool shown = false;
         for (unsigned i = 0; i < n && i < 4; i++) {
-            future_t *f = atomic_load_explicit(&t->runs[i],
-                                               memory_order_acquire);
-            if (!f || (exec && atomic_load_explicit(&t->runs_exec[i],
-                                                    memory_order_relaxed) !=
-                                   exec))
-                continue;
-            fut__fn_ptr site = atomic_load_explicit(&t->runs_site[i],
-                                                    memory_order_relaxed);
-            char name[128];
-            fut__name_function(site, name, sizeof name);
-            fprintf(out, "  running: a %s%s %p",
-                    atomic_load_explicit(&t->runs_kind[i], memory_order_relaxed),
-                    name, (void *)f);
-            print_running_for(out, atomic_load_explicit(&t->runs_since[i],
-                                                        memory_order_relaxed));
-            fputc('\n', out);
-            shown = true;
+            if (!exec || atomic_load_explicit(&t->runs_exec[i],
+                                              memory_order_relaxed) == exec)
+                shown |= print_frame_locked(out, t, i);
         }
         if (shown && t->blocked_on) {
             char name[160];
@@ -108,19 +156,8 @@ static void dump_thread_locked(FILE *out, struct fut__thread *t)
     if (n == 0 && !t->blocked_on)
         fprintf(out, ", no task (idle, or busy elsewhere)");
     fputc('\n', out);
-    for (unsigned i = 0; i < n && i < 4; i++) {
-        future_t *f = atomic_load_explicit(&t->runs[i], memory_order_acquire);
-        char name[128];
-        fut__name_function(
-            atomic_load_explicit(&t->runs_site[i], memory_order_relaxed), name,
-            sizeof name);
-        fprintf(out, "  running: a %s%s %p",
-                atomic_load_explicit(&t->runs_kind[i], memory_order_relaxed),
-                name, (void *)f);
-        print_running_for(
-            out, atomic_load_explicit(&t->runs_since[i], memory_order_relaxed));
-        fputc('\n', out);
-    }
+    for (unsigned i = 0; i < n && i < 4; i++)
+        print_frame_locked(out, t, i);
     if (n > 4)
         fprintf(out, "  (and %u more frames)\n", n - 4);
     if (t->blocked_on) {

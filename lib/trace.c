@@ -8,6 +8,10 @@
  * futures_trace_stop() writes the list out, with metadata events naming
  * each pool and thread, so Perfetto draws one lane per thread.
  *
+ * futures_trace_name() also labels the running task for dumps and
+ * deadlock reports, trace or not (thread_report.c); the rest of this file
+ * matters only while a trace runs.
+ *
  * When no trace runs, the only cost is the relaxed load of `active` in
  * fut__trace_enter(). Events are appended under one mutex: tracing is for
  * looking at a run, not for the fastest one. An event that cannot be stored
@@ -139,7 +143,10 @@ void fut__trace_leave(uint64_t start, const char *kind, int error)
 
 void futures_trace_name(const char *name)
 {
-    if (!name || !atomic_load_explicit(&active, memory_order_relaxed))
+    if (!name)
+        return;
+    fut__thread_label(name); /* for dumps and reports, traced or not */
+    if (!atomic_load_explicit(&active, memory_order_relaxed))
         return;
     if (!in_run && span_start)
         copy_name(span_name, name); /* renames the open span */

@@ -229,3 +229,106 @@ CheckedTest(dump, says_how_long_tasks_timed_since_the_first_dump_have_run)
     gate_destroy(&early);
     gate_destroy(&late);
 }
+
+/* ------------------------------------------------------------- labels -- */
+
+struct labelled {
+    struct gate gate;
+    const char *label; /* given with futures_trace_name(), or NULL */
+    pthread_t thread;  /* the thread the task ran on */
+};
+
+/* Not static: the dump names it through dladdr() (linked -rdynamic). */
+int labelled_task(void *arg, void **result);
+int labelled_task(void *arg, void **result)
+{
+    struct labelled *l = arg;
+    if (l->label)
+        futures_trace_name(l->label);
+    l->thread = pthread_self();
+    gate_pass(&l->gate); /* a gate, not a library wait: no stand-in */
+    *result = NULL;
+    return 0;
+}
+
+/* Runs labelled_task on @pool with @label, dumps while it waits at its
+ * gate, and returns the dump (to free) once the task has returned. */
+static char *dump_while_running(pool_t *pool, const char *label,
+                                pthread_t *thread, future_t **task)
+{
+    struct labelled l = {.label = label};
+    gate_init(&l.gate);
+    future_t *f = pool_submit(pool, labelled_task, &l);
+    gate_await_started(&l.gate, 1);
+    char *text = dump_text();
+    gate_open(&l.gate);
+    cr_assert_eq(future_wait(f, NULL), 0);
+    gate_destroy(&l.gate);
+    *thread = l.thread;
+    *task = f; /* released by the caller: its address stays unique */
+    return text;
+}
+
+CheckedTest(dump, shows_a_task_label_until_the_task_returns)
+{
+    pool_t *pool = pool_create(1);
+    pthread_t first, second;
+    future_t *a, *b;
+    char *text = dump_while_running(pool, "labelled", &first, &a);
+    char want[64];
+    snprintf(want, sizeof want, "(labelled_task) %p \"labelled\"", (void *)a);
+    cr_assert(strstr(text, want), "%s in:\n%s", want, text);
+    free(text);
+    text = dump_while_running(pool, NULL, &second, &b);
+    cr_assert(pthread_equal(first, second), "one thread ran both");
+    snprintf(want, sizeof want, "(labelled_task) %p", (void *)b);
+    cr_assert(strstr(text, want), "%s in:\n%s", want, text);
+    cr_assert_null(strstr(text, "\"labelled\""), "the label stayed:\n%s", text);
+    free(text);
+    future_release(a);
+    future_release(b);
+    pool_destroy(pool);
+}
+
+CheckedTest(dump, a_label_is_cut_to_47_bytes_on_one_line)
+{
+    pool_t *pool = pool_create(1);
+    pthread_t thread;
+    future_t *f;
+    /* 60 bytes, a line break among the first 47. */
+    const char *label =
+        "line one\nline two, and then a label far longer than 47 bytes";
+    char *text = dump_while_running(pool, label, &thread, &f);
+    char want[64];
+    snprintf(want, sizeof want, "\"%.47s\"", label);
+    *strchr(want, '\n') = '?'; /* one line a task */
+    cr_assert(strstr(text, want), "%s in:\n%s", want, text);
+    free(text);
+    future_release(f);
+    pool_destroy(pool);
+}
+
+/* Outside any task and with no trace running, a name goes nowhere: no
+ * dump shows it, and the next task on this thread is not labelled. */
+CheckedTest(dump, a_name_given_outside_any_task_labels_nothing)
+{
+    futures_trace_name("outside");
+    futures_trace_name(NULL);
+    char *text = dump_text();
+    cr_assert_null(strstr(text, "outside"), "%s", text);
+    free(text);
+    loop_t *loop = loop_create();
+    struct labelled l = {.label = NULL};
+    gate_init(&l.gate);
+    gate_open(&l.gate);
+    future_t *f = loop_submit(loop, labelled_task, &l);
+    cr_assert_eq(loop_run(loop), 0); /* runs it on this thread */
+    cr_assert(pthread_equal(l.thread, pthread_self()));
+    cr_assert_eq(future_wait(f, NULL), 0);
+    text = dump_text();
+    cr_assert_null(strstr(text, "outside"), "%s", text);
+    free(text);
+    future_release(f);
+    loop_destroy(loop);
+    gate_destroy(&l.gate);
+}
