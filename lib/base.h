@@ -157,6 +157,12 @@ void fut__registry_drop(void);
 /* thread_report.c: "futures-1.0 (core thread of pool 1, LWP 4243)", the
  * calling thread's name, role and kernel thread id, for reports. */
 void fut__thread_describe_self(char *buf, size_t size);
+/* thread_report.c, for the deadlock report: the label of @fr, one of
+ * this thread's frames, or NULL; and @f's label and the threads that run
+ * it or wait for it (fut__thread_involved says how they read). */
+const char *fut__frame_label(const struct fut__frame *fr);
+void fut__thread_involved(const future_t *f, char *label, size_t lsize,
+                          char *who, size_t wsize);
 /* thread_report.c: a line for each frame of each thread that runs work
  * of @exec (NULL: of any executor), and what that thread is blocked on. */
 void fut__thread_report(FILE *out, const struct fut__exec *exec);

@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <string.h>
 
 /*
  * Labels. futures_trace_name() names the innermost frame this thread runs,
@@ -128,8 +129,7 @@ static void role_of(const struct fut__thread *t, char *buf, size_t size)
  * the calling thread: @t has not ended, so its handle is valid (for
  * another thread, glibc reads /proc/self/task/<lwp>/comm).
  */
-static void describe_thread(const struct fut__thread *t, char *buf,
-                            size_t size)
+static void describe_thread(const struct fut__thread *t, char *buf, size_t size)
 {
     char name[16], role[64];
     if (pthread_getname_np(t->handle, name, sizeof name) != 0)
@@ -144,6 +144,58 @@ void fut__thread_describe_self(char *buf, size_t size)
     if (!me->registered)
         fut__thread_register(me);
     describe_thread(me, buf, size);
+}
+
+/* The label of @fr, a frame of the calling thread's, or NULL. */
+const char *fut__frame_label(const struct fut__frame *fr)
+{
+    for (unsigned i = 0; i < 4; i++) {
+        if (fut__self.labels[i] == fr->label)
+            return fr->label; /* only this thread writes labels[] */
+    }
+    return NULL;
+}
+
+/* Appends @t's description to @buf, after a comma if it has one. */
+static void append_thread(char *buf, size_t size, const struct fut__thread *t)
+{
+    size_t len = strlen(buf);
+    if (len + 3 >= size)
+        return;
+    if (len)
+        len += (size_t)snprintf(buf + len, size - len, ", ");
+    describe_thread(t, buf + len, size - len);
+}
+
+/*
+ * For a deadlock report's line about @f: the label of the frame that runs
+ * it, as ` "fetch page 3"` in @label (or ""), and in @who the threads that
+ * run it and those blocked waiting for it, "run by ...; waited for by
+ * ..." (or ""). Compares @f with what the threads publish, and reads
+ * nothing of it: another thread may be freeing it.
+ */
+void fut__thread_involved(const future_t *f, char *label, size_t lsize,
+                          char *who, size_t wsize)
+{
+    char runs[256] = "", waits[512] = "";
+    *label = '\0';
+    for (struct fut__thread *t = fut__registry_take(); t; t = t->reg_next) {
+        unsigned n = atomic_load_explicit(&t->nframes, memory_order_acquire);
+        for (unsigned i = 0; i < n && i < 4; i++) {
+            if (atomic_load_explicit(&t->runs[i], memory_order_acquire) != f)
+                continue;
+            append_thread(runs, sizeof runs, t);
+            if (t->labels[i] && !*label)
+                snprintf(label, lsize, " \"%s\"", t->labels[i]);
+            break;
+        }
+        if (t->blocked_on == f)
+            append_thread(waits, sizeof waits, t);
+    }
+    fut__registry_drop();
+    snprintf(who, wsize, "%s%s%s%s%s", *runs ? "run by " : "", runs,
+             *runs && *waits ? "; " : "", *waits ? "waited for by " : "",
+             waits);
 }
 
 /* One thread's lines: what it is, what it runs, what it is blocked on. */
@@ -174,4 +226,3 @@ void fut__threads_dump(FILE *out)
         dump_thread_locked(out, t);
     fut__registry_drop();
 }
-

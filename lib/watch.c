@@ -293,14 +293,24 @@ struct walk {
     FILE *report; /* where to say what was looked at, or NULL */
 };
 
-/* One line of a deadlock report about @f. */
+/* Out of line, so that its buffers stay off the frames of the walk's
+ * recursion, which reports only when it aborts: a deadlock report's line
+ * about @f, its label, then the threads that run it and wait for it. */
+static __attribute__((noinline)) void report_line(FILE *out, const future_t *f,
+                                                  const char *what)
+{
+    char name[160], label[FUT_LABEL_SIZE + 3], who[512];
+    fut__describe(f, name, sizeof name);
+    fut__thread_involved(f, label, sizeof label, who, sizeof who);
+    fprintf(out, "  %s%s %s\n", name, label, what);
+    if (*who)
+        fprintf(out, "    (%s)\n", who);
+}
+
 static void report(const struct walk *wk, const future_t *f, const char *what)
 {
-    if (!wk->report)
-        return;
-    char name[160];
-    fut__describe(f, name, sizeof name);
-    fprintf(wk->report, "  %s %s\n", name, what);
+    if (wk->report)
+        report_line(wk->report, f, what);
 }
 
 static enum need needs(future_t *f, struct walk *wk);

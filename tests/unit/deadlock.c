@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -341,33 +343,49 @@ CheckedTest(deadlock, a_timed_wait_in_the_ring_breaks_it)
 
 /* --------------------------------------------------------------- abort -- */
 
-/* Not static: the report names it through dladdr() (linked -rdynamic). */
+/* What the child's ring tasks tell the parent, in memory both share: the
+ * kernel id (LWP) of the thread each ran on. */
+static int *ring_lwps;
+
+/* Not static: the report names it through dladdr() (linked -rdynamic).
+ * Each labels itself, with no trace running, before the ring closes. */
 int named_ring_task(void *arg, void **result);
 int named_ring_task(void *arg, void **result)
 {
+    struct member *m = arg;
+    ring_lwps[m->i] = (int)syscall(SYS_gettid);
+    futures_trace_name(m->i == 0 ? "ring member A" : "ring member B");
     return ring_task(arg, result);
+}
+
+/* In the child: the two-pool ring with FUTURES_DEADLOCK=abort. */
+static _Noreturn void abort_on_a_ring(int err_fd)
+{
+    dup2(err_fd, 2);
+    setenv("FUTURES_DEADLOCK", "abort", 1);
+    pool_t *a = pool_create(1), *b = pool_create(1);
+    struct ring r = {.n = 2, .ready = promise_create()};
+    sem_init(&r.all_started, 0, 0);
+    struct member m[2] = {{&r, 0}, {&r, 1}};
+    r.fs[0] = pool_submit(a, named_ring_task, &m[0]);
+    r.fs[1] = pool_submit(b, named_ring_task, &m[1]);
+    sem_wait(&r.all_started);
+    promise_resolve(r.ready, NULL);
+    future_wait(r.fs[0], NULL);
+    future_wait(r.fs[1], NULL);
+    _exit(0); /* not reached: the cycle aborts */
 }
 
 CheckedTest(deadlock, futures_deadlock_abort_reports_and_aborts)
 {
+    ring_lwps = mmap(NULL, 2 * sizeof *ring_lwps, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(ring_lwps, MAP_FAILED);
     int out[2];
     cr_assert_eq(pipe(out), 0);
     pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 2);
-        setenv("FUTURES_DEADLOCK", "abort", 1);
-        pool_t *a = pool_create(1), *b = pool_create(1);
-        struct ring r = {.n = 2, .ready = promise_create()};
-        sem_init(&r.all_started, 0, 0);
-        struct member m[2] = {{&r, 0}, {&r, 1}};
-        r.fs[0] = pool_submit(a, named_ring_task, &m[0]);
-        r.fs[1] = pool_submit(b, named_ring_task, &m[1]);
-        sem_wait(&r.all_started);
-        promise_resolve(r.ready, NULL);
-        future_wait(r.fs[0], NULL);
-        future_wait(r.fs[1], NULL);
-        _exit(0); /* not reached: the cycle aborts */
-    }
+    if (pid == 0)
+        abort_on_a_ring(out[1]);
     close(out[1]);
     char text[8192];
     size_t len = 0;
@@ -386,6 +404,26 @@ CheckedTest(deadlock, futures_deadlock_abort_reports_and_aborts)
     cr_assert(strstr(text, "deadlock: this thread, futures-") &&
                   strstr(text, "core thread of pool") && strstr(text, "LWP "),
               "names the thread that found it:\n%s", text);
+    cr_assert(strstr(text, "\"ring member A\"") &&
+                  strstr(text, "\"ring member B\""),
+              "gives each task's label:\n%s", text);
+    for (int i = 0; i < 2; i++) {
+        char lwp[32];
+        snprintf(lwp, sizeof lwp, "LWP %d)", ring_lwps[i]);
+        cr_assert(strstr(text, lwp), "names task %d's thread, %s:\n%s", i, lwp,
+                  text);
+    }
+    cr_assert(strstr(text, "run by futures-"), "%s", text);
+    /* Some line names the ring's blocked thread as waiting (the test's
+     * main thread waits too, for the first task). */
+    bool pool_thread_waits = false;
+    for (char *w = text; (w = strstr(w, "waited for by ")) != NULL; w++) {
+        char line[512];
+        snprintf(line, sizeof line, "%.*s", (int)strcspn(w, "\n"), w);
+        pool_thread_waits |= strstr(line, "core thread of pool") != NULL;
+    }
+    cr_assert(pool_thread_waits, "%s", text);
+    munmap(ring_lwps, 2 * sizeof *ring_lwps);
 }
 
 /* --------------------------------------------------- pool_destroy_timeout */

@@ -332,3 +332,49 @@ CheckedTest(dump, a_name_given_outside_any_task_labels_nothing)
     loop_destroy(loop);
     gate_destroy(&l.gate);
 }
+
+/* A task that runs another on its own thread (here through a loop run
+ * inside it; a waiting pool thread that helps does the same) keeps its
+ * label while the inner one has its own, and after it returns. */
+struct nested {
+    char *during, *after;
+};
+
+static int inner_labelled(void *arg, void **result)
+{
+    futures_trace_name("inner");
+    ((struct nested *)arg)->during = dump_text();
+    *result = NULL;
+    return 0;
+}
+
+static int outer_labelled(void *arg, void **result)
+{
+    struct nested *n = arg;
+    futures_trace_name("outer");
+    loop_t *inner = loop_create();
+    future_t *f = loop_submit(inner, inner_labelled, n);
+    int e = loop_run(inner);
+    future_release(f);
+    loop_destroy(inner);
+    n->after = dump_text();
+    *result = NULL;
+    return e;
+}
+
+CheckedTest(dump, a_nested_task_has_its_own_label_and_the_outer_keeps_its)
+{
+    struct nested n = {NULL, NULL};
+    loop_t *loop = loop_create();
+    future_t *f = loop_submit(loop, outer_labelled, &n);
+    cr_assert_eq(loop_run(loop), 0);
+    cr_assert_eq(future_wait(f, NULL), 0);
+    cr_assert(strstr(n.during, "\"outer\"") && strstr(n.during, "\"inner\""),
+              "%s", n.during);
+    cr_assert(strstr(n.after, "\"outer\""), "%s", n.after);
+    cr_assert_null(strstr(n.after, "\"inner\""), "%s", n.after);
+    free(n.during);
+    free(n.after);
+    future_release(f);
+    loop_destroy(loop);
+}
