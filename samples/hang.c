@@ -17,8 +17,10 @@
  *     doing; once the sample writes to the pipe, the job ends and the same
  *     call returns 0.
  *  4. The cycle of 1 again, in a child process with FUTURES_DEADLOCK=abort
- *     in its environment: the library writes the cycle to stderr and
- *     aborts. The sample prints what the child wrote and how it ended.
+ *     in its environment: the library writes the cycle to stderr, with the
+ *     label each task gave itself (futures_trace_name()) and the threads
+ *     involved, and aborts. The sample prints what the child wrote and how
+ *     it ended.
  *
  * Last, futures_live_count() shows that nothing was leaked on the way.
  *
@@ -77,6 +79,7 @@ struct side {
 int cycle_a(void *arg, void **result)
 {
     struct side *s = arg;
+    futures_trace_name("side a"); /* the deadlock report shows it */
     future_wait(s->go, NULL);
     s->wait_error = future_wait(*s->other, result);
     return s->wait_error;
@@ -86,6 +89,7 @@ int cycle_a(void *arg, void **result)
 int cycle_b(void *arg, void **result)
 {
     struct side *s = arg;
+    futures_trace_name("side b");
     future_wait(s->go, NULL);
     s->wait_error = future_wait(*s->other, result);
     return s->wait_error;

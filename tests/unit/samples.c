@@ -592,6 +592,9 @@ CheckedTest(samples, hang_reports_each_deadlock_and_the_stuck_pool,
               "%s", r.out);
     cr_assert(printed_line_with(&r, "would wait for ever for a task (cycle_"),
               "%s", r.out);
+    cr_assert(printed_line_with(&r, "\"side a\""), "%s", r.out);
+    cr_assert(printed_line_with(&r, "\"side b\""), "%s", r.out);
+    cr_assert(printed_line_with(&r, "|     (run by futures-"), "%s", r.out);
     cr_assert(printed_line_with(&r, "the child was killed by SIGABRT"), "%s",
               r.out);
     cr_assert_str_eq(r.line[r.nlines - 1], "futures alive at the end: 0");
