@@ -1,7 +1,9 @@
 /*
  * dump_race.c - futures_dump() while other threads submit, settle, wait,
  * block in waits and end, for TSan and valgrind: every dump completes and
- * reads nothing another thread frees meanwhile.
+ * reads nothing another thread frees meanwhile. The tasks label themselves
+ * (futures_trace_name()), and a waiting one may run the other, labelled,
+ * on top of its own frame: dumps read labels as their frames come and go.
  */
 #include "common.h"
 
@@ -9,12 +11,14 @@
 
 static int quick(void *arg, void **result)
 {
+    futures_trace_name("quick");
     *result = arg;
     return 0;
 }
 
 static int waits_for_quick(void *arg, void **result)
 {
+    futures_trace_name("waits for quick");
     future_t *f = pool_submit(arg, quick, NULL);
     int e = future_wait(f, result);
     future_release(f);
