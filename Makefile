@@ -60,7 +60,7 @@ LIB_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden
 B := build
 LIB_SRC := $(wildcard lib/*.c)
 LIB_HDR := include/futures.h lib/internal.h lib/base.h lib/pool_internal.h \
-           lib/scope_internal.h
+           lib/scope_internal.h lib/walk.h
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_HDR := $(wildcard tests/unit/*.h)
 STRESS_SRC := $(wildcard tests/stress/*.c)

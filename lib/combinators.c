@@ -31,6 +31,7 @@
  * pool (exec is NULL).
  */
 #include "internal.h"
+#include "walk.h"
 
 #include <errno.h>
 #include <limits.h>

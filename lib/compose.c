@@ -30,6 +30,7 @@
  * the future it adopted.
  */
 #include "internal.h"
+#include "walk.h"
 
 #include <errno.h>
 

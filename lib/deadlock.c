@@ -10,6 +10,7 @@
  * names futures and reads the setting; it calls nothing above it.
  */
 #include "internal.h"
+#include "walk.h"
 
 #include <errno.h>
 #include <stdlib.h>

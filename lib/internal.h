@@ -206,19 +206,13 @@ void fut__deliver(struct fut__watch *list);
  */
 enum fut__decides { FUT_DECIDES_EVERY, FUT_DECIDES_ANY, FUT_DECIDES_FIRST };
 
-/* Can unsettled @f settle only once @exec runs more of its queue? Or
- * only once this thread moves on (its loop, or a cycle of waits)? A
- * future a cycle walk reads through fut__ops.follows is released only
- * after fut__walk_quiesce(): no walk still reads it. */
-bool fut__needs_exec(future_t *f, const struct fut__exec *exec);
-bool fut__needs_this_thread(future_t *f, FILE *report);
-void fut__walk_quiesce(void);
-bool fut__deadlock_aborts(void);
+/* A pin on @in, unless none is left (its watches have all ended). */
+bool fut__inputs_pin(struct fut__inputs *in);
+void fut__inputs_unpin(struct fut__inputs *in);
 void fut__timer_report(FILE *out); /* timer.c, for futures_dump() */
 int fut__timer_stop(const struct timespec *deadline); /* futures_shutdown */
 int fut__dump_on_signal(const char *name); /* dump.c */
 void fut__loops_report(FILE *out);         /* loop.c, for futures_dump() */
-void fut__deadlock_report_head(const future_t *f);
 
 /* ------------------------------------------------------------- futures -- */
 

@@ -21,6 +21,7 @@
  * loop_run() knows when nothing more can arrive.
  */
 #include "internal.h"
+#include "walk.h"
 
 #include <errno.h>
 

@@ -16,6 +16,7 @@
  * settle (watch.c, fut__needs_exec).
  */
 #include "internal.h"
+#include "walk.h"
 
 #include <errno.h>
 #include <stdio.h>
