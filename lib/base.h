@@ -98,6 +98,7 @@ struct fut__thread {
     unsigned blocked_depth; /* nframes when it blocked: frames at or
                                above it run on top of the wait (helped) */
     bool checking_cycle; /* inside fut__cycle_check_begin/end */
+    atomic_bool asleep;  /* a library thread waiting for work: dumps */
     _Atomic(const char *) role; /* "core", "blocking", "timer", "loop" */
     atomic_uint role_pool;      /* the pool it is a thread of, or 0 */
     /* thread_report.c: the labels futures_trace_name() gave the frames
@@ -167,7 +168,13 @@ void fut__thread_involved(const future_t *f, char *label, size_t lsize,
  * of @exec (NULL: of any executor), and what that thread is blocked on. */
 void fut__thread_report(FILE *out, const struct fut__exec *exec);
 /* Every thread the library knows: its role and what it does. */
-void fut__threads_dump(FILE *out);
+/* ... and of each thread blocked on a future, at most @max: its LWP and
+ * that future, with a reference the caller drops (thread_report.c). */
+struct fut__waiting {
+    int lwp;
+    future_t *on;
+};
+size_t fut__threads_dump(FILE *out, struct fut__waiting *blocked, size_t max);
 /* " (name)" of a function for reports, or " (function 0x...)" (name.c). */
 void fut__name_function(fut__fn_ptr site, char *buf, size_t size);
 /* "a task (fetch) 0x...": a live future's kind and function (name.c). */
@@ -193,6 +200,12 @@ static inline void fut__thread_enter(future_t *f, const char *kind,
         atomic_store_explicit(&me->runs[n], f, memory_order_release);
     }
     atomic_store_explicit(&me->nframes, n + 1, memory_order_release);
+}
+/* Says whether this thread, one of the library's, sleeps until there is
+ * work (idle.c, timer.c, loop.c), for futures_dump. */
+static inline void fut__thread_sleeps(bool asleep)
+{
+    atomic_store_explicit(&fut__self.asleep, asleep, memory_order_relaxed);
 }
 /* Labels the innermost frame this thread runs, for reports; forgets the
  * label of @frame, which ends (thread_report.c). */

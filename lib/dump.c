@@ -4,8 +4,9 @@
  * one to stderr when a signal arrives.
  *
  * A dump reads each layer's own report: the pools and what their threads
- * run (pools.c), every thread the library knows (thread.c), the timers
- * (timer.c), the live futures. Each takes its own lock briefly and reads
+ * run (pools.c), every thread the library knows (thread_report.c), what
+ * each blocked thread's future waits for (walk.c), the timers (timer.c),
+ * the live futures. Each takes its own lock briefly and reads
  * no future that another thread could free meanwhile, so a dump is safe
  * from any thread, a task's included, and never waits for a task.
  *
@@ -14,6 +15,7 @@
  * come faster than dumps are written are merged.
  */
 #include "pool_internal.h"
+#include "walk.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Threads whose wait a dump explains, link by link (walk.c), at most. */
+#define EXPLAINED_MAX 16
 
 int futures_dump(FILE *out)
 {
@@ -37,7 +42,13 @@ int futures_dump(FILE *out)
     fut__pools_report(out);
     fut__loops_report(out);
     fut__timer_report(out);
-    fut__threads_dump(out);
+    struct fut__waiting blocked[EXPLAINED_MAX];
+    size_t n = fut__threads_dump(out, blocked, EXPLAINED_MAX);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(out, "what LWP %d waits for:\n", blocked[i].lwp);
+        fut__explain_wait(blocked[i].on, out);
+        future_release(blocked[i].on);
+    }
     fprintf(out, "end of dump\n");
     return fflush(out) == 0 && !ferror(out) ? 0 : errno ? errno : EIO;
 }

@@ -133,13 +133,18 @@ static bool core_surplus_locked(const pool_t *p)
 bool fut__idle_wait_locked(pool_t *p, pthread_cond_t *cond, bool timed)
 {
     FUT_ASSERT_HELD(&p->lock);
+    fut__thread_sleeps(true);
+    bool timed_out = false;
     if (!timed) {
         pthread_cond_wait(cond, &p->lock);
-        return false;
+    } else {
+        struct timespec deadline;
+        fut__deadline(&deadline, p->locked.idle_ns);
+        timed_out = pthread_cond_timedwait(cond, &p->lock, &deadline) ==
+                    ETIMEDOUT;
     }
-    struct timespec deadline;
-    fut__deadline(&deadline, p->locked.idle_ns);
-    return pthread_cond_timedwait(cond, &p->lock, &deadline) == ETIMEDOUT;
+    fut__thread_sleeps(false);
+    return timed_out;
 }
 
 /*

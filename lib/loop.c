@@ -238,7 +238,9 @@ int loop_run(loop_t *loop)
         } else if (limited || loop->stop_requested || loop->npending == 0) {
             break;
         } else {
+            fut__thread_sleeps(true);
             pthread_cond_wait(&loop->ready, &loop->lock);
+            fut__thread_sleeps(false);
         }
         if (loop->stop_requested)
             break;

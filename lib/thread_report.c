@@ -201,12 +201,17 @@ void fut__thread_involved(const future_t *f, char *label, size_t lsize,
 /* One thread's lines: what it is, what it runs, what it is blocked on. */
 static void dump_thread_locked(FILE *out, struct fut__thread *t)
 {
-    char role[64];
-    role_of(t, role, sizeof role);
-    fprintf(out, "thread %p: %s", (void *)t, role);
+    char who[128];
+    describe_thread(t, who, sizeof who);
+    fprintf(out, "thread %s", who);
     unsigned n = atomic_load_explicit(&t->nframes, memory_order_acquire);
     if (n == 0 && !t->blocked_on)
-        fprintf(out, ", no task (idle, or busy elsewhere)");
+        fprintf(out, "%s",
+                atomic_load_explicit(&t->asleep, memory_order_relaxed)
+                    ? ": asleep until there is work"
+                : atomic_load_explicit(&t->role, memory_order_relaxed)
+                    ? ": awake, with no task (looking for work)"
+                          : ": in no task or wait of the library's");
     fputc('\n', out);
     for (unsigned i = 0; i < n && i < 4; i++)
         print_frame_locked(out, t, i);
@@ -220,9 +225,25 @@ static void dump_thread_locked(FILE *out, struct fut__thread *t)
     }
 }
 
-void fut__threads_dump(FILE *out)
+/*
+ * Every thread's lines, and the futures threads are blocked on, for the
+ * dump to say what each waits for (walk.c) once the registry's lock is
+ * free. A waiter's future is alive while the lock is held (it cannot
+ * return meanwhile), and the reference taken then keeps it.
+ */
+size_t fut__threads_dump(FILE *out, struct fut__waiting *blocked, size_t max)
 {
-    for (struct fut__thread *t = fut__registry_take(); t; t = t->reg_next)
+    size_t n = 0;
+    for (struct fut__thread *t = fut__registry_take(); t; t = t->reg_next) {
         dump_thread_locked(out, t);
+        if (t->blocked_on && n < max) {
+            blocked[n].lwp = t->lwp;
+            blocked[n].on = t->blocked_on;
+            atomic_fetch_add_explicit(&t->blocked_on->refs, 1,
+                                      memory_order_relaxed);
+            n++;
+        }
+    }
     fut__registry_drop();
+    return n;
 }

@@ -172,9 +172,13 @@ static void *timer_main(void *arg)
         } else if (heap_len) {
             struct timespec at = {(time_t)(heap[0]->deadline / 1000000000u),
                                   (long)(heap[0]->deadline % 1000000000u)};
+            fut__thread_sleeps(true);
             pthread_cond_timedwait(&wake, &lock, &at);
+            fut__thread_sleeps(false);
         } else {
+            fut__thread_sleeps(true);
             pthread_cond_wait(&wake, &lock);
+            fut__thread_sleeps(false);
         }
     }
     return NULL;

@@ -18,6 +18,7 @@
 
 #include <sched.h>
 #include <stdio.h>
+#include <string.h>
 
 /* ------------------------------------------------ what a future needs -- */
 
@@ -180,4 +181,127 @@ bool fut__needs_this_thread(future_t *f, FILE *report)
     bool needed = needs(f, &wk) == NEEDS && !fut__is_settled(f);
     atomic_fetch_add(&walk_epoch, 1);
     return needed;
+}
+
+/* ---------------------------------------------- what a wait waits for -- */
+
+/*
+ * For futures_dump(): what a future a thread is blocked on waits for, one
+ * line a link: the task that would settle it and the thread that runs it
+ * (and, if that thread is blocked too, what it waits for in turn), the
+ * inputs a continuation or combinator waits for, the future a compose
+ * takes its outcome from. It follows the links the cycle walk follows,
+ * under the same rules (pins; one walk at a time, with walk_epoch odd),
+ * and decides nothing. Bounded in depth and lines: a dump is for a person.
+ */
+#define EXPLAIN_DEPTH 6
+#define EXPLAIN_LINES 24
+#define EXPLAIN_INPUTS 4 /* unsettled inputs shown, of one future */
+
+struct explain {
+    FILE *out;
+    unsigned lines;
+};
+
+static __attribute__((noinline)) void say(struct explain *ex, unsigned depth,
+                                          const future_t *f, const char *what)
+{
+    char name[160], label[FUT_LABEL_SIZE + 3], who[512];
+    fut__describe(f, name, sizeof name);
+    fut__thread_involved(f, label, sizeof label, who, sizeof who);
+    /* The first link's waiter is the thread the dump just named. */
+    bool threads = *who && depth;
+    fprintf(ex->out, "%*s%s%s%s%s%s %s\n", (int)(4 + 2 * depth), "", name,
+            label, threads ? " (" : "", threads ? who : "", threads ? ")" : "",
+            what);
+    ex->lines++;
+}
+
+/* The last link: a future nothing in the library will settle by itself. */
+static const char *why_pending(const future_t *f)
+{
+    if (fut__state(f) == FUT_QUEUED)
+        return "is queued, waiting for a thread of its pool";
+    if (strcmp(f->ops->kind, "promise") == 0)
+        return "is not settled yet: whoever holds its promise settles it";
+    if (strcmp(f->ops->kind, "delay") == 0)
+        return "is not due yet: the timer thread settles it";
+    return "has not started";
+}
+
+static void explain(future_t *f, struct explain *ex, unsigned depth);
+
+/* The inputs of @f that have not settled, each explained below it. */
+static void explain_inputs(future_t *f, struct fut__inputs *in,
+                           struct explain *ex, unsigned depth)
+{
+    size_t open = 0;
+    for (size_t i = 0; i < in->n; i++)
+        open += !fut__is_settled(in->w[i].target);
+    char what[64];
+    if (in->n == 1)
+        snprintf(what, sizeof what, "waits for its input:");
+    else
+        snprintf(what, sizeof what, "waits for %zu of its %zu inputs:", open,
+                 in->n);
+    say(ex, depth, f, what);
+    size_t shown = 0;
+    for (size_t i = 0; i < in->n && shown < EXPLAIN_INPUTS; i++) {
+        if (!fut__is_settled(in->w[i].target)) {
+            explain(in->w[i].target, ex, depth + 1);
+            shown++;
+        }
+    }
+    if (open > shown)
+        fprintf(ex->out, "%*s(and %zu more)\n", (int)(6 + 2 * depth), "",
+                open - shown);
+}
+
+static void explain(future_t *f, struct explain *ex, unsigned depth)
+{
+    if (depth >= EXPLAIN_DEPTH || ex->lines >= EXPLAIN_LINES) {
+        fprintf(ex->out, "%*s...\n", (int)(4 + 2 * depth), "");
+        return;
+    }
+    if (fut__is_settled(f)) {
+        say(ex, depth, f, "has settled: its waiter is waking up");
+        return;
+    }
+    if (fut__state(f) == FUT_RUNNING) {
+        bool self;
+        future_t *g = fut__blocked_behind(f, &self);
+        say(ex, depth, f, self ? "runs on this thread"
+                          : g  ? "runs on a thread blocked waiting for"
+                               : "is running");
+        if (g) {
+            explain(g, ex, depth + 1);
+            future_release(g);
+        }
+        return;
+    }
+    future_t *g = f->ops->follows ? f->ops->follows(f) : NULL;
+    if (g) {
+        say(ex, depth, f, "takes the outcome of");
+        explain(g, ex, depth + 1);
+        return;
+    }
+    struct fut__inputs *in = f->ops->inputs ? f->ops->inputs(f) : NULL;
+    if (in && fut__inputs_pin(in)) {
+        explain_inputs(f, in, ex, depth);
+        fut__inputs_unpin(in);
+        return;
+    }
+    say(ex, depth, f, in ? "has all its inputs: it is settling"
+                         : why_pending(f));
+}
+
+void fut__explain_wait(future_t *f, FILE *out)
+{
+    if (!fut__cycle_check_begin())
+        return; /* a walk of this thread's is under way */
+    struct explain ex = {out, 0};
+    atomic_fetch_add(&walk_epoch, 1); /* odd: a walk reads relays */
+    explain(f, &ex, 0);
+    atomic_fetch_add(&walk_epoch, 1);
+    fut__cycle_check_end();
 }

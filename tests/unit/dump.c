@@ -378,3 +378,126 @@ CheckedTest(dump, a_nested_task_has_its_own_label_and_the_outer_keeps_its)
     future_release(f);
     loop_destroy(loop);
 }
+
+/* ------------------------------------------------- what a wait waits for */
+
+struct chain {
+    struct waiter w; /* the task at the end of the chain waits here */
+    future_t *tail;  /* what the blocking job waits for */
+};
+
+/* Not static: the dump names them through dladdr(). */
+int chain_end(void *arg, void **result);
+int chain_end(void *arg, void **result)
+{
+    futures_trace_name("the chain's end");
+    return dumped_waiter(arg, result);
+}
+
+int chain_head(void *arg, void **result);
+int chain_head(void *arg, void **result)
+{
+    return future_wait(((struct chain *)arg)->tail, result);
+}
+
+int pass_value(void *value, void *arg, void **result);
+int pass_value(void *value, void *arg, void **result)
+{
+    (void)arg;
+    *result = value;
+    return 0;
+}
+
+future_t *compose_step(void *value, void *arg);
+future_t *compose_step(void *value, void *arg)
+{
+    (void)value;
+    (void)arg;
+    return future_delay(1000);
+}
+
+/* A blocking job waits for a compose of a when_all of a continuation of a
+ * task blocked on a promise, and of a delay: the dump follows each link,
+ * says which thread runs the task, and stops at the promise and the delay,
+ * which nothing in the library will settle before their time. */
+CheckedTest(dump, says_what_a_blocked_wait_waits_for_link_by_link)
+{
+    pool_t *pool = pool_create(1);
+    struct chain c = {.w = {.p = promise_create()}};
+    sem_init(&c.w.started, 0, 0);
+    future_t *end = pool_submit(pool, chain_end, &c.w);
+    sem_wait(&c.w.started);
+    future_t *then = future_then(end, pass_value, NULL);
+    future_t *delay = future_delay(UINT64_C(60) * 1000000000);
+    future_t *both[2] = {then, delay};
+    future_t *all = when_all(both, 2);
+    c.tail = future_compose(all, compose_step, NULL);
+    future_t *head = pool_submit_blocking(pool, chain_head, &c);
+    const char *want[] = {
+        "takes the outcome of",
+        "a compose (compose_step) 0x",
+        "a combinator 0x",
+        "waits for 2 of its 2 inputs:",
+        "a then (pass_value)",
+        "waits for its input:",
+        "a task (chain_end) ",
+        "\"the chain's end\" (run by futures-",
+        "runs on a thread blocked waiting for",
+        "is not settled yet: whoever holds its promise settles it",
+        "is not due yet: the timer thread settles it",
+    };
+    /* Both waits begin soon after the tasks started: dump until they
+     * show. */
+    char *text = NULL;
+    bool all_there = false;
+    uint64_t deadline = monotonic_ns() + UINT64_C(10000000000);
+    while (!all_there && monotonic_ns() < deadline) {
+        free(text);
+        text = dump_text();
+        all_there = true;
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+            all_there &= strstr(text, want[i]) != NULL;
+    }
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(text, want[i]), "no \"%s\" in:\n%s", want[i], text);
+    cr_assert(strstr(text, "what LWP "), "%s", text);
+    free(text);
+    promise_resolve(c.w.p, NULL);
+    future_cancel(delay);
+    cr_assert_eq(future_wait(head, NULL), ECANCELED);
+    future_t *fs[] = {end, then, delay, all, c.tail, head};
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++)
+        future_release(fs[i]);
+    promise_release(c.w.p);
+    sem_destroy(&c.w.started);
+    pool_destroy(pool);
+}
+
+/* Does the line of pool 1's core thread in @text say @what? */
+static bool core_line_says(const char *text, const char *what)
+{
+    const char *line = strstr(text, "(core thread of pool 1, LWP ");
+    const char *eol = line ? strchr(line, '\n') : NULL;
+    const char *at = line ? strstr(line, what) : NULL;
+    return at && eol && at < eol;
+}
+
+/* Threads with no task say whether they sleep until there is work. */
+CheckedTest(dump, says_which_threads_sleep_for_lack_of_work)
+{
+    pool_t *pool = pool_create(1);
+    future_t *f = pool_submit(pool, value_task, NULL);
+    cr_assert_eq(future_wait(f, NULL), 0);
+    future_release(f);
+    const char *asleep = ": asleep until there is work";
+    char *text = NULL;
+    uint64_t deadline = monotonic_ns() + UINT64_C(10000000000);
+    do { /* the thread goes to sleep soon after its task */
+        free(text);
+        text = dump_text();
+    } while (!core_line_says(text, asleep) && monotonic_ns() < deadline);
+    cr_assert(core_line_says(text, asleep), "%s", text);
+    cr_assert(strstr(text, "(a thread of the program's, LWP "), "%s", text);
+    free(text);
+    pool_destroy(pool);
+}
