@@ -957,19 +957,21 @@ FUTURES_API void futures_unobserved_print(const struct futures_failure *failure,
 
 /**
  * futures_dump() - write what the library is doing to @out, for a person
- * looking at a program that hangs: each pool (its threads, queued tasks
- * and blocking jobs and how long the oldest has waited, what is running),
- * the delays pending and the next
- * deadline, each thread the library knows (core, blocking, the timer's,
- * one running an event loop, your own that made futures) with the tasks it
- * runs, named by dladdr() where it can and with the label each gave itself
- * with futures_trace_name(), and the future it is blocked on, the event
- * loops with their queues, and the count of live futures. A
- * task that started after the first dump (or after FUTURES_DUMP_SIGNAL
- * took effect) shows how long it has run, and work queued since then how
- * long it has waited: timing every task would cost the programs that
- * never dump. Safe from any thread at any time, a
- * task's included; it never waits for a running task. With
+ * looking at a program that hangs: each pool (its core threads, those
+ * blocked in a wait and their stand-ins, its blocking threads, queued tasks
+ * and blocking jobs and how long the oldest has waited, what is running);
+ * the delays pending and the next deadline; each thread the library knows
+ * (core, blocking, the timer's, one running an event loop, your own that
+ * made futures) by name and LWP, with the tasks it runs, named by dladdr()
+ * where it can and with the label each gave itself with
+ * futures_trace_name(), and the future it is blocked on, or whether it
+ * sleeps for want of work; for each blocked thread, what its future waits
+ * for, link by link; the event loops with their queues; and the count of
+ * live futures. A task that started after the first dump (or after
+ * FUTURES_DUMP_SIGNAL took effect) shows how long it has run, and work
+ * queued since then how long it has waited: timing every task would cost
+ * the programs that never dump. Safe from any thread at any time, a task's
+ * included; it never waits for a running task. With
  * FUTURES_DUMP_SIGNAL=USR1 (any signal's name or number) in the
  * environment, the library writes one to stderr whenever that signal
  * arrives (the handler only hands over to a thread of the library's).

@@ -209,8 +209,9 @@ static __attribute__((noinline)) void say(struct explain *ex, unsigned depth,
     char name[160], label[FUT_LABEL_SIZE + 3], who[512];
     fut__describe(f, name, sizeof name);
     fut__thread_involved(f, label, sizeof label, who, sizeof who);
-    /* The first link's waiter is the thread the dump just named. */
-    bool threads = *who && depth;
+    /* The first link's waiter is the thread the dump just named; who
+     * runs it is news. */
+    bool threads = *who && (depth || fut__state(f) == FUT_RUNNING);
     fprintf(ex->out, "%*s%s%s%s%s%s %s\n", (int)(4 + 2 * depth), "", name,
             label, threads ? " (" : "", threads ? who : "", threads ? ")" : "",
             what);
@@ -272,7 +273,8 @@ static void explain(future_t *f, struct explain *ex, unsigned depth)
         future_t *g = fut__blocked_behind(f, &self);
         say(ex, depth, f, self ? "runs on this thread"
                           : g  ? "runs on a thread blocked waiting for"
-                               : "is running");
+                               : "is running, and waits for nothing the "
+                                 "library knows of");
         if (g) {
             explain(g, ex, depth + 1);
             future_release(g);

@@ -11,11 +11,13 @@
  *     thread is the one waiting, so the queued task could never start.
  *     The wait fails with EDEADLK.
  *  3. A program that is really stuck: a blocking job reads a pipe that
- *     nobody writes, and a task waits for that job. No cycle, nothing the
- *     library can prove: someone could still write. pool_destroy_timeout()
- *     gives up after 200 ms with ETIMEDOUT and writes what the pool is
- *     doing; once the sample writes to the pipe, the job ends and the same
- *     call returns 0.
+ *     nobody writes, a task waits for that job, and a second job waits for
+ *     a blocking thread (the pool may have one). No cycle, nothing the
+ *     library can prove: someone could still write. futures_dump() shows
+ *     who waits for what, and for how long; pool_destroy_timeout() gives
+ *     up after 200 ms with ETIMEDOUT and writes what the pool is doing;
+ *     once the sample writes to the pipe, the jobs end and the same call
+ *     returns 0.
  *  4. The cycle of 1 again, in a child process with FUTURES_DEADLOCK=abort
  *     in its environment: the library writes the cycle to stderr, with the
  *     label each task gave itself (futures_trace_name()) and the threads
@@ -218,7 +220,27 @@ int read_pipe(void *arg, void **result)
 /* A task that waits for the job: the report shows what it is blocked on. */
 int await_reply(void *arg, void **result)
 {
+    futures_trace_name("await the reply"); /* a label for the dump */
     return future_wait(arg, result);
+}
+
+/* A job queued behind read_pipe, for want of a blocking thread. */
+int log_reply(void *arg, void **result)
+{
+    *result = arg;
+    return 0;
+}
+
+/* A dump times what starts after it (FUTURES_DUMP_SIGNAL does from the
+ * start): a watchdog's first look, so that the dump below can say for how
+ * long each task has run or waited. */
+static void first_look(void)
+{
+    FILE *null = fopen("/dev/null", "w");
+    if (null) {
+        futures_dump(null);
+        fclose(null);
+    }
 }
 
 static int show_stuck(void)
@@ -233,16 +255,22 @@ static int show_stuck(void)
         pool_destroy(pool);
         return 1;
     }
+    first_look();
+    pool_set_blocking_limit(pool, 1);
     struct reader r = {fds[0], began};
     future_t *job = pool_submit_blocking(pool, read_pipe, &r);
     future_t *task = job ? pool_submit(pool, await_reply, job) : NULL;
+    future_t *queued = pool_submit_blocking(pool, log_reply, "logged");
     future_t *started = promise_future(began);
-    int failed = !task || future_wait(started, NULL) != 0;
+    int failed = !task || !queued || future_wait(started, NULL) != 0;
     future_release(started);
     /* The job has started and is about to block in read(). Give the task
      * a moment to reach its wait too: a timed wait for its future cannot
-     * make it end, and lets the report show what it is blocked on. */
-    future_wait_for(task, (uint64_t)(0.02 * 1e9));
+     * make it end, and lets the dump show what it is blocked on. */
+    future_wait_for(task, (uint64_t)(0.1 * scale * 1e9));
+    printf("   futures_dump(stdout) writes:\n");
+    fflush(stdout);
+    failed |= futures_dump(stdout) != 0;
     uint64_t ns = (uint64_t)(DEADLINE * scale * 1e9);
     char b[96];
     printf("   pool_destroy_timeout(pool, %.0f ms, stdout) writes:\n",
@@ -262,6 +290,8 @@ static int show_stuck(void)
     void *value = NULL;
     if (task && future_wait(task, &value) == 0)
         printf("   the task's outcome: \"%s\"\n", (const char *)value);
+    failed |= future_wait(queued, NULL) != 0;
+    future_release(queued);
     future_release(task);
     future_release(job);
     promise_release(began);

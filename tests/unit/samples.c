@@ -545,9 +545,10 @@ CheckedTest(samples, limit_keeps_ten_running_and_a_failure_cancels_the_rest,
 /*
  * hang deadlocks on purpose: each wait that could never end says EDEADLK
  * (which task of the cycle closes it depends on which blocked last), the
- * stuck pool's report names the job and the task waiting for it, the pool
- * then ends once the job can, and FUTURES_DEADLOCK=abort aborts a child
- * with the cycle on its stderr. At 0.5 the deadline is 100 ms.
+ * stuck pool's dump and report name the job, the task waiting for it and
+ * the job queued behind it, with their times; the pool then ends once the
+ * job can, and FUTURES_DEADLOCK=abort aborts a child with the cycle on its
+ * stderr. At 0.5 the deadline is 100 ms.
  */
 #define HANG_SCALE 0.5
 
@@ -581,6 +582,20 @@ CheckedTest(samples, hang_reports_each_deadlock_and_the_stuck_pool,
               r.out);
     cr_assert(printed_line_with(&r, "running: a task (read_pipe)"), "%s",
               r.out);
+    /* The dump of the stuck pool: the queued job's age, the task's label,
+     * and what its wait waits for. */
+    const char *dumped[] = {
+        "   futures_dump(stdout) writes:",
+        "1 queued (1 of them blocking jobs), 2 running, 0 completed, the "
+        "oldest queued for 0.",
+        "running: a task (await_reply) 0x",
+        "\"await the reply\" for 0.",
+        "what LWP ",
+        "is running, and waits for nothing the library knows of",
+    };
+    for (size_t i = 0; i < sizeof dumped / sizeof dumped[0]; i++)
+        cr_assert(printed_line_with(&r, dumped[i]), "%s:\n%s", dumped[i],
+                  r.out);
     char timed_out[96];
     snprintf(timed_out, sizeof timed_out, "   and returns ETIMEDOUT (%s)",
              strerror(ETIMEDOUT));
