@@ -932,11 +932,7 @@ static int b_waits_for_a(void *arg, void **result)
 /* Whether a dump shows a thread blocked waiting for @f. */
 static bool dump_shows_blocked_on(const future_t *f)
 {
-    char *text = NULL, want[64];
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    cr_assert_eq(futures_dump(out), 0);
-    fclose(out);
+    char *text = dump_text(), want[64];
     snprintf(want, sizeof want, "blocked waiting for a task %p", (void *)f);
     bool shown = strstr(text, want) != NULL;
     free(text);

@@ -14,23 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char *dump_text(void)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    cr_assert_eq(futures_dump(out), 0);
-    fclose(out);
-    return text;
-}
-
-struct waiter {
-    sem_t started;
-    promise_t *p;
-};
-
 /* Not static: the dump names it through dladdr() (linked -rdynamic). */
-int dumped_waiter(void *arg, void **result);
 int dumped_waiter(void *arg, void **result)
 {
     struct waiter *w = arg;

@@ -14,16 +14,6 @@
 
 #define WAIT_NS UINT64_C(300000000) /* how long the queued work waits */
 
-static char *dump_text(void)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    cr_assert_eq(futures_dump(out), 0);
-    fclose(out);
-    return text;
-}
-
 /* The age the dump gives the oldest queued work, in s; -1 if none. */
 static double oldest_in(const char *text)
 {
@@ -49,27 +39,12 @@ static void expect_age_since(uint64_t queued_ns)
     free(text);
 }
 
-struct waiter {
-    sem_t started;
-    promise_t *p;
-};
-
-static int wait_for_promise(void *arg, void **result)
-{
-    struct waiter *w = arg;
-    sem_post(&w->started);
-    future_t *f = promise_future(w->p);
-    int e = future_wait(f, result);
-    future_release(f);
-    return e;
-}
-
 CheckedTest(dump_pool, counts_core_threads_blocked_in_waits_and_stand_ins)
 {
     pool_t *pool = pool_create(1);
     struct waiter w = {.p = promise_create()};
     sem_init(&w.started, 0, 0);
-    future_t *f = pool_submit(pool, wait_for_promise, &w);
+    future_t *f = pool_submit(pool, dumped_waiter, &w);
     sem_wait(&w.started);
     /* The task blocks, and its stand-in starts, soon after it posted:
      * dump until the pool says so. */

@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -186,6 +187,29 @@ static inline void work_for_ns(uint64_t ns)
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
         ;
 }
+
+/* ---------------------------------------------------------------- dumps -- */
+
+/* futures_dump()'s text, which the caller frees. */
+static inline char *dump_text(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cr_assert_not_null(out);
+    cr_assert_eq(futures_dump(out), 0);
+    fclose(out);
+    return text;
+}
+
+/* A task blocked in a wait for @p, as a dump shows one: dumped_waiter
+ * (dump.c, not static so that dladdr() names it) posts @started, then
+ * waits for @p's future. */
+struct waiter {
+    sem_t started;
+    promise_t *p;
+};
+int dumped_waiter(void *arg, void **result);
 
 /* ------------------------------------------------------- live futures -- */
 
