@@ -14,11 +14,14 @@
  *
  * The log holds FUT_AGE_LOG entries. Entries whose work has all left the
  * queue are dropped first; if it is still full, the entry closest in time
- * to the one before it is merged into that one, so the oldest queued
- * work's stamp is always exact (to the clock's tick) and only younger
- * work may read older than it is. Work a core thread takes out of the
- * injection queue carries its stamp into its ring (runq.c); work it hands
- * back goes in again with its stamp at the front.
+ * to the one before it is merged into that one (keeping the older stamp),
+ * so no work reads younger than it is. Work a core thread takes out of
+ * the injection queue carries its stamp into its ring (runq.c). What it
+ * cannot fit there goes back to the queue's front, numbered anew in front
+ * of the head with its stamp: two threads may hand back at once, in either
+ * order, so the queue's numbers must stay one run, and the older work may
+ * sit behind younger. That is why a report takes the oldest of every
+ * entry and every ring slot that describes queued work, not the head's.
  *
  * Stamps are milliseconds of CLOCK_MONOTONIC_COARSE, kept to 32 bits
  * (ages wrap after 49 days), with 0 for "not known": reading the clock is
@@ -84,11 +87,10 @@ void fut__age_note(struct fut__age_log *log, uint32_t seq, uint32_t ms,
     unsigned i = log->n;
     while (i > 0 && seq_before(seq, log->e[i - 1].seq))
         i--; /* work handed back: it goes in front of what came since */
-    if (i > 0 && log->e[i - 1].ms == ms)
-        return; /* the entry before covers it */
+    if (i == log->n && i > 0 && log->e[i - 1].ms == ms)
+        return; /* the last entry covers it */
     if (i > 0 && log->e[i - 1].seq == seq) {
-        if (seq_before(ms, log->e[i - 1].ms))
-            log->e[i - 1].ms = ms; /* the older stamp is the one to keep */
+        log->e[i - 1].ms = ms;
         return;
     }
     if (log->n == FUT_AGE_LOG && merge_closest(log) < i)
@@ -100,12 +102,54 @@ void fut__age_note(struct fut__age_log *log, uint32_t seq, uint32_t ms,
     log->n++;
 }
 
+/*
+ * Work handed back to the front of a queue whose head was @head (@end
+ * being the next number a push takes): it is renumbered @front up to
+ * @head - 1, so that the queue's numbers stay one run with pushed - len
+ * its head, whoever hands back in whatever order, and was queued at @ms
+ * (0: not known). Entries at or before @head describe work that has left,
+ * but for the stamp of @head itself, which is kept.
+ */
+void fut__age_hand_back(struct fut__age_log *log, uint32_t front,
+                        uint32_t head, uint32_t end, uint32_t ms)
+{
+    uint32_t head_ms = fut__age_at(log, head);
+    while (log->n && !seq_before(head, log->e[0].seq))
+        remove_entry(log, 0);
+    unsigned add = head == end ? 1 : 2; /* an empty queue: no head to keep */
+    while (log->n + add > FUT_AGE_LOG)
+        merge_closest(log);
+    for (unsigned j = log->n; j > 0; j--)
+        log->e[j - 1 + add] = log->e[j - 1];
+    log->e[0].seq = front;
+    log->e[0].ms = ms;
+    if (add == 2) {
+        log->e[1].seq = head;
+        log->e[1].ms = head_ms;
+    }
+    log->n += add;
+}
+
 uint32_t fut__age_at(const struct fut__age_log *log, uint32_t seq)
 {
     uint32_t ms = 0;
     for (unsigned i = 0; i < log->n && !seq_before(seq, log->e[i].seq); i++)
         ms = log->e[i].ms;
     return ms;
+}
+
+/* Adds the stamps of the queued work, numbered @head up to @end, that
+ * @log knows of: work handed back may be older than what is ahead of it,
+ * so every entry that describes some of it counts. */
+void fut__age_oldest(const struct fut__age_log *log, uint32_t head,
+                     uint32_t end, struct fut__oldest *o)
+{
+    if (log->n == 0 || seq_before(head, log->e[0].seq))
+        fut__oldest_add(o, 0); /* queued before ages were kept */
+    for (unsigned i = 0; i < log->n && seq_before(log->e[i].seq, end); i++) {
+        if (i + 1 == log->n || seq_before(head, log->e[i + 1].seq))
+            fut__oldest_add(o, log->e[i].ms);
+    }
 }
 
 void fut__oldest_add(struct fut__oldest *o, uint32_t stamp)

@@ -39,6 +39,10 @@ uint32_t fut__queued_stamp(void); /* now, or 0 while ages are not kept */
 void fut__age_note(struct fut__age_log *log, uint32_t seq, uint32_t ms,
                    uint32_t oldest);
 uint32_t fut__age_at(const struct fut__age_log *log, uint32_t seq);
+/* Work handed back in front of work number @head, renumbered from @front;
+ * @end is the number the next push takes. */
+void fut__age_hand_back(struct fut__age_log *log, uint32_t front,
+                        uint32_t head, uint32_t end, uint32_t ms);
 
 /* The oldest of some stamps, for a report. */
 struct fut__oldest {
@@ -46,6 +50,9 @@ struct fut__oldest {
     uint32_t stamp;      /* the oldest known */
 };
 void fut__oldest_add(struct fut__oldest *o, uint32_t stamp);
+/* The stamps @log holds of the queued work numbered @head up to @end. */
+void fut__age_oldest(const struct fut__age_log *log, uint32_t head,
+                     uint32_t end, struct fut__oldest *o);
 void fut__oldest_print(const struct fut__oldest *o, FILE *out);
 
 /* ------------------------------------------------------------ the ring -- */

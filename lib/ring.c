@@ -132,13 +132,16 @@ size_t fut__ring_len(const struct fut__ring *r)
     }
 }
 
-/* Adds the stamp of the oldest future @r holds, if it holds any. The look
- * is not atomic: a report may see a future that was taken a moment ago. */
+/* Adds the stamps of the futures @r holds: every one, since work moved
+ * in from the injection queue may be older than what was ahead of it.
+ * The look is not atomic: a report may see a slot reused a moment ago. */
 void fut__ring_oldest(struct fut__ring *r, struct fut__oldest *o)
 {
     unsigned head = atomic_load_explicit(&r->head, memory_order_acquire);
     unsigned tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-    if (tail - head - 1 < FUT_RING_SIZE)
-        fut__oldest_add(o, atomic_load_explicit(stamp(r, head),
+    if (tail - head > FUT_RING_SIZE)
+        return; /* a stale head: the ring changed under the look */
+    for (unsigned i = head; i != tail; i++)
+        fut__oldest_add(o, atomic_load_explicit(stamp(r, i),
                                                 memory_order_relaxed));
 }

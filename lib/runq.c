@@ -87,19 +87,24 @@ static bool inject(pool_t *p, future_t *f, bool submission)
 }
 
 /* Puts @batch, taken from the injection queue, back at its front: it was
- * queued before anything that came in since. Its first future was number
- * @seq there, queued at @stamp. */
+ * queued before anything that came in since (though another thread may
+ * hand back, meanwhile, what it took later). Its first future was queued
+ * at @stamp; the batch is numbered anew, in front of the queue's head. */
 static void give_back_injected(pool_t *p, struct fut__queue *batch,
-                               uint32_t seq, uint32_t stamp)
+                               uint32_t stamp)
 {
     inject_lock(p);
+    if (stamp || p->inject.ages.n) {
+        uint32_t head = p->inject.pushed - (uint32_t)p->inject.queue.len;
+        fut__age_hand_back(&p->inject.ages, head - (uint32_t)batch->len, head,
+                           p->inject.pushed, stamp);
+    }
     batch->tail->next = p->inject.queue.head;
     if (!p->inject.queue.head)
         p->inject.queue.tail = batch->tail;
     p->inject.queue.head = batch->head;
     p->inject.queue.len += batch->len;
     atomic_store(&p->inject.len, p->inject.queue.len);
-    fut__age_note(&p->inject.ages, seq, stamp, seq);
     inject_unlock(p);
     fut__wake_if_needed(p);
 }
@@ -148,7 +153,8 @@ future_t *fut__take_injected(pool_t *p, struct fut__worker *w, bool take)
 {
     if (!atomic_load_explicit(&p->inject.len, memory_order_relaxed))
         return NULL;
-    struct fut__age_log ages = {0}; /* when each was queued (age.c) */
+    struct fut__age_log ages; /* when each was queued (age.c) */
+    ages.n = 0;
     inject_lock(p);
     struct fut__queue batch = p->inject.queue;
     uint32_t seq = p->inject.pushed - (uint32_t)batch.len;
@@ -170,7 +176,7 @@ future_t *fut__take_injected(pool_t *p, struct fut__worker *w, bool take)
         seq++;
     }
     if (batch.head)
-        give_back_injected(p, &batch, seq, fut__age_at(&ages, seq));
+        give_back_injected(p, &batch, fut__age_at(&ages, seq));
     else if (fut__ring_len(w->ring))
         fut__wake_if_needed(p); /* see "Out of sight" above */
     return f;
@@ -285,14 +291,14 @@ void fut__pool_oldest_locked(pool_t *p, struct fut__oldest *o)
     FUT_ASSERT_HELD(&p->lock);
     struct fut__queue *jobs = &p->blocking.jobs;
     if (jobs->len)
-        fut__oldest_add(o, fut__age_at(&p->blocking.ages,
-                                       p->blocking.pushed -
-                                           (uint32_t)jobs->len));
+        fut__age_oldest(&p->blocking.ages,
+                        p->blocking.pushed - (uint32_t)jobs->len,
+                        p->blocking.pushed, o);
     inject_lock(p);
     struct fut__queue *q = &p->inject.queue;
     if (q->len)
-        fut__oldest_add(o, fut__age_at(&p->inject.ages,
-                                       p->inject.pushed - (uint32_t)q->len));
+        fut__age_oldest(&p->inject.ages, p->inject.pushed - (uint32_t)q->len,
+                        p->inject.pushed, o);
     inject_unlock(p);
     size_t n = fut__pool_nrings(p);
     for (size_t i = 0; i < n; i++)

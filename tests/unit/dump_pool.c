@@ -284,18 +284,77 @@ CheckedTest(age_log, when_full_merges_the_closest_and_keeps_the_oldest_exact)
     }
 }
 
-/* Work handed back to the front of a queue goes in before what came
- * since, with its own, older stamp. */
+/* The oldest of what @log says of work numbered @head up to @end: its
+ * stamp, or 0 if that is not known. */
+static uint32_t log_oldest(const struct fut__age_log *log, uint32_t head,
+                           uint32_t end)
+{
+    struct fut__oldest o = {0};
+    fut__age_oldest(log, head, end, &o);
+    return o.unknown ? 0 : o.stamp;
+}
+
+/* Pushes work numbered *@pushed on, @n of it, at @ms, as runq.c does. */
+static void push_n(struct fut__age_log *log, uint32_t *pushed, uint32_t *len,
+                   uint32_t n, uint32_t ms)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t seq = (*pushed)++;
+        (*len)++;
+        fut__age_note(log, seq, ms, *pushed - *len);
+    }
+}
+
+/* Work handed back to the front of a queue is numbered anew in front of
+ * its head, with its own, older stamp. */
 CheckedTest(age_log, takes_work_handed_back_in_front)
 {
     struct fut__age_log log = {0};
-    fut__age_note(&log, 0, 100, 0);
-    fut__age_note(&log, 20, 300, 20); /* 0 to 19 taken out */
-    fut__age_note(&log, 12, 150, 12); /* 12 to 19 handed back */
-    cr_assert_eq(log.n, 3);
-    cr_assert_eq(fut__age_at(&log, 12), 150);
-    cr_assert_eq(fut__age_at(&log, 19), 150);
+    uint32_t pushed = 0, len = 0;
+    push_n(&log, &pushed, &len, 20, 100);
+    len = 0;                              /* a thread takes all 20 */
+    push_n(&log, &pushed, &len, 5, 300);  /* 20 to 24 */
+    fut__age_hand_back(&log, 12, 20, pushed, 100); /* it hands back 8 */
+    len += 8;
+    cr_assert_eq(pushed - len, 12);
+    cr_assert_eq(fut__age_at(&log, 12), 100);
+    cr_assert_eq(fut__age_at(&log, 19), 100);
     cr_assert_eq(fut__age_at(&log, 20), 300);
+    cr_assert_eq(log_oldest(&log, 12, pushed), 100);
+}
+
+/*
+ * Two threads take from the queue at once and hand their rests back in
+ * either order: the older rest may end up behind the younger one, and the
+ * oldest is still the older rest's stamp, never a younger one's and never
+ * "not known" (a review found both, with the head read as pushed - len
+ * over numbers that no longer ran in one sequence).
+ */
+static void two_hand_backs(bool older_last)
+{
+    struct fut__age_log log = {0};
+    uint32_t pushed = 0, len = 0;
+    push_n(&log, &pushed, &len, 300, 1000);
+    len = 0; /* thread A cuts 0..299, hands back 43 */
+    push_n(&log, &pushed, &len, 300, 5000);
+    len = 0; /* thread B cuts 300..599, hands back 43 */
+    for (int k = 0; k < 2; k++) {
+        bool a = older_last ? k == 1 : k == 0;
+        uint32_t head = pushed - len;
+        fut__age_hand_back(&log, head - 43, head, pushed, a ? 1000 : 5000);
+        len += 43;
+    }
+    cr_assert_eq(log_oldest(&log, pushed - len, pushed), 1000,
+                 "older_last %d", older_last);
+    push_n(&log, &pushed, &len, 1, 7000); /* and the queue goes on */
+    cr_assert_eq(log_oldest(&log, pushed - len, pushed), 1000);
+    cr_assert_eq(fut__age_at(&log, pushed - 1), 7000);
+}
+
+CheckedTest(age_log, two_threads_handing_back_at_once_keep_the_oldest)
+{
+    two_hand_backs(true);
+    two_hand_backs(false);
 }
 
 CheckedTest(age_log, counts_through_the_wrap_of_its_numbers)
