@@ -159,14 +159,32 @@ void fut__registry_drop(void);
  * calling thread's name, role and kernel thread id, for reports. */
 void fut__thread_describe_self(char *buf, size_t size);
 /* thread_report.c, for the deadlock report: the label of @fr, one of
- * this thread's frames, or NULL; and @f's label and the threads that run
- * it or wait for it (fut__thread_involved says how they read). */
+ * this thread's frames, or NULL; and, for a line about @f, a live future
+ * another thread may be running and settling meanwhile, its name, its
+ * label and the threads that run it or wait for it
+ * (fut__thread_involved says how they read). */
 const char *fut__frame_label(const struct fut__frame *fr);
-void fut__thread_involved(const future_t *f, char *label, size_t lsize,
-                          char *who, size_t wsize);
+struct fut__involved {
+    char name[160];                 /* "a task (fetch) 0x..." */
+    char label[FUT_LABEL_SIZE + 3]; /* ` "page 3"`, or "" */
+    char who[544];                  /* "run by ...; waited for by ..." */
+};
+void fut__thread_involved(const future_t *f, struct fut__involved *out);
 /* thread_report.c: a line for each frame of each thread that runs work
  * of @exec (NULL: of any executor), and what that thread is blocked on. */
 void fut__thread_report(FILE *out, const struct fut__exec *exec);
+/* A report (futures_dump, pool_destroy_timeout) is made with locks held
+ * and @out may block (a pipe nobody reads, a reader that waits for the
+ * library), so it is written to memory first and copied to @out once no
+ * lock is held: write to fut__report_begin()'s stream (@out itself if
+ * there is no memory), then fut__report_end() returns 0 or an errno. */
+struct fut__report {
+    FILE *to, *out;
+    char *text;
+    size_t len;
+};
+FILE *fut__report_begin(struct fut__report *r, FILE *out);
+int fut__report_end(struct fut__report *r);
 /* Every thread the library knows: its role and what it does. */
 /* ... and of each thread blocked on a future, at most @max: its LWP and
  * that future, with a reference the caller drops (thread_report.c). */

@@ -26,14 +26,14 @@ bool fut__deadlock_aborts(void)
 /* The head of the report: what this thread would wait for, and runs. */
 void fut__deadlock_report_head(const future_t *f)
 {
-    char name[160], me[128], label[FUT_LABEL_SIZE + 3], who[512];
-    fut__describe(f, name, sizeof name);
+    char name[160], me[128];
+    struct fut__involved it;
     fut__thread_describe_self(me, sizeof me);
-    fut__thread_involved(f, label, sizeof label, who, sizeof who);
+    fut__thread_involved(f, &it);
     fprintf(stderr,
             "libfutures: deadlock: this thread, %s, would wait for ever for "
             "%s%s:\n",
-            me, name, label);
+            me, it.name, it.label);
     for (const struct fut__frame *fr = fut__self.running; fr; fr = fr->outer) {
         const char *own = fut__frame_label(fr);
         fut__describe(fr->f, name, sizeof name);

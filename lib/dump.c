@@ -6,7 +6,9 @@
  * A dump reads each layer's own report: the pools and what their threads
  * run (pools.c), every thread the library knows (thread_report.c), what
  * each blocked thread's future waits for (walk.c), the timers (timer.c),
- * the live futures. Each takes its own lock briefly and reads
+ * the live futures, into memory, and writes that to the stream only once
+ * it holds no lock (the stream may block). Each takes its own lock
+ * briefly and reads
  * no future that another thread could free meanwhile, so a dump is safe
  * from any thread, a task's included, and never waits for a task.
  *
@@ -34,23 +36,27 @@ int futures_dump(FILE *out)
         return EINVAL;
     /* A program that dumps once may dump again: time task starts. */
     atomic_store_explicit(&fut__timing_tasks, true, memory_order_relaxed);
+    struct fut__report r;
+    FILE *to = fut__report_begin(&r, out);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    fprintf(out, "libfutures dump at %lld.%03ld: %zu futures alive\n",
+    fprintf(to, "libfutures dump at %lld.%03ld: %zu futures alive\n",
             (long long)now.tv_sec, now.tv_nsec / 1000000,
             futures_live_count());
-    fut__pools_report(out);
-    fut__loops_report(out);
-    fut__timer_report(out);
+    fut__pools_report(to);
+    fut__loops_report(to);
+    fut__timer_report(to);
     struct fut__waiting blocked[EXPLAINED_MAX];
-    size_t n = fut__threads_dump(out, blocked, EXPLAINED_MAX);
+    size_t n = fut__threads_dump(to, blocked, EXPLAINED_MAX);
     for (size_t i = 0; i < n; i++) {
-        fprintf(out, "what LWP %d waits for:\n", blocked[i].lwp);
-        fut__explain_wait(blocked[i].on, out);
+        char heading[64];
+        snprintf(heading, sizeof heading, "what LWP %d waits for:",
+                 blocked[i].lwp);
+        fut__explain_wait(blocked[i].on, heading, to);
         future_release(blocked[i].on);
     }
-    fprintf(out, "end of dump\n");
-    return fflush(out) == 0 && !ferror(out) ? 0 : errno ? errno : EIO;
+    fprintf(to, "end of dump\n");
+    return fut__report_end(&r);
 }
 
 /* ------------------------------------------------- FUTURES_DUMP_SIGNAL -- */

@@ -113,11 +113,13 @@ wait_for_threads(pool_t *pool, const struct timespec *deadline, bool *late)
 /* What pool_destroy_timeout() reports of a pool that did not end. */
 static void report_stuck(pool_t *pool, uint64_t timeout_ns, FILE *out)
 {
-    fprintf(out, "libfutures: pool %u did not end within %.3f s\n", pool->id,
+    struct fut__report r;
+    FILE *to = fut__report_begin(&r, out);
+    fprintf(to, "libfutures: pool %u did not end within %.3f s\n", pool->id,
             (double)timeout_ns / 1e9);
-    fut__pool_describe(pool, out);
-    fut__thread_report(out, &pool->exec);
-    fflush(out);
+    fut__pool_describe(pool, to);
+    fut__thread_report(to, &pool->exec);
+    fut__report_end(&r);
 }
 
 /* pool_destroy(), waiting until @deadline at most (NULL: for ever); false

@@ -13,7 +13,9 @@
 #define _GNU_SOURCE /* pthread_getname_np() */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /*
@@ -168,33 +170,44 @@ static void append_thread(char *buf, size_t size, const struct fut__thread *t)
 }
 
 /*
- * For a deadlock report's line about @f: the label of the frame that runs
- * it, as ` "fetch page 3"` in @label (or ""), and in @who the threads that
- * run it and those blocked waiting for it, "run by ...; waited for by
- * ..." (or ""). Compares @f with what the threads publish, and reads
- * nothing of it: another thread may be freeing it.
+ * For a report's line about @f: its name; the label of the frame that runs
+ * it, as ` "fetch page 3"` (or ""); and the threads that run it and those
+ * blocked waiting for it, "run by ...; waited for by ..." (or ""). It
+ * compares @f with what the threads publish. A task's function is taken
+ * from the frame that runs it, never from @f: the field that holds it
+ * holds the task's outcome once it settles, which may be happening now.
  */
-void fut__thread_involved(const future_t *f, char *label, size_t lsize,
-                          char *who, size_t wsize)
+void fut__thread_involved(const future_t *f, struct fut__involved *out)
 {
-    char runs[256] = "", waits[512] = "";
-    *label = '\0';
+    char runs[256] = "", waits[256] = "";
+    fut__fn_ptr site = NULL;
+    out->label[0] = '\0';
     for (struct fut__thread *t = fut__registry_take(); t; t = t->reg_next) {
         unsigned n = atomic_load_explicit(&t->nframes, memory_order_acquire);
         for (unsigned i = 0; i < n && i < 4; i++) {
             if (atomic_load_explicit(&t->runs[i], memory_order_acquire) != f)
                 continue;
             append_thread(runs, sizeof runs, t);
-            if (t->labels[i] && !*label)
-                snprintf(label, lsize, " \"%s\"", t->labels[i]);
+            site = atomic_load_explicit(&t->runs_site[i], memory_order_relaxed);
+            if (t->labels[i] && !out->label[0])
+                snprintf(out->label, sizeof out->label, " \"%s\"",
+                         t->labels[i]);
             break;
         }
         if (t->blocked_on == f)
             append_thread(waits, sizeof waits, t);
     }
     fut__registry_drop();
-    snprintf(who, wsize, "%s%s%s%s%s", *runs ? "run by " : "", runs,
-             *runs && *waits ? "; " : "", *waits ? "waited for by " : "",
+    if (f->ops->is_task) {
+        char fn[128];
+        fut__name_function(site, fn, sizeof fn);
+        snprintf(out->name, sizeof out->name, "a %s%s %p", f->ops->kind, fn,
+                 (void *)f);
+    } else {
+        fut__describe(f, out->name, sizeof out->name); /* a callback's */
+    }
+    snprintf(out->who, sizeof out->who, "%s%s%s%s%s", *runs ? "run by " : "",
+             runs, *runs && *waits ? "; " : "", *waits ? "waited for by " : "",
              waits);
 }
 
@@ -246,4 +259,25 @@ size_t fut__threads_dump(FILE *out, struct fut__waiting *blocked, size_t max)
     }
     fut__registry_drop();
     return n;
+}
+
+FILE *fut__report_begin(struct fut__report *r, FILE *out)
+{
+    *r = (struct fut__report){.out = out};
+    r->to = open_memstream(&r->text, &r->len);
+    if (!r->to)
+        r->to = out; /* no memory: straight to @out, locks or not */
+    return r->to;
+}
+
+int fut__report_end(struct fut__report *r)
+{
+    if (r->to != r->out) {
+        bool ok = fclose(r->to) == 0;
+        ok = ok && fwrite(r->text, 1, r->len, r->out) == r->len;
+        free(r->text);
+        if (!ok && !ferror(r->out))
+            return ENOMEM; /* the memory stream failed */
+    }
+    return fflush(r->out) == 0 && !ferror(r->out) ? 0 : errno ? errno : EIO;
 }

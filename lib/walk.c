@@ -42,12 +42,11 @@ struct walk {
 static __attribute__((noinline)) void report_line(FILE *out, const future_t *f,
                                                   const char *what)
 {
-    char name[160], label[FUT_LABEL_SIZE + 3], who[512];
-    fut__describe(f, name, sizeof name);
-    fut__thread_involved(f, label, sizeof label, who, sizeof who);
-    fprintf(out, "  %s%s %s\n", name, label, what);
-    if (*who)
-        fprintf(out, "    (%s)\n", who);
+    struct fut__involved it;
+    fut__thread_involved(f, &it);
+    fprintf(out, "  %s%s %s\n", it.name, it.label, what);
+    if (*it.who)
+        fprintf(out, "    (%s)\n", it.who);
 }
 
 static void report(const struct walk *wk, const future_t *f, const char *what)
@@ -206,15 +205,14 @@ struct explain {
 static __attribute__((noinline)) void say(struct explain *ex, unsigned depth,
                                           const future_t *f, const char *what)
 {
-    char name[160], label[FUT_LABEL_SIZE + 3], who[512];
-    fut__describe(f, name, sizeof name);
-    fut__thread_involved(f, label, sizeof label, who, sizeof who);
+    struct fut__involved it;
+    fut__thread_involved(f, &it);
     /* The first link's waiter is the thread the dump just named; who
      * runs it is news. */
-    bool threads = *who && (depth || fut__state(f) == FUT_RUNNING);
-    fprintf(ex->out, "%*s%s%s%s%s%s %s\n", (int)(4 + 2 * depth), "", name,
-            label, threads ? " (" : "", threads ? who : "", threads ? ")" : "",
-            what);
+    bool threads = *it.who && (depth || fut__state(f) == FUT_RUNNING);
+    fprintf(ex->out, "%*s%s%s%s%s%s %s\n", (int)(4 + 2 * depth), "", it.name,
+            it.label, threads ? " (" : "", threads ? it.who : "",
+            threads ? ")" : "", what);
     ex->lines++;
 }
 
@@ -261,7 +259,8 @@ static void explain_inputs(future_t *f, struct fut__inputs *in,
 static void explain(future_t *f, struct explain *ex, unsigned depth)
 {
     if (depth >= EXPLAIN_DEPTH || ex->lines >= EXPLAIN_LINES) {
-        fprintf(ex->out, "%*s...\n", (int)(4 + 2 * depth), "");
+        if (ex->lines++ == EXPLAIN_LINES || depth >= EXPLAIN_DEPTH)
+            fprintf(ex->out, "%*s...\n", (int)(4 + 2 * depth), "");
         return;
     }
     if (fut__is_settled(f)) {
@@ -297,10 +296,11 @@ static void explain(future_t *f, struct explain *ex, unsigned depth)
                          : why_pending(f));
 }
 
-void fut__explain_wait(future_t *f, FILE *out)
+void fut__explain_wait(future_t *f, const char *heading, FILE *out)
 {
     if (!fut__cycle_check_begin())
         return; /* a walk of this thread's is under way */
+    fprintf(out, "%s\n", heading);
     struct explain ex = {out, 0};
     atomic_fetch_add(&walk_epoch, 1); /* odd: a walk reads relays */
     explain(f, &ex, 0);

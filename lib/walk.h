@@ -18,10 +18,10 @@ bool fut__needs_exec(future_t *f, const struct fut__exec *exec);
 bool fut__needs_this_thread(future_t *f, FILE *report);
 void fut__walk_quiesce(void);
 
-/* Writes to @out what @f, which a thread is blocked on, waits for, one
- * indented line a link (for futures_dump); nothing if a walk runs on this
- * thread already. */
-void fut__explain_wait(future_t *f, FILE *out);
+/* Writes to @out @heading, then what @f, which a thread is blocked on,
+ * waits for, one indented line a link (for futures_dump); nothing if a
+ * walk runs on this thread already. */
+void fut__explain_wait(future_t *f, const char *heading, FILE *out);
 
 /* deadlock.c: FUTURES_DEADLOCK=abort, and the head of its report. */
 bool fut__deadlock_aborts(void);

@@ -8,10 +8,22 @@
 #include "common.h"
 
 #include <stdio.h>
+#include <time.h>
 
 static int quick(void *arg, void **result)
 {
     futures_trace_name("quick");
+    *result = arg;
+    return 0;
+}
+
+/* Long enough that its waiter blocks, and a dump explains that wait while
+ * the task settles (a review's TSan run found a dump reading a task's
+ * function as the task's outcome was written over it). */
+static int naps(void *arg, void **result)
+{
+    struct timespec ts = {0, 200000};
+    nanosleep(&ts, NULL);
     *result = arg;
     return 0;
 }
@@ -34,8 +46,8 @@ static void *churn(void *arg)
 {
     struct worker *w = arg;
     for (int i = 0; i < w->n; i++) {
-        future_t *f = pool_submit(w->pool, i % 2 ? quick : waits_for_quick,
-                                  w->pool);
+        task_fn fns[] = {quick, waits_for_quick, naps};
+        future_t *f = pool_submit(w->pool, fns[i % 3], w->pool);
         CHECK(f != NULL, "submit");
         future_t *d = future_delay(1000);
         future_wait(f, NULL);

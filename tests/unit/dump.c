@@ -485,3 +485,73 @@ CheckedTest(dump, says_which_threads_sleep_for_lack_of_work)
     free(text);
     pool_destroy(pool);
 }
+
+/* ------------------------------------------------- a stream that blocks */
+
+/* An unbuffered stream whose writes block, once they reach the threads'
+ * lines, until the test opens its gate: stderr behind a full pipe. */
+struct stuck_stream {
+    struct gate gate;
+};
+
+static ssize_t stuck_write(void *cookie, const char *buf, size_t size)
+{
+    struct stuck_stream *s = cookie;
+    if (memmem(buf, size, "thread ", 7))
+        gate_pass(&s->gate);
+    return (ssize_t)size;
+}
+
+static void *dump_to_stuck(void *arg)
+{
+    struct stuck_stream *s = arg;
+    FILE *out = fopencookie(s, "w", (cookie_io_functions_t){.write = stuck_write});
+    cr_assert_not_null(out);
+    setvbuf(out, NULL, _IONBF, 0);
+    intptr_t rc = futures_dump(out);
+    fclose(out);
+    return (void *)rc;
+}
+
+int labelled_quickly(void *arg, void **result);
+int labelled_quickly(void *arg, void **result)
+{
+    futures_trace_name("quick");
+    *result = arg;
+    return 0;
+}
+
+/* A dump holds locks while it looks (the threads' registry, the walk's),
+ * but writes only once it holds none: a stream that blocks stops that
+ * dump and nothing else, not another dump, nor a task that labels
+ * itself, nor a wait. */
+CheckedTest(dump, a_stream_that_blocks_stops_only_its_own_dump, .timeout = 60)
+{
+    pool_t *pool = pool_create(1);
+    struct waiter w = {.p = promise_create()};
+    sem_init(&w.started, 0, 0);
+    future_t *blocked = pool_submit(pool, dumped_waiter, &w);
+    sem_wait(&w.started); /* a thread whose wait the dump will explain */
+    struct stuck_stream s;
+    gate_init(&s.gate);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, dump_to_stuck, &s), 0);
+    gate_await_started(&s.gate, 1); /* its write is stuck */
+    future_t *f = pool_submit(pool, labelled_quickly, NULL);
+    cr_assert(future_wait_for(f, UINT64_C(10000000000)),
+              "a task that labels itself waits for a stuck dump");
+    future_release(f);
+    free(dump_text()); /* (a dump that wrote with locks held: a hang, and
+                        * the time-out fails the test) */
+    gate_open(&s.gate);
+    void *rc;
+    pthread_join(t, &rc);
+    cr_assert_eq((intptr_t)rc, 0);
+    promise_resolve(w.p, NULL);
+    cr_assert_eq(future_wait(blocked, NULL), 0);
+    future_release(blocked);
+    promise_release(w.p);
+    sem_destroy(&w.started);
+    gate_destroy(&s.gate);
+    pool_destroy(pool);
+}
